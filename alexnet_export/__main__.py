@@ -1,0 +1,3 @@
+from alexnet_export.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""Errors whose message is meant for the user.
+
+The CLI prints any `AlexNetExportError` as one line and exits 1; anything else is a bug.
+Each class also derives from the builtin a Python caller would expect to catch.
+"""
+
+
+class AlexNetExportError(Exception):
+    """Base class: the message says what was wrong and what was expected."""
+
+
+class WeightsError(AlexNetExportError, ValueError):
+    """A checkpoint could not be read or does not fit the model."""
+
+
+class ModelLoadError(AlexNetExportError, ValueError):
+    """A model file (ONNX, engine) could not be loaded."""
+
+
+class ProviderError(AlexNetExportError, RuntimeError):
+    """An execution provider that was asked for is missing or failed to load."""
+
+
+class InputError(AlexNetExportError, ValueError):
+    """An array or image handed to a runtime does not fit the model's input."""
+
+
+class ExportError(AlexNetExportError, RuntimeError):
+    """The exporter failed or produced a graph that is not what we promise."""
+
+
+class ParityError(AlexNetExportError):
+    """An exported model does not match its reference within the gate.
+
+    `report` holds the measured figures.
+    """
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report

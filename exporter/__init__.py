@@ -1,0 +1,1 @@
+"""torch -> ONNX, parity checks against eager PyTorch. Needs torch, onnx and onnxscript."""

@@ -1,0 +1,180 @@
+"""The seed AlexNet -> one self-contained, self-describing, verified FP32 ONNX file."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import onnx
+import torch
+
+from alexnet_export import __version__
+from alexnet_export.errors import ExportError
+from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
+from alexnet_export.exporter.samples import synthetic_images
+from alexnet_export.exporter.verify import FP32_GATE, ParityReport, compare_runtimes, enforce
+from alexnet_export.models.alexnet import AlexNet
+from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME, ArtifactMetadata, Preprocessing
+from alexnet_export.runtimes.preprocess import preprocess_batch
+
+DEFAULT_OPSET = 18
+# The torch.export-based exporter targets opset 18 and newer; 23 is the newest that the
+# supported onnx and ONNX Runtime releases all read.
+SUPPORTED_OPSETS = range(18, 24)
+# The plain chain we promise: anything else means the exporter decomposed or added something.
+EXPECTED_OPS = {"Conv", "Relu", "MaxPool", "LRN", "Flatten", "Reshape", "Gemm"}
+PROTOBUF_LIMIT = 2**31 - 1
+VERIFY_BATCHES = (1, 8)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    size_bytes: int
+    operators: tuple[str, ...]
+    report: ParityReport | None
+
+
+def export_onnx(
+    model: AlexNet,
+    output: str | Path,
+    metadata: ArtifactMetadata,
+    *,
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    verify: bool = True,
+    progress: Progress = lambda message: None,
+) -> ExportResult:
+    """Export, check, verify against eager and only then move the file to `output`.
+
+    batch: None for a dynamic batch dimension, or a fixed batch size.
+    A failed check or parity gate raises and leaves `output` as it was.
+    """
+    if opset not in SUPPORTED_OPSETS:
+        raise ExportError(f"opset {opset} is not supported; expected {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}")
+    if batch is not None and batch < 1:
+        raise ExportError(f"batch size {batch} is invalid; expected a positive integer or dynamic")
+    model = model.eval()
+    started = time.perf_counter()
+    progress(f"tracing the model with torch.export (opset {opset}, batch {batch or 'dynamic'})")
+    proto = build_onnx_proto(model, metadata, opset=opset, batch=batch)
+    progress(f"traced and checked: {len(proto.graph.node)} nodes in {time.perf_counter() - started:.1f}s")
+    with atomic_output(output) as temporary:
+        onnx.save_model(proto, str(temporary))
+        report = None
+        if verify:
+            progress("verifying ONNX Runtime against eager PyTorch")
+            report = verify_onnx_file(model, temporary, batch, metadata.preprocessing)
+        size = temporary.stat().st_size
+    return ExportResult(Path(output), size, tuple(node.op_type for node in proto.graph.node), report)
+
+
+def build_onnx_proto(model: AlexNet, metadata: ArtifactMetadata, *, opset: int, batch: int | None) -> onnx.ModelProto:
+    # torch.export specialises a dynamic dimension whose example size is 1, so trace with 2.
+    example = torch.zeros(batch or 2, CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
+    dynamic_shapes = None if batch else ({0: torch.export.Dim("batch", min=1)},)
+    try:
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                with_native_lrn(model),
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                custom_translation_table=ONNX_TRANSLATIONS,
+                external_data=False,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export failed: {' '.join(str(exc).split())[:400]}") from None
+    proto = program.model_proto
+    _strip_exporter_annotations(proto)
+    _describe(proto, metadata)
+    check_graph(proto)
+    return proto
+
+
+def check_graph(proto: onnx.ModelProto) -> None:
+    """The promises about the file: our op set, one file under 2 GB, valid for the checker."""
+    unexpected = sorted({node.op_type for node in proto.graph.node} - EXPECTED_OPS)
+    if unexpected or proto.functions:
+        raise ExportError(f"the exported graph has unexpected operators {unexpected or [f.name for f in proto.functions]}")
+    if sum(1 for node in proto.graph.node if node.op_type == "LRN") != 2:
+        raise ExportError("the exported graph does not have exactly two native LRN nodes")
+    if proto.ByteSize() > PROTOBUF_LIMIT:
+        raise ExportError(f"the model is {proto.ByteSize() / 2**30:.1f} GiB; a single-file ONNX must stay under 2 GiB")
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported graph fails onnx.checker: {' '.join(str(exc).split())[:400]}") from None
+
+
+def verify_onnx_file(model: AlexNet, path: Path, batch: int | None, preprocessing: Preprocessing) -> ParityReport:
+    """Eager vs ONNX Runtime (CPU) on photo-like images at batch 1 and 8 (or the fixed batch)."""
+    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.torch import TorchRuntime
+
+    sizes = (batch,) if batch else VERIFY_BATCHES
+    images = synthetic_images(sum(sizes), seed=1234)
+    inputs = preprocess_batch(images, preprocessing)
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(inputs[start : start + size])
+        start += size
+    candidate = OnnxRuntime(path, providers=["CPUExecutionProvider"])
+    report = compare_runtimes(TorchRuntime(model), candidate, batches)
+    return enforce(report, FP32_GATE, "the exported ONNX")
+
+
+def tool_versions() -> dict[str, str]:
+    import onnxscript
+
+    return {
+        "alexnet-export": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+    }
+
+
+def _describe(proto: onnx.ModelProto, metadata: ArtifactMetadata) -> None:
+    del proto.metadata_props[:]
+    for key, value in metadata.to_props().items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "alexnet-export"
+    proto.producer_version = __version__
+    proto.doc_string = f"The seed AlexNet ({metadata.num_classes} classes), weights: {metadata.source_weights}"
+
+
+def _strip_exporter_annotations(proto: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node debug metadata: stack traces with local paths, FX dumps."""
+    graph = proto.graph
+    for item in [*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        del item.metadata_props[:]
+        item.doc_string = ""
+    del graph.metadata_props[:]
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs warnings about optional packages (torchvision) that do not concern us."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)

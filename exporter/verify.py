@@ -1,0 +1,116 @@
+"""Compare a candidate's logits with a reference's, report the figures and gate on them.
+
+Random-weight networks give nearly tied logits, so top-1 agreement is counted over the
+"decisive" inputs only: those whose reference margin (first minus second logit) exceeds
+twice the median per-input error. A flip there means the candidate is wrong, not that a tie
+broke the other way. Raw agreement is reported too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+
+from alexnet_export.errors import ParityError
+
+
+@dataclass(frozen=True)
+class ParityGate:
+    name: str
+    min_cosine: float  # every input's cosine similarity
+    min_top1: float  # agreement over decisive inputs, 0..1
+    max_abs: float | None = None
+    max_rel: float | None = None  # max abs error / max |reference logit|
+
+
+# ARCHITECTURE.md's gate for FP32: 1e-4 absolute. The relative bound keeps it meaningful for
+# models whose logits are tiny; measured errors are about 1e-7 of the logit scale.
+FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    samples: int
+    max_abs: float
+    max_rel: float
+    mean_cosine: float
+    min_cosine: float
+    top1_agreement: float
+    decisive: int
+    decisive_top1_agreement: float
+    top5_overlap: float
+
+    def failures(self, gate: ParityGate) -> list[str]:
+        problems = []
+        if gate.max_abs is not None and not self.max_abs <= gate.max_abs:
+            problems.append(f"max abs error {self.max_abs:.3g} > {gate.max_abs:g}")
+        if gate.max_rel is not None and not self.max_rel <= gate.max_rel:
+            problems.append(f"relative error {self.max_rel:.3g} > {gate.max_rel:g}")
+        if not self.min_cosine >= gate.min_cosine:
+            problems.append(f"min cosine {self.min_cosine:.6f} < {gate.min_cosine}")
+        if self.decisive and not self.decisive_top1_agreement >= gate.min_top1:
+            problems.append(f"top-1 agreement {self.decisive_top1_agreement:.1%} < {gate.min_top1:.0%}")
+        return problems
+
+    def table(self) -> str:
+        rows = [
+            ("inputs", f"{self.samples}"),
+            ("max abs error", f"{self.max_abs:.3g}"),
+            ("max error / logit scale", f"{self.max_rel:.3g}"),
+            ("cosine (mean / min)", f"{self.mean_cosine:.8f} / {self.min_cosine:.8f}"),
+            ("top-1 agreement (all)", f"{self.top1_agreement:.1%}"),
+            (f"top-1 agreement ({self.decisive} decisive)", f"{self.decisive_top1_agreement:.1%}"),
+            ("top-5 overlap", f"{self.top5_overlap:.1%}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport:
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
+        raise ValueError(f"logit shapes {reference.shape} and {candidate.shape} differ or are empty")
+    row_error = np.abs(reference - candidate).max(axis=1)
+    scale = float(np.abs(reference).max()) or 1.0
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = np.where(norms > 0, (reference * candidate).sum(axis=1) / np.where(norms > 0, norms, 1), 1.0)
+    same_top1 = reference.argmax(axis=1) == candidate.argmax(axis=1)
+    ordered = np.sort(reference, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
+    decisive = margin > 2 * np.median(row_error)
+    k = min(5, reference.shape[1])
+    top_ref = np.argsort(-reference, axis=1)[:, :k]
+    top_cand = np.argsort(-candidate, axis=1)[:, :k]
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(top_ref, top_cand)])
+    return ParityReport(
+        samples=len(reference),
+        max_abs=float(row_error.max()),
+        max_rel=float(row_error.max()) / scale,
+        mean_cosine=float(cosine.mean()),
+        min_cosine=float(cosine.min()),
+        top1_agreement=float(same_top1.mean()),
+        decisive=int(decisive.sum()),
+        decisive_top1_agreement=float(same_top1[decisive].mean()) if decisive.any() else 1.0,
+        top5_overlap=float(overlap),
+    )
+
+
+def compare_runtimes(reference, candidate, batches: Iterable[np.ndarray]) -> ParityReport:
+    """Run both runtimes (anything with `predict`) on the same batches and compare."""
+    batches = list(batches)
+    expected = np.concatenate([reference.predict(batch) for batch in batches])
+    actual = np.concatenate([candidate.predict(batch) for batch in batches])
+    return compare_logits(expected, actual)
+
+
+def enforce(report: ParityReport, gate: ParityGate, what: str) -> ParityReport:
+    problems = report.failures(gate)
+    if problems:
+        raise ParityError(f"{what} fails the {gate.name} parity gate: {'; '.join(problems)}", report)
+    return report

@@ -1,0 +1,87 @@
+"""The interface every backend shares: `predict` on arrays, `classify` on images."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterable
+
+import numpy as np
+
+from alexnet_export.errors import InputError
+from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.runtimes.checks import BatchBounds, check_batch
+from alexnet_export.runtimes.preprocess import ImageSource, preprocess_batch
+
+Prediction = list[tuple[str, float]]
+
+
+class Runtime(ABC):
+    """A loaded model. Subclasses set `metadata`, `bounds` and `device`, and implement `_run`.
+
+    `predict` may be called from many threads at once: subclasses keep no per-call state.
+    """
+
+    metadata: ArtifactMetadata
+    bounds: BatchBounds = BatchBounds()
+    device: str  # what actually runs it, e.g. "CPUExecutionProvider" or "torch cpu"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Logits, float32 (batch, num_classes), for a preprocessed float32 NCHW batch."""
+        return self._run(check_batch(batch, self.bounds, self.metadata.preprocessing.crop))
+
+    def classify(self, images: ImageSource | Iterable[ImageSource], top_k: int = 5) -> list[Prediction]:
+        """Per image, the `top_k` (label, probability) pairs, most likely first.
+
+        Takes paths, PIL images or HxWx3 uint8 RGB arrays (one, or a list), and preprocesses
+        them the way the model's metadata says.
+        """
+        if isinstance(images, (str, bytes)) or not isinstance(images, Iterable) or _is_single_array(images):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise InputError("classify() got no images; expected at least one")
+        num_classes = self.metadata.num_classes
+        if not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
+            raise InputError(f"top_k is {top_k!r}; expected an integer from 1 to {num_classes}")
+        logits = self._predict_in_allowed_batches(preprocess_batch(images, self.metadata.preprocessing))
+        probabilities = softmax(logits)
+        best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        labels = self.metadata.labels
+        return [[(labels[i], float(row[i])) for i in order] for row, order in zip(probabilities, best)]
+
+    def _predict_in_allowed_batches(self, batch: np.ndarray) -> np.ndarray:
+        """Split or pad so any number of images fits a model with a fixed or bounded batch."""
+        step = self.bounds.maximum or len(batch)
+        outputs = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            missing = max(0, self.bounds.minimum - len(chunk))
+            if missing:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], missing, axis=0)])
+            outputs.append(self.predict(chunk)[: len(chunk) - missing])
+        return np.concatenate(outputs)
+
+    @abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None:
+        """Release the backend's resources; the runtime is unusable afterwards."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(classes={self.metadata.num_classes}, device={self.device!r})"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted, dtype=np.float64)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _is_single_array(images) -> bool:
+    return isinstance(images, np.ndarray) and images.ndim == 3

@@ -1,0 +1,146 @@
+"""ONNX Runtime backend: the wrapper apps embed. Imports numpy, onnxruntime and Pillow only."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from alexnet_export.errors import ModelLoadError, ProviderError
+from alexnet_export.models.spec import CHANNELS, ArtifactMetadata
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.checks import BatchBounds
+
+# Best first. TensorRT and CUDA need GPU libraries that may be absent even where the
+# onnxruntime-gpu wheel lists them as available.
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_PROVIDER_LIBRARIES = {
+    "TensorrtExecutionProvider": "onnxruntime_providers_tensorrt",
+    "CUDAExecutionProvider": "onnxruntime_providers_cuda",
+}
+
+
+class OnnxRuntime(Runtime):
+    """Run an exported .onnx file.
+
+    providers: None picks the best provider that loads here (TensorRT, CUDA, then CPU);
+    an explicit list must be honoured in full, or this raises ProviderError instead of
+    quietly running on something else. `self.providers` says what actually runs.
+    threads: intra-op threads (None: ONNX Runtime's default, one per core).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        providers: Sequence[str] | None = None,
+        *,
+        threads: int | None = None,
+        session_options: ort.SessionOptions | None = None,
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"model file {self.path} does not exist or is not a file")
+        options = session_options or ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        requested = _resolve_providers(providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
+        except Exception as exc:  # ONNX Runtime raises its own exception types for every load failure
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
+        self.providers = tuple(self.session.get_providers())
+        if providers is not None:
+            missing = [p for p in requested if p not in self.providers]
+            if missing:
+                raise ProviderError(
+                    f"{', '.join(missing)} failed to load for {self.path.name} (see ONNX Runtime's log above);"
+                    f" running providers would be {list(self.providers)}"
+                )
+        self.device = self.providers[0]
+        self._input, self._output = self._describe_io()
+        self.bounds = self._batch_bounds()
+        num_classes = self.session.get_outputs()[0].shape[1]
+        if not isinstance(num_classes, int):
+            raise ModelLoadError(f"{self.path} has a dynamic class dimension; expected a fixed class count")
+        try:
+            props = self.session.get_modelmeta().custom_metadata_map
+            self.metadata = ArtifactMetadata.from_props(props, num_classes)
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+
+    def _describe_io(self) -> tuple[str, str]:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(
+                f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one image input and one"
+                " logits output"
+            )
+        shape = inputs[0].shape
+        if inputs[0].type != "tensor(float)" or len(shape) != 4 or shape[1] != CHANNELS:
+            raise ModelLoadError(
+                f"{self.path} input {inputs[0].name!r} is {inputs[0].type} {shape}; expected float [batch, 3, H, W]"
+            )
+        if outputs[0].type != "tensor(float)" or len(outputs[0].shape) != 2:
+            raise ModelLoadError(
+                f"{self.path} output {outputs[0].name!r} is {outputs[0].type} {outputs[0].shape};"
+                " expected float [batch, classes]"
+            )
+        return inputs[0].name, outputs[0].name
+
+    def _batch_bounds(self) -> BatchBounds:
+        batch = self.session.get_inputs()[0].shape[0]
+        return BatchBounds(batch, batch) if isinstance(batch, int) and batch > 0 else BatchBounds()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run([self._output], {self._input: batch})[0]
+        except Exception as exc:
+            raise RuntimeError(f"ONNX Runtime failed on a batch of {len(batch)}: {_one_line(exc)}") from None
+
+    def close(self) -> None:
+        self.session = None
+
+
+def _resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    available = ort.get_available_providers()
+    if providers is None:
+        return [p for p in PREFERRED_PROVIDERS if p in available and _provider_loads(p)]
+    if isinstance(providers, str):
+        providers = [providers]
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise ProviderError(
+            f"execution provider {unknown[0]} is not available in this onnxruntime build;"
+            f" available: {', '.join(available)}"
+        )
+    return list(providers)
+
+
+def _provider_loads(provider: str) -> bool:
+    """Whether a GPU provider's shared library and its CUDA dependencies can be loaded.
+
+    Asking ONNX Runtime for a provider whose libraries are missing prints errors and falls
+    back quietly; trying the library first keeps the default path silent on CPU machines.
+    """
+    library = _PROVIDER_LIBRARIES.get(provider)
+    if library is None:
+        return True
+    name = f"{library}.dll" if sys.platform == "win32" else f"lib{library}.so"
+    path = Path(ort.__file__).parent / "capi" / name
+    if not path.exists():
+        return False
+    try:
+        ctypes.CDLL(str(path), mode=getattr(os, "RTLD_LAZY", 0) | getattr(ctypes, "RTLD_GLOBAL", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] if text else type(exc).__name__

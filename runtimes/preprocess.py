@@ -1,0 +1,81 @@
+"""Image in, model input out, with Pillow and numpy only.
+
+The same transform as torchvision's ImageNet evaluation pipeline: shorter side resized to
+`resize` (bilinear, antialiased), centre crop, RGB scaled to [0, 1], normalised, CHW.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from alexnet_export.errors import InputError
+from alexnet_export.models.spec import Preprocessing
+
+ImageSource = Union[str, Path, Image.Image, np.ndarray]
+
+# Refuse images larger than this before decoding them: a small file can declare a huge canvas.
+MAX_PIXELS = 64_000_000
+ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """An RGB PIL image from a path, a PIL image or an HxWx3 uint8 array."""
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
+            raise InputError(f"image array has dtype {source.dtype} and shape {source.shape}; expected uint8 HxWx3 RGB")
+        image = Image.fromarray(np.ascontiguousarray(source), mode="RGB")
+    elif isinstance(source, (str, Path)):
+        image = _open_file(Path(source))
+    else:
+        raise InputError(f"cannot use a {type(source).__name__} as an image; expected a path, PIL image or uint8 array")
+    if image.width < 1 or image.height < 1:
+        raise InputError(f"image is {image.width}x{image.height}; expected at least 1x1 pixels")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _open_file(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)  # reads the header only
+    except FileNotFoundError:
+        raise InputError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read {path} as an image: {exc}") from None
+    if image.format not in ALLOWED_FORMATS:
+        raise InputError(f"image {path} is {image.format}; expected one of {', '.join(ALLOWED_FORMATS)}")
+    if image.width * image.height > MAX_PIXELS:
+        raise InputError(
+            f"image {path} declares {image.width}x{image.height} pixels; refusing to decode more than {MAX_PIXELS:,}"
+        )
+    try:
+        image.load()
+        # Phones store rotation in EXIF; apply it so the crop sees what the user saw.
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"cannot decode {path}: {exc}") from None
+
+
+def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """One RGB image -> float32 array (3, crop, crop)."""
+    width, height = image.size
+    # torchvision's rule: the shorter side becomes `resize`, the longer one is truncated.
+    if width <= height:
+        new_size = (spec.resize, int(spec.resize * height / width))
+    else:
+        new_size = (int(spec.resize * width / height), spec.resize)
+    resized = image.resize(new_size, Image.Resampling.BILINEAR)
+    left = int(round((new_size[0] - spec.crop) / 2.0))
+    top = int(round((new_size[1] - spec.crop) / 2.0))
+    cropped = resized.crop((left, top, left + spec.crop, top + spec.crop))
+    pixels = np.asarray(cropped, dtype=np.float32) * np.float32(spec.scale)
+    pixels = (pixels - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def preprocess_batch(images, spec: Preprocessing) -> np.ndarray:
+    return np.stack([preprocess(load_image(image), spec) for image in images])
