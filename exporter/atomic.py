@@ -30,6 +30,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise ExportError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     os.close(handle)
     temporary = Path(temporary)
+    _use_default_permissions(temporary)
     try:
         yield temporary
         _fsync(temporary)
@@ -38,6 +39,13 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_folder(folder)
+
+
+def _use_default_permissions(path: Path) -> None:
+    """mkstemp creates 0600; give the file the mode a plain open() would (0666 less umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _fsync(path: Path) -> None:

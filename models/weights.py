@@ -63,11 +63,16 @@ def _load_pickle(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(
-            f"refused to load {path}: it holds more than tensors and plain containers, and loading it"
-            f" could run code ({first_line}). Re-save it with torch.save(model.state_dict(), path)"
-        ) from None
+        # torch's message advises retrying with weights_only=False; we never echo that advice.
+        lines = [line.strip() for line in str(exc).splitlines()]
+        blocked = next((line for line in lines if "GLOBAL" in line), None)
+        if blocked:
+            raise WeightsError(
+                f"refused to load {path}: loading it could run code ({blocked}). A checkpoint must hold"
+                " only tensors and plain containers: re-save it with torch.save(model.state_dict(), path)"
+            ) from None
+        detail = next((line for line in lines if line.startswith("Unsupported")), "not a pickle")
+        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: corrupt or not a checkpoint ({detail})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {_one_line(exc)}") from None
 

@@ -1,0 +1,114 @@
+"""Shared fixtures. Exports are slow (seconds, ~200 MB), so each is made once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SMALL_CLASSES = 10
+
+# Real photographs shipped inside scikit-image's wheel (a test dependency), read straight from
+# its package folder so nothing is fetched.
+PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+    "hubble_deep_field.jpg", "retina.jpg", "brick.png", "grass.png", "gravel.png", "ihc.png",
+    "camera.png", "coins.png", "page.png", "moon.png",
+)
+
+
+def photo_path(name: str) -> Path:
+    return Path(str(files("skimage") / "data" / name))
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    paths = [photo_path(name) for name in PHOTOS]
+    missing = [p for p in paths if not p.is_file()]
+    assert not missing, f"scikit-image no longer ships {missing}"
+    return paths
+
+
+@pytest.fixture(scope="session")
+def real_images(photos) -> list[np.ndarray]:
+    """60 RGB uint8 images: four seeded random crops of each photograph."""
+    rng = np.random.default_rng(7)
+    crops = []
+    for path in photos:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        height, width = image.shape[:2]
+        for _ in range(4):
+            h, w = int(rng.integers(height // 3, height + 1)), int(rng.integers(width // 3, width + 1))
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            crops.append(np.ascontiguousarray(image[top : top + h, left : left + w]))
+    return crops
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    from alexnet_export.models.alexnet import seeded_alexnet
+
+    return seeded_alexnet(SMALL_CLASSES, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_metadata(small_model):
+    from alexnet_export.exporter.onnx import tool_versions
+    from alexnet_export.models.spec import ArtifactMetadata, default_labels
+
+    return ArtifactMetadata(SMALL_CLASSES, default_labels(SMALL_CLASSES), "random init, seed 3", tool_versions=tool_versions())
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory, small_model, small_metadata):
+    """A verified dynamic-batch export of the 10-class model, made through the Python API."""
+    from alexnet_export.exporter.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("small") / "small.onnx"
+    return export_onnx(small_model, path, small_metadata)
+
+
+@pytest.fixture(scope="session")
+def small_onnx(small_export) -> Path:
+    return small_export.path
+
+
+@pytest.fixture(scope="session")
+def onnx_runtime(small_onnx):
+    from alexnet_export.runtimes import OnnxRuntime
+
+    return OnnxRuntime(small_onnx, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="session")
+def torch_runtime(small_model):
+    from alexnet_export.runtimes import TorchRuntime
+
+    return TorchRuntime(small_model)
+
+
+def console_script() -> str:
+    """The installed `alexnet-export` entry point of the interpreter running the tests."""
+    candidate = Path(sys.executable).parent / ("alexnet-export.exe" if os.name == "nt" else "alexnet-export")
+    found = str(candidate) if candidate.exists() else shutil.which("alexnet-export")
+    assert found, "the alexnet-export console script is not installed; pip install the project first"
+    return found
+
+
+def run_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([console_script(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cli_default_export(tmp_path_factory):
+    """`alexnet-export onnx` with every default, run as a user would, in an empty folder."""
+    folder = tmp_path_factory.mktemp("cli_default")
+    result = run_cli("onnx", cwd=folder)
+    return folder, result

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from alexnet_export.models.labels import imagenet_labels, read_labels_file
+from alexnet_export.models.spec import ArtifactMetadata, Preprocessing, default_labels
+
+
+def test_imagenet_labels_ship_in_index_order():
+    labels = imagenet_labels()
+    assert len(labels) == 1000
+    assert (labels[0], labels[1], labels[281], labels[999]) == ("tench", "goldfish", "tabby", "toilet tissue")
+
+
+def test_metadata_round_trips():
+    metadata = ArtifactMetadata(3, ("a", "b", "c"), "sha256:abc (m.pt)", Preprocessing(resize=240), {"torch": "2"})
+    assert ArtifactMetadata.from_props(metadata.to_props(), 3) == metadata
+
+
+def test_foreign_model_gets_defaults():
+    metadata = ArtifactMetadata.from_props({}, 1000)
+    assert metadata.labels == imagenet_labels() and metadata.preprocessing == Preprocessing()
+    assert ArtifactMetadata.from_props({}, 4).labels == ("class_0", "class_1", "class_2", "class_3")
+
+
+def test_malformed_metadata_is_reported():
+    with pytest.raises(ValueError, match="metadata is malformed"):
+        ArtifactMetadata.from_props({"alexnet_export.preprocessing": "{not json"}, 10)
+    with pytest.raises(ValueError, match="unknown preprocessing fields"):
+        Preprocessing.from_json(json.dumps({"resize": 256, "gamma": 2}))
+    with pytest.raises(ValueError, match="crop 300 must be positive and at most resize 256"):
+        Preprocessing.from_json(json.dumps({"crop": 300}))
+
+
+def test_label_count_must_match():
+    with pytest.raises(ValueError, match="2 labels for 3 classes"):
+        ArtifactMetadata(3, ("a", "b"), "x")
+
+
+def test_labels_file(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("cat\n\ndog\nbird\n")
+    assert read_labels_file(path, 3) == ("cat", "dog", "bird")
+    with pytest.raises(ValueError, match="has 3 labels; expected 4"):
+        read_labels_file(path, 4)
+    assert default_labels(2) == ("class_0", "class_1")
