@@ -1,0 +1,151 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper
+
+from alexnet_export.errors import ExportError, ParityError
+from alexnet_export.exporter.onnx import export_onnx
+from alexnet_export.models.alexnet import AlexNet, seeded_alexnet
+from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
+from alexnet_export.runtimes.preprocess import preprocess_batch
+
+CHAIN = [
+    "Conv", "Relu", "MaxPool", "LRN",
+    "Conv", "Relu", "MaxPool", "LRN",
+    "Conv", "Relu", "Conv", "Relu", "Conv", "Relu", "MaxPool",
+    "Reshape", "Gemm", "Relu", "Gemm", "Relu", "Gemm",
+]
+
+
+@pytest.fixture(scope="module")
+def proto(small_onnx):
+    return onnx.load(str(small_onnx))
+
+
+def test_graph_is_the_plain_chain_with_native_lrn(proto):
+    assert [node.op_type for node in proto.graph.node] == CHAIN
+    for node in proto.graph.node:
+        if node.op_type == "LRN":
+            attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            assert attributes["size"] == 5 and attributes["beta"] == 0.75 and attributes["bias"] == 2.0
+            assert attributes["alpha"] == pytest.approx(1e-4)
+    assert not proto.functions
+    groups = [helper.get_attribute_value(a) for n in proto.graph.node if n.op_type == "Conv"
+              for a in n.attribute if a.name == "group"]
+    assert groups.count(2) == 3
+
+
+def test_io_names_types_and_dynamic_batch(proto):
+    (image_input,), (logits,) = proto.graph.input, proto.graph.output
+    assert image_input.name == "images" and logits.name == "logits"
+    assert image_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = image_input.type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 224, 224]
+    assert [d.dim_value for d in logits.type.tensor_type.shape.dim[1:]] == [10]
+
+
+def test_file_is_self_contained_and_passes_the_full_checker(small_onnx, proto):
+    assert [p.name for p in small_onnx.parent.iterdir()] == [small_onnx.name]  # no .onnx.data sidecar
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    onnx.checker.check_model(str(small_onnx), full_check=True)
+
+
+def test_metadata_describes_the_model(proto, small_metadata):
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert props["alexnet_export.num_classes"] == "10"
+    assert json.loads(props["alexnet_export.labels"]) == list(small_metadata.labels)
+    assert props["alexnet_export.source_weights"] == "random init, seed 3"
+    preprocessing = json.loads(props["alexnet_export.preprocessing"])
+    assert preprocessing["resize"] == 256 and preprocessing["crop"] == 224 and preprocessing["color"] == "RGB"
+    assert preprocessing["mean"] == [0.485, 0.456, 0.406] and preprocessing["std"] == [0.229, 0.224, 0.225]
+    assert preprocessing["layout"] == "NCHW"
+    versions = json.loads(props["alexnet_export.tool_versions"])
+    assert versions["torch"] == torch.__version__ and versions["onnx"] == onnx.__version__
+    assert proto.producer_name == "alexnet-export"
+
+
+def test_exporter_debug_annotations_are_stripped(proto):
+    # The exporter records stack traces with local paths on every node.
+    assert all(not node.metadata_props for node in proto.graph.node)
+
+
+def test_export_reports_parity(small_export):
+    report = small_export.report
+    assert report.samples == 9 and report.max_abs < 1e-4 and report.min_cosine > 0.9999
+
+
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_parity_on_real_images_at_several_batch_sizes(onnx_runtime, torch_runtime, real_images, batch):
+    inputs = preprocess_batch(real_images[:batch] if batch < len(real_images) else real_images, onnx_runtime.metadata.preprocessing)
+    expected, actual = torch_runtime.predict(inputs), onnx_runtime.predict(inputs)
+    scale = np.abs(expected).max()
+    assert scale > 0.1  # Kaiming init: logits on a trained model's scale, so the gate means something
+    assert np.abs(expected - actual).max() <= 1e-4
+    assert np.abs(expected - actual).max() / scale <= 1e-5
+    assert (expected.argmax(1) == actual.argmax(1)).all()
+
+
+def test_fixed_batch_export(tmp_path, small_model, small_metadata):
+    result = export_onnx(small_model, tmp_path / "fixed.onnx", small_metadata, batch=4, opset=21)
+    proto = onnx.load(str(result.path))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+    assert proto.opset_import[0].version == 21
+    runtime = OnnxRuntime(result.path)
+    assert runtime.bounds.minimum == runtime.bounds.maximum == 4
+    assert result.report.samples == 4
+
+
+def test_checkpoint_weights_survive_export(tmp_path, small_metadata):
+    """Weights that are not the session's model: the ONNX must carry exactly these."""
+    model = seeded_alexnet(10, seed=11)
+    result = export_onnx(model, tmp_path / "m.onnx", small_metadata, verify=False)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(result.path)).graph.initializer}
+    np.testing.assert_array_equal(weights["features.0.weight"], model.features[0].weight.detach().numpy())
+
+
+class _DiffersWhenExported(AlexNet):
+    """A model whose traced graph is not its eager one: export must catch this, not ship it."""
+
+    def __init__(self, change):
+        super().__init__(10)
+        self.load_state_dict(seeded_alexnet(10, seed=3).state_dict())
+        self.change = change
+
+    def forward(self, x):
+        logits = super().forward(x)
+        return self.change(logits) if torch.compiler.is_exporting() else logits
+
+
+def test_failed_parity_leaves_the_old_file_and_no_partial(tmp_path, small_metadata):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"previous version")
+    # An extra Relu keeps the graph within the promised operators, so only parity can catch it.
+    with pytest.raises(ParityError, match="fails the fp32 parity gate") as caught:
+        export_onnx(_DiffersWhenExported(torch.relu).eval(), target, small_metadata)
+    assert caught.value.report.max_rel > 1e-3
+    assert target.read_bytes() == b"previous version"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_unexpected_operators_are_refused(tmp_path, small_metadata):
+    with pytest.raises(ExportError, match=r"unexpected operators \['Mul'\]"):
+        export_onnx(_DiffersWhenExported(lambda logits: logits * 1.01).eval(), tmp_path / "m.onnx", small_metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_opset_batch_and_folder_write_nothing(tmp_path, small_model, small_metadata):
+    with pytest.raises(ExportError, match="opset 12 is not supported; expected 18..23"):
+        export_onnx(small_model, tmp_path / "a.onnx", small_metadata, opset=12)
+    with pytest.raises(ExportError, match="batch size 0 is invalid"):
+        export_onnx(small_model, tmp_path / "a.onnx", small_metadata, batch=0)
+    with pytest.raises(ExportError, match="output folder .*missing does not exist"):
+        export_onnx(small_model, tmp_path / "missing" / "a.onnx", small_metadata, verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eager_model_is_left_untouched(small_model):
+    assert any(isinstance(m, torch.nn.LocalResponseNorm) for m in small_model.modules())
+    assert isinstance(TorchRuntime(small_model).model.features[3], torch.nn.LocalResponseNorm)

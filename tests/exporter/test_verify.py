@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from alexnet_export.errors import ParityError
+from alexnet_export.exporter.verify import FP32_GATE, ParityGate, compare_logits, enforce
+
+
+@pytest.fixture
+def logits():
+    return np.random.default_rng(0).normal(0, 1.5, size=(64, 100)).astype(np.float32)
+
+
+def test_identical_logits_are_perfect(logits):
+    report = compare_logits(logits, logits.copy())
+    assert report.max_abs == 0 and report.min_cosine == pytest.approx(1)
+    assert report.top1_agreement == report.decisive_top1_agreement == report.top5_overlap == 1
+    assert report.failures(FP32_GATE) == []
+
+
+def test_small_noise_passes_and_large_noise_fails_with_figures(logits):
+    rng = np.random.default_rng(1)
+    assert enforce(compare_logits(logits, logits + rng.normal(0, 1e-6, logits.shape)), FP32_GATE, "x")
+    noisy = logits + rng.normal(0, 1e-2, logits.shape).astype(np.float32)
+    with pytest.raises(ParityError, match=r"max abs error .* > 0\.0001; relative error .* > 1e-05") as caught:
+        enforce(compare_logits(logits, noisy), FP32_GATE, "candidate")
+    assert caught.value.report.max_abs > 1e-3
+
+
+def test_top1_counts_only_decisive_inputs():
+    reference = np.array([[5.0, 0.0, 0.0], [1.0, 1.0 + 1e-6, 0.0], [0.0, 4.0, 1.0]])
+    candidate = reference + np.array([[0.01, 0, 0], [0.0, -0.01, 0.0], [0, 0.01, 0]])
+    report = compare_logits(reference, candidate)
+    assert report.top1_agreement == pytest.approx(2 / 3)  # the near-tie flipped
+    assert report.decisive == 2 and report.decisive_top1_agreement == 1.0
+    wrong = reference.copy()
+    wrong[0] = [0.0, 5.0, 0.0]
+    assert compare_logits(reference, wrong).decisive_top1_agreement < 1
+    gate = ParityGate("t", min_cosine=0.0, min_top1=1.0)
+    assert any("top-1" in p for p in compare_logits(reference, wrong).failures(gate))
+
+
+def test_shape_mismatch_is_an_error(logits):
+    with pytest.raises(ValueError, match="differ"):
+        compare_logits(logits, logits[:, :5])
+
+
+def test_table_names_every_figure(logits):
+    table = compare_logits(logits, logits).table()
+    for name in ("max abs error", "logit scale", "cosine", "top-1 agreement", "top-5 overlap"):
+        assert name in table
