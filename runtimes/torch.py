@@ -31,7 +31,13 @@ class TorchRuntime(Runtime):
         labels: Sequence[str] | None = None,
         threads: int | None = None,
     ):
-        import torch
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(
+                "TorchRuntime needs PyTorch, which is not installed here; install it (pip install torch)"
+                " or use OnnxRuntime, which does not"
+            ) from None
 
         from alexnet_export.models.weights import load_alexnet
 

@@ -107,6 +107,12 @@ def run_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def cli():
+    """Run the installed console script: cli("onnx", "--help", cwd=folder)."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
 def cli_default_export(tmp_path_factory):
     """`alexnet-export onnx` with every default, run as a user would, in an empty folder."""
     folder = tmp_path_factory.mktemp("cli_default")

@@ -1,0 +1,102 @@
+"""The installed console script, run in a subprocess as a user would."""
+
+import json
+import re
+
+import onnx
+import pytest
+import torch
+
+from alexnet_export import __version__
+from alexnet_export.models.alexnet import seeded_alexnet
+from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
+from alexnet_export.runtimes.preprocess import preprocess_batch
+
+
+def _one_line_error(result, pattern, code=1):
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    assert re.search(pattern, lines[-1]), lines[-1]
+
+
+def test_version_and_help_teach(cli):
+    assert cli("--version").stdout.strip() == f"alexnet-export, version {__version__}"
+    for command in ("onnx", "predict"):
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "Examples:" in result.stdout and f"alexnet-export {command}" in result.stdout
+
+
+def test_default_export_works_and_warns(cli_default_export):
+    folder, result = cli_default_export
+    assert result.returncode == 0, result.stderr
+    assert "random weights (seed 0); its predictions are meaningless" in result.stderr
+    assert "top-1 agreement" in result.stdout and "wrote alexnet.onnx" in result.stdout
+    assert [p.name for p in folder.iterdir()] == ["alexnet.onnx"]
+    proto = onnx.load(str(folder / "alexnet.onnx"))
+    assert proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 1000
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["alexnet_export.labels"])[0] == "tench"
+    assert props["alexnet_export.source_weights"] == "random init, seed 0"
+
+
+def test_predict_prints_labels_and_json(cli, cli_default_export, photos):
+    folder, _ = cli_default_export
+    text = cli("predict", folder / "alexnet.onnx", photos[0], photos[1], "--top-k", "2")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("%") == 4 and str(photos[1]) in text.stdout
+    as_json = cli("predict", folder / "alexnet.onnx", photos[0], "--top-k", "3", "--json")
+    (entry,) = json.loads(as_json.stdout)
+    assert entry["image"] == str(photos[0]) and len(entry["predictions"]) == 3
+    expected = OnnxRuntime(folder / "alexnet.onnx").classify(photos[0], top_k=3)[0]
+    assert [(p["label"], p["probability"]) for p in entry["predictions"]] == [(l, pytest.approx(p)) for l, p in expected]
+
+
+def test_export_from_checkpoint_matches_eager(cli, tmp_path, real_images):
+    model = seeded_alexnet(7, seed=21)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ckpt.pth")
+    (tmp_path / "labels.txt").write_text("\n".join(f"animal {i}" for i in range(7)))
+    result = cli("onnx", "--weights", "ckpt.pth", "--labels", "labels.txt", "-o", "out.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "meaningless" not in result.stderr
+    runtime = OnnxRuntime(tmp_path / "out.onnx")
+    assert runtime.metadata.labels[3] == "animal 3" and runtime.metadata.source_weights.startswith("sha256:")
+    batch = preprocess_batch(real_images[:5], runtime.metadata.preprocessing)
+    expected = TorchRuntime(model).predict(batch)
+    assert abs(runtime.predict(batch) - expected).max() <= 1e-4
+    checkpoint = cli("predict", tmp_path / "ckpt.pth", tmp_path / "labels.txt", cwd=tmp_path)
+    _one_line_error(checkpoint, r"cannot read .*labels.txt as an image")
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["onnx", "--weights", "absent.pt"], r"^Error: weights file absent.pt does not exist"),
+        (["onnx", "--weights", "garbage.pt"], r"^Error: cannot read garbage.pt as a PyTorch checkpoint"),
+        (["onnx", "--weights", "garbage.txt"], r"^Error: .*expected one of \.pt, \.pth, \.safetensors"),
+        (["onnx", "-o", "no/such/folder/m.onnx", "--num-classes", "2"], r"^Error: output folder no/such/folder does not exist"),
+        (["predict", "garbage.txt", "x.jpg"], r"^Error: don't know how to run garbage.txt"),
+        (["predict", "garbage.onnx", "x.jpg"], r"^Error: ONNX Runtime cannot load garbage.onnx"),
+    ],
+)
+def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pattern):
+    for name in ("garbage.pt", "garbage.txt", "garbage.onnx"):
+        (tmp_path / name).write_bytes(b"\x80\x04garbage" * 20)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _one_line_error(cli(*args, cwd=tmp_path), pattern)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["onnx", "--batch", "0"], r"'0' is neither 'dynamic' nor a positive integer"),
+        (["onnx", "--opset", "12"], r"12 is not in the range 18<=x<=23"),
+        (["onnx", "--num-classes", "0"], r"0 is not in the range x>=1"),
+        (["predict", "m.onnx"], r"Missing argument 'IMAGES..."),
+        (["nonsense"], r"No such command 'nonsense'"),
+    ],
+)
+def test_usage_errors_exit_2(cli, tmp_path, args, pattern):
+    _one_line_error(cli(*args, cwd=tmp_path), pattern, code=2)
+    assert list(tmp_path.iterdir()) == []
