@@ -1,0 +1,35 @@
+"""The install adds one import name and a console script, and CI runs what the README says."""
+
+import json
+import subprocess
+import sys
+from importlib.metadata import distribution
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_only_alexnet_export_is_importable_from_the_install(tmp_path):
+    # A fresh interpreter outside the source tree, so only site-packages can answer.
+    code = ("import importlib.util, json; print(json.dumps({n: importlib.util.find_spec(n) is not None"
+            " for n in ('models', 'runtimes', 'exporter', 'alexnet_export', 'alexnet_export.runtimes.onnx')}))")
+    found = json.loads(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                                      text=True, check=True).stdout)
+    assert found == {"models": False, "runtimes": False, "exporter": False,
+                     "alexnet_export": True, "alexnet_export.runtimes.onnx": True}
+
+
+def test_distribution_declares_the_console_script_and_ships_the_labels():
+    dist = distribution("alexnet-export")
+    scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
+    assert scripts == {"alexnet-export": "alexnet_export.cli:main"}
+    requirements = " ".join(dist.requires or [])
+    for needed in ("torch>=2.10", "onnx>=1.21", "onnxruntime-gpu", "click", "numpy", "pillow"):
+        assert needed in requirements
+    assert 'tensorrt>=10; extra == "trt"' in requirements
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if "pytest" in line and not line.startswith("#"))
+    assert command.strip() in (ROOT / "README.md").read_text()
