@@ -64,8 +64,18 @@ def test_export_from_checkpoint_matches_eager(cli, tmp_path, real_images):
     batch = preprocess_batch(real_images[:5], runtime.metadata.preprocessing)
     expected = TorchRuntime(model).predict(batch)
     assert abs(runtime.predict(batch) - expected).max() <= 1e-4
-    checkpoint = cli("predict", tmp_path / "ckpt.pth", tmp_path / "labels.txt", cwd=tmp_path)
-    _one_line_error(checkpoint, r"cannot read .*labels.txt as an image")
+    bad_image = cli("predict", tmp_path / "ckpt.pth", tmp_path / "labels.txt", cwd=tmp_path)
+    _one_line_error(bad_image, r"cannot read .*labels.txt as an image")
+
+
+def test_predict_with_a_checkpoint_runs_eagerly(cli, tmp_path, photos):
+    model = seeded_alexnet(1000, seed=4)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    result = cli("predict", tmp_path / "m.pt", photos[2], "--top-k", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    ((prediction,),) = [entry["predictions"] for entry in json.loads(result.stdout)]
+    (expected,) = TorchRuntime(model).classify(photos[2], top_k=1)[0]
+    assert prediction["label"] == expected[0] and prediction["probability"] == pytest.approx(expected[1], rel=1e-5)
 
 
 @pytest.mark.parametrize(
