@@ -7,7 +7,6 @@ code at all.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 
 from alexnet_export.errors import WeightsError
+from alexnet_export.hashing import file_sha256
 from alexnet_export.models.alexnet import FINAL_LAYER, AlexNet, seeded_alexnet
 
 PICKLE_SUFFIXES = (".pt", ".pth")
@@ -32,14 +32,6 @@ class LoadedModel:
     model: AlexNet
     source: str  # what the ONNX metadata records: a weights hash or "random init, seed N"
     random_init: bool
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

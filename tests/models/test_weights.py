@@ -6,7 +6,8 @@ from safetensors.torch import save_file
 
 from alexnet_export.errors import WeightsError
 from alexnet_export.models.alexnet import seeded_alexnet
-from alexnet_export.models.weights import file_sha256, load_alexnet, read_state_dict
+from alexnet_export.hashing import file_sha256
+from alexnet_export.models.weights import load_alexnet, read_state_dict
 
 
 @pytest.fixture(scope="module")

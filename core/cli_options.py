@@ -1,0 +1,79 @@
+"""Option groups and output helpers shared by the CLI's commands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
+
+
+def say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    click.secho(message if message.startswith("warning") else f"note: {message}", fg="yellow", err=True)
+
+
+def model_options(command):
+    """Where the model comes from: shared by `onnx` and `trt`."""
+    decorators = [
+        click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+                     help="State dict to export: .pt/.pth (loaded weights-only) or .safetensors. "
+                          "Without it: seeded random weights."),
+        click.option("--num-classes", type=click.IntRange(min=1),
+                     help="Class count. Read from --weights when not given; 1000 for random weights."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (no --weights)."),
+        click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True, help="ONNX opset to target."),
+        click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Class names, one per line, stored in the file (default: ImageNet's 1000 names)."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def calibration_options(command):
+    """Images for INT8 calibration (and real-image verification of FP16)."""
+    decorators = [
+        click.option("--calib-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help=f"Folder of images (searched recursively; an ImageFolder tree works), at least {MIN_IMAGES}."),
+        click.option("--calib-count", type=click.IntRange(min=MIN_IMAGES), default=RECOMMENDED_IMAGES, show_default=True,
+                     help="Images to calibrate on (a seeded sample when the folder has more); up to 64 more are held out to verify on."),
+        click.option("--calib-method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
+                     help="How activation ranges are chosen."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Where calibration ranges are cached (default: ~/.cache/alexnet-export/calibration)."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+class ProgressLine:
+    """A one-line progress display on stderr (redrawn in place on a terminal)."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+        self.started = time.perf_counter()
+        self.interactive = sys.stderr.isatty()
+        self._last_drawn = -1
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        finished = self.done >= self.total
+        percent = int(100 * self.done / max(self.total, 1))
+        if self.interactive or finished or percent // 25 != self._last_drawn // 25:
+            end = "\n" if finished else ("\r" if self.interactive else "\n")
+            elapsed = time.perf_counter() - self.started
+            click.echo(f"{self.label}: {self.done}/{self.total} ({elapsed:.0f}s)", err=True, nl=False)
+            click.echo(end, err=True, nl=False)
+            self._last_drawn = percent
+
+
+def progress_bar(label: str, total: int) -> ProgressLine:
+    return ProgressLine(label, total)

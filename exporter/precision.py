@@ -1,0 +1,93 @@
+"""FP32 ONNX -> FP16 ONNX and the two INT8 ONNX flavours. Precision lives in the file.
+
+TensorRT 11 dropped the FP16/INT8 builder flags: the ONNX must carry FP16 tensors or explicit
+QuantizeLinear/DequantizeLinear nodes, which TensorRT 10 also builds with STRONGLY_TYPED.
+
+- fp16: Conv/Gemm weights and activations in FP16, FP32 inputs and outputs, LRN kept in FP32
+  (it sums squares, which can overflow FP16).
+- int8-tensorrt: TensorRT's Q/DQ rules: INT8, symmetric, zero points 0, per-tensor activation
+  scales, per-channel weight scales on the output-channel axis, Q/DQ only on the inputs of
+  Conv and Gemm, biases and LRN in float.
+- int8-cpu: asymmetric UINT8 activations with INT8 per-channel weights in QDQ form, which ONNX
+  Runtime runs fastest on x86 without VNNI (see benchmarks/int8_formats.py for the measurement).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+
+from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.exporter.calibration import Ranges, ort_method, quiet_onnxruntime_quantization
+
+PRECISIONS = ("fp32", "fp16", "int8-tensorrt", "int8-cpu")
+PRECISION_KEY = "alexnet_export.precision"
+CALIBRATION_KEY = "alexnet_export.calibration"
+
+
+def to_fp16(fp32_onnx: str | Path, output: str | Path) -> int:
+    """Write the FP16 model; returns how many tiny weights FP16 could not hold and were clamped."""
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(fp32_onnx))
+    with warnings.catch_warnings(record=True) as clamped:
+        warnings.simplefilter("always")
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=["LRN"])
+    _label(converted, "fp16", "")
+    with atomic_output(output) as temporary:
+        onnx.save_model(converted, str(temporary))
+    return sum(1 for w in clamped if "truncated" in str(w.message))
+
+
+def to_int8_tensorrt(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    _quantize(
+        fp32_onnx, ranges, output, "int8-tensorrt",
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["Conv", "Gemm"],
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+    )
+
+
+def to_int8_cpu(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) -> None:
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    _quantize(
+        fp32_onnx, ranges, output, "int8-cpu",
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+
+
+def _quantize(fp32_onnx, ranges: Ranges, output, precision: str, **settings) -> None:
+    from onnxruntime.quantization import quantize_static
+
+    with atomic_output(output) as temporary, quiet_onnxruntime_quantization():
+        # The cache already holds the ranges, so no calibration data is needed here.
+        quantize_static(str(fp32_onnx), str(temporary), None, calibrate_method=ort_method(ranges.method),
+                        calibration_cache_path=str(ranges.path), **settings)
+        model = onnx.load(str(temporary))
+        _label(model, precision, f"{ranges.method}, ranges {ranges.path.name}")
+        onnx.save_model(model, str(temporary))
+
+
+def _label(model: onnx.ModelProto, precision: str, calibration: str) -> None:
+    props = {p.key: p.value for p in model.metadata_props}
+    props[PRECISION_KEY] = precision
+    if calibration:
+        props[CALIBRATION_KEY] = calibration
+    del model.metadata_props[:]
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def precision_of(model: onnx.ModelProto) -> str:
+    return next((p.value for p in model.metadata_props if p.key == PRECISION_KEY), "fp32")
