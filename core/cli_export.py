@@ -186,7 +186,8 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
         import_tensorrt()
     except TensorRTUnavailable as exc:
         raise click.ClickException(f"{exc}; the verified {precision.upper()} ONNX is at {precision_path}") from None
-    engine = build_engine(precision_path, output, precision=precision, settings=settings,
+    engine = build_engine(precision_path, output, precision="int8-tensorrt" if precision == "int8" else precision,
+                          settings=settings,
                           timing_cache_path=timing_cache or output.with_suffix(".timing.cache"),
                           metadata_props=_metadata_props(precision_path), progress=say)
     click.echo(f"wrote {engine} ({precision}, batch {min_batch}..{max_batch}) in {time.perf_counter() - started:.1f}s")

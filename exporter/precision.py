@@ -8,8 +8,9 @@ QuantizeLinear/DequantizeLinear nodes, which TensorRT 10 also builds with STRONG
 - int8-tensorrt: TensorRT's Q/DQ rules: INT8, symmetric, zero points 0, per-tensor activation
   scales, per-channel weight scales on the output-channel axis, Q/DQ only on the inputs of
   Conv and Gemm, biases and LRN in float.
-- int8-cpu: asymmetric UINT8 activations with INT8 per-channel weights in QDQ form, which ONNX
-  Runtime runs fastest on x86 without VNNI (see benchmarks/int8_formats.py for the measurement).
+- int8-cpu: asymmetric UINT8 activations with INT8 per-channel weights in QDQ form. On x86
+  without VNNI, U8S8 ran fastest and closest to FP32; QOperator form ran no faster and
+  reduce_range lost accuracy for no speed (benchmarks/int8_formats.py measures all of them).
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def to_int8_tensorrt(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) 
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["Conv", "Gemm"],
-        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                       # TensorRT places Q/DQ on the inputs of weighted layers only; an output Q/DQ
+                       # would also round the logits to 8 bits.
+                       "OpTypesToExcludeOutputQuantization": ["Conv", "Gemm"]},
     )
 
 
@@ -64,6 +68,8 @@ def to_int8_cpu(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) -> No
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        # Fully connected outputs stay float: same speed, and the logits keep full precision.
+        extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
     )
 
 

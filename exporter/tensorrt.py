@@ -1,17 +1,14 @@
 """ONNX -> TensorRT engine, plus a sidecar JSON saying which TensorRT and GPU it is tied to.
 
-Precision lives in the ONNX: the network is strongly typed (always on TensorRT 11, through the
-STRONGLY_TYPED flag on 10), so FP16 and INT8 come from the file's FP16 tensors or Q/DQ nodes,
-never from builder flags. `tensorrt` and cuda-python are imported inside the functions that use
-them; the sidecar helpers at the bottom need neither.
-API reference: docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Core: Builder,
-IBuilderConfig, IOptimizationProfile, ITimingCache; Parsers: Onnx Parser).
+Precision lives in the ONNX (strongly typed network: FP16 tensors or Q/DQ nodes, no builder
+flags). tensorrt and cuda-python are imported lazily; the sidecar helpers need neither.
+API: docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Builder, IBuilderConfig,
+IOptimizationProfile, ITimingCache, Onnx Parser pages).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +17,7 @@ from typing import Callable
 
 from alexnet_export.errors import ExportError, ModelLoadError
 from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME
 
 ENGINE_INPUT = INPUT_NAME
@@ -72,10 +70,9 @@ def gpu_identity(device: int = 0) -> dict:
     cudart = import_cudart()
     # Returns (cudaError_t, cudaDeviceProp); name is NUL-padded bytes. Runtime API page:
     # nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html
-    query = cudart.cudaGetDeviceProperties(device)
-    properties = cuda_call(cudart, query, f"no usable NVIDIA GPU: cudaGetDeviceProperties({device})", TensorRTUnavailable)
-    raw = properties.name
-    name = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+    call = f"no usable NVIDIA GPU: cudaGetDeviceProperties({device})"
+    properties = cuda_call(cudart, cudart.cudaGetDeviceProperties(device), call, TensorRTUnavailable)
+    name = properties.name.decode("utf-8", "replace") if isinstance(properties.name, bytes) else str(properties.name)
     return {"name": name.split("\x00", 1)[0].strip(), "compute_capability": f"{properties.major}.{properties.minor}"}
 
 
@@ -95,10 +92,8 @@ class BuildSettings:
 
     def __post_init__(self):
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
-            raise ValueError(
-                f"batch sizes must satisfy 1 <= min <= opt <= max; got min={self.min_batch},"
-                f" opt={self.opt_batch}, max={self.max_batch}"
-            )
+            batches = f"min={self.min_batch}, opt={self.opt_batch}, max={self.max_batch}"
+            raise ValueError(f"batch sizes need 1 <= min <= opt <= max; got {batches}")
         if self.workspace_mib < 1:
             raise ValueError(f"workspace is {self.workspace_mib} MiB; expected at least 1")
 
@@ -113,11 +108,7 @@ def build_engine(
     metadata_props: dict[str, str],
     progress: Progress = lambda message: None,
 ) -> Path:
-    """Build `engine_path` from `onnx_path`, write its sidecar, return the engine path.
-
-    A failed build leaves `engine_path` as it was. The old sidecar goes before the new engine
-    lands, so a crash between the two leaves an engine the runtime refuses, never a wrong pair.
-    """
+    """Build `engine_path` from `onnx_path` and write its sidecar; a failed build changes nothing."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"precision {precision!r} cannot be built; expected one of {', '.join(ENGINE_PRECISIONS)}")
@@ -139,6 +130,7 @@ def build_engine(
         raise ExportError(f"TensorRT failed to build an engine from {onnx_path.name}; see its log above")
     if timing_cache_path is not None:
         _write_buffer(timing_cache_path, config.get_timing_cache().serialize())
+    # Old sidecar first: a crash before the new one leaves an engine the runtime refuses, never a wrong pair.
     sidecar_path(engine_path).unlink(missing_ok=True)
     _write_buffer(engine_path, serialized)
     sidecar = {
@@ -190,10 +182,8 @@ def _check_network_input(network, settings: BuildSettings) -> None:
         expected = f"{ENGINE_INPUT} [batch, {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE}]"
         raise ExportError(f"the ONNX input is {found}; expected one input {expected}")
     if shape[0] != -1 and not settings.min_batch == settings.max_batch == shape[0]:
-        raise ExportError(
-            f"the ONNX has a fixed batch of {shape[0]} but the engine asks for {settings.min_batch}..{settings.max_batch};"
-            " export a dynamic-batch ONNX or build with min = opt = max = that batch"
-        )
+        span = f"{settings.min_batch}..{settings.max_batch}"
+        raise ExportError(f"the ONNX has a fixed batch of {shape[0]}, not {span}; export it with a dynamic batch")
 
 
 def _batch_profile(builder, settings: BuildSettings):
@@ -207,13 +197,12 @@ def _use_timing_cache(config, path: str | Path | None, progress: Progress) -> No
     """Reuse kernel timings from earlier builds; a cache from another TensorRT or GPU starts afresh."""
     data = Path(path).read_bytes() if path is not None and Path(path).is_file() else b""
     cache = config.create_timing_cache(data)
-    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
-        if data:
-            progress(f"reusing the timing cache {path}")
-        return
-    if data:
+    # set_timing_cache reports a refused cache with False; compare to False in case a build returns None.
+    if cache is None or config.set_timing_cache(cache, ignore_mismatch=False) is False:
         progress(f"timing cache {path} does not fit this TensorRT and GPU; starting a fresh one")
-    config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    elif data:
+        progress(f"reusing the timing cache {path}")
 
 
 def _write_buffer(path: str | Path, data) -> None:
@@ -224,14 +213,6 @@ def _write_buffer(path: str | Path, data) -> None:
 
 def _major(version: str) -> int:
     return int(version.split(".")[0])
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Sidecar helpers: plain JSON, no TensorRT needed.
@@ -250,9 +231,7 @@ def read_sidecar(engine_path: str | Path) -> dict:
         sidecar = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not readable JSON ({exc}); {REBUILD_HINT}") from None
-    if not isinstance(sidecar, dict):
-        raise ModelLoadError(f"{path} holds a JSON {type(sidecar).__name__}; expected an object; {REBUILD_HINT}")
-    missing = [key for key in SIDECAR_KEYS if key not in sidecar]
+    missing = [key for key in SIDECAR_KEYS if key not in sidecar] if isinstance(sidecar, dict) else SIDECAR_KEYS
     if missing:
         raise ModelLoadError(f"{path} lacks {', '.join(missing)}; {REBUILD_HINT}")
     metadata = sidecar["metadata"]

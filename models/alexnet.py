@@ -70,7 +70,9 @@ def seeded_alexnet(num_classes: int = DEFAULT_NUM_CLASSES, seed: int = 0) -> Ale
                 fan_in = module.weight[0].numel()
                 std = (2.0 / fan_in) ** 0.5
                 module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
-                module.bias.zero_()
+                # Small non-zero biases, as a trained model has: all-zero ones get folded away
+                # by the ONNX optimizer, and the exported graph would not be the one users get.
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.01)
     return model.eval()
 
 

@@ -118,3 +118,23 @@ def cli_default_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli_default")
     result = run_cli("onnx", cwd=folder)
     return folder, result
+
+
+@pytest.fixture(scope="session")
+def calib_dir(tmp_path_factory, real_images) -> Path:
+    """An ImageFolder-style tree of 90 JPEG photo crops (class folders, nested)."""
+    root = tmp_path_factory.mktemp("calib")
+    rng = np.random.default_rng(11)
+    extra = []
+    for image in real_images[:30]:  # 30 more crops, mirrored, so there are 90 in all
+        extra.append(np.ascontiguousarray(image[:, ::-1]))
+    for index, image in enumerate([*real_images, *extra]):
+        folder = root / f"class_{index % 5}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(image).save(folder / f"img_{index:03d}.jpg", quality=int(rng.integers(80, 95)))
+    return root
+
+
+@pytest.fixture(scope="session")
+def calibration_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("calibration-cache")

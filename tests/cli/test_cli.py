@@ -1,7 +1,10 @@
 """The installed console script, run in a subprocess as a user would."""
 
+import importlib.util
 import json
 import re
+
+import numpy as np
 
 import onnx
 import pytest
@@ -110,3 +113,48 @@ def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pat
 def test_usage_errors_exit_2(cli, tmp_path, args, pattern):
     _one_line_error(cli(*args, cwd=tmp_path), pattern, code=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_needs_calibration_images(cli, tmp_path):
+    _one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path), r"--precision int8 needs --calib-dir", code=2)
+    _one_line_error(cli("trt", "--int8", cwd=tmp_path), r"--int8 needs --calib-dir", code=2)
+    _one_line_error(cli("trt", "--min-batch", "8", "--opt-batch", "4", cwd=tmp_path), r"batch", code=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_int8_export(cli, tmp_path, calib_dir, calibration_cache):
+    result = cli("onnx", "--num-classes", "10", "--precision", "int8", "--calib-dir", calib_dir,
+                 "--calib-count", "64", "--cache-dir", calibration_cache, "-o", "m.int8.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "int8-cpu" in result.stdout and "held-out" in result.stdout and "calibrating (percentile):" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["m.int8.onnx"]  # the FP32 step leaves nothing
+    assert OnnxRuntime(tmp_path / "m.int8.onnx").classify(np.zeros((50, 60, 3), np.uint8))
+    again = cli("onnx", "--num-classes", "10", "--precision", "int8", "--calib-dir", calib_dir,
+                "--calib-count", "64", "--cache-dir", calibration_cache, "-o", "m.int8.onnx", cwd=tmp_path)
+    assert again.returncode == 0 and "reused from" in again.stderr and "calibrating (percentile):" not in again.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+@pytest.mark.parametrize("flag", ["--int8", "--fp16"])
+def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir, calibration_cache, flag):
+    (tmp_path / "out").mkdir()
+    result = cli("trt", flag, "--num-classes", "10", "--calib-dir", calib_dir, "--calib-count", "64",
+                 "--cache-dir", calibration_cache, "-o", "out/alexnet.engine", cwd=tmp_path)
+    precision_file = f"alexnet.{flag[2:]}.onnx"
+    _one_line_error(result, rf"TensorRT is not installed.*pip install 'alexnet-export\[trt\]'.*"
+                            rf"verified {flag[2:].upper()} ONNX is at out/{precision_file}")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["alexnet.onnx", precision_file])
+    runtime = OnnxRuntime(tmp_path / "out" / precision_file)
+    assert runtime.predict(np.zeros((2, 3, 224, 224), np.float32)).shape == (2, 10)
+    assert "parity, FP32 reference vs" in result.stdout
+
+
+def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_onnx):
+    import shutil
+
+    from alexnet_export.exporter.precision import to_fp16
+
+    shutil.copy(small_onnx, tmp_path / "model.onnx")
+    to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")
+    result = cli("trt", "--fp16", "--onnx", "model.fp16.onnx", "-o", "x.engine", cwd=tmp_path)
+    _one_line_error(result, r"--onnx model.fp16.onnx is a fp16 file; give the FP32 export", code=2)

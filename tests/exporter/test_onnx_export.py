@@ -104,6 +104,7 @@ def test_checkpoint_weights_survive_export(tmp_path, small_metadata):
     result = export_onnx(model, tmp_path / "m.onnx", small_metadata, verify=False)
     weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(result.path)).graph.initializer}
     np.testing.assert_array_equal(weights["features.0.weight"], model.features[0].weight.detach().numpy())
+    np.testing.assert_array_equal(weights["classifier.6.bias"], model.classifier[6].bias.detach().numpy())
 
 
 class _DiffersWhenExported(AlexNet):

@@ -1,0 +1,201 @@
+"""TensorRT backend: runs an engine built by `alexnet-export trt` on the GPU it was built for.
+
+Imports numpy only; tensorrt and cuda-python load when a runtime opens. An engine is native
+code for one TensorRT build and one GPU, so its sidecar is checked before TensorRT reads a byte
+of it. Load only engines this toolkit built or that you trust.
+API: docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Core: Runtime, ICudaEngine,
+IExecutionContext) and nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from alexnet_export.errors import ModelLoadError, ProviderError
+from alexnet_export.exporter.tensorrt import (
+    IMAGE_DIMS,
+    REBUILD_HINT,
+    TensorRTUnavailable,
+    check_sidecar,
+    cuda_call,
+    gpu_identity,
+    import_cudart,
+    import_tensorrt,
+    read_sidecar,
+    tensorrt_logger,
+)
+from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.checks import BatchBounds
+
+FLOAT32_BYTES = 4
+
+
+class TensorRTRuntime(Runtime):
+    """Run a TensorRT engine file (with its `.json` sidecar) on CUDA device `device`.
+
+    Device buffers for the engine's largest batch are allocated once; `close()` frees them.
+    """
+
+    def __init__(self, path: str | Path, *, device: int = 0):
+        self.path = Path(path)
+        self._device_index = device
+        self._lock = threading.Lock()
+        self._context = self._engine = self._trt_runtime = self._stream = self._cudart = None
+        self._buffers: dict[str, int] = {}
+        _require_engine_file(self.path)
+        sidecar = read_sidecar(self.path)
+        trt, self._cudart = _load_backends(device)
+        gpu = _gpu(device)
+        try:
+            check_sidecar(sidecar, trt.__version__, gpu)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        try:
+            self._open(trt, sidecar)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep the load error, not a cleanup one
+                self.close()
+            raise
+        self.device = f"TensorRT {trt.__version__} on {gpu['name']}"
+
+    def _open(self, trt, sidecar: dict) -> None:
+        self._trt_runtime = trt.Runtime(tensorrt_logger())
+        self._engine = self._trt_runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            version = trt.__version__
+            raise ModelLoadError(f"TensorRT {version} cannot load {self.path} (see its log above); {REBUILD_HINT}")
+        self._input, self._output = _io_names(trt, self._engine, self.path)
+        self.bounds = _batch_bounds(self._engine, self._input)
+        self._classes = _class_count(self._engine, self._output, self.path)
+        try:
+            self.metadata = ArtifactMetadata.from_props(sidecar["metadata"], self._classes)
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise ModelLoadError(f"TensorRT cannot create an execution context for {self.path} (out of GPU memory?)")
+        self._stream = self._cuda(self._cudart.cudaStreamCreate(), "cudaStreamCreate")
+        most = self.bounds.maximum
+        sizes = {self._input: most * int(np.prod(IMAGE_DIMS)), self._output: most * self._classes}
+        for name, count in sizes.items():
+            self._buffers[name] = self._cuda(self._cudart.cudaMalloc(count * FLOAT32_BYTES), f"cudaMalloc for {name}")
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        # The execution context holds per-call state (input shape, tensor addresses) and the
+        # device buffers are shared, so calls must not interleave: the lock serialises them.
+        # The GPU runs one batch at a time anyway; for concurrent calls open one runtime per thread.
+        with self._lock:
+            if self._context is None:
+                raise RuntimeError(f"the TensorRT runtime for {self.path.name} is closed")
+            return self._infer(batch)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        cudart, context, count = self._cudart, self._context, len(batch)
+        # The current CUDA device is per host thread, and predict() may come from any thread.
+        self._cuda(cudart.cudaSetDevice(self._device_index), "cudaSetDevice")
+        if not context.set_input_shape(self._input, batch.shape):
+            accepted = f"batch {self.bounds.describe()} of {'x'.join(map(str, IMAGE_DIMS))}"
+            raise RuntimeError(f"TensorRT refused input shape {batch.shape}; this engine takes {accepted}")
+        shape = tuple(context.get_tensor_shape(self._output))
+        if shape != (count, self._classes):
+            raise RuntimeError(f"TensorRT output shape is {shape}; expected ({count}, {self._classes})")
+        for name, address in self._buffers.items():
+            if not context.set_tensor_address(name, address):
+                raise RuntimeError(f"TensorRT refused the device buffer for {name}")
+        logits = np.empty(shape, dtype=np.float32)  # fresh per call: callers may keep it
+        # Pageable host memory is fine for cudaMemcpyAsync; the synchronize below orders everything.
+        self._copy(self._buffers[self._input], batch.ctypes.data, batch.nbytes, "HostToDevice")
+        if not context.execute_async_v3(int(self._stream)):
+            raise RuntimeError(f"TensorRT failed to run a batch of {count} (see its log above)")
+        self._copy(logits.ctypes.data, self._buffers[self._output], logits.nbytes, "DeviceToHost")
+        self._cuda(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        return logits
+
+    def _copy(self, destination: int, source: int, nbytes: int, direction: str) -> None:
+        kind = getattr(self._cudart.cudaMemcpyKind, f"cudaMemcpy{direction}")
+        self._cuda(self._cudart.cudaMemcpyAsync(destination, source, nbytes, kind, self._stream), "cudaMemcpyAsync")
+
+    def _cuda(self, result: tuple, call: str):
+        return cuda_call(self._cudart, result, call)
+
+    def close(self) -> None:
+        """Free the device buffers and the stream; safe to call twice."""
+        with self._lock:
+            # TensorRT objects go before the memory they point at.
+            self._context = self._engine = self._trt_runtime = None
+            releases = [(self._cudart.cudaFree, address, "cudaFree") for address in self._buffers.values()]
+            if self._stream is not None:
+                releases.append((self._cudart.cudaStreamDestroy, self._stream, "cudaStreamDestroy"))
+            self._buffers, self._stream = {}, None
+            failures = [call for release, handle, call in releases if release(handle)[0] != _success(self._cudart)]
+        if failures:
+            raise RuntimeError(f"{', '.join(failures)} failed while closing {self.path.name}")
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown may have torn cuda-python down already
+            pass
+
+
+def _require_engine_file(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"engine file {path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"engine file {path} is empty; {REBUILD_HINT}")
+
+
+def _load_backends(device: int):
+    """tensorrt and cudart, with `device` made current; a missing one is a provider problem here."""
+    try:
+        trt, cudart = import_tensorrt(), import_cudart()
+    except TensorRTUnavailable as exc:
+        raise ProviderError(str(exc)) from None
+    cuda_call(cudart, cudart.cudaSetDevice(device), f"no usable NVIDIA GPU: cudaSetDevice({device})", ProviderError)
+    return trt, cudart
+
+
+def _gpu(device: int) -> dict:
+    try:
+        return gpu_identity(device)
+    except TensorRTUnavailable as exc:
+        raise ProviderError(str(exc)) from None
+
+
+def _success(cudart):
+    return cudart.cudaError_t.cudaSuccess
+
+
+def _io_names(trt, engine, path: Path) -> tuple[str, str]:
+    names = [engine.get_tensor_name(index) for index in range(engine.num_io_tensors)]
+    inputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]
+    outputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelLoadError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
+    for name in (inputs[0], outputs[0]):
+        if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
+            raise ModelLoadError(f"{path} tensor {name!r} is {engine.get_tensor_dtype(name)}; expected float32")
+    shape = tuple(engine.get_tensor_shape(inputs[0]))
+    if shape[1:] != IMAGE_DIMS:
+        raise ModelLoadError(f"{path} input {inputs[0]!r} has shape {list(shape)}; expected [batch, 3, 224, 224]")
+    return inputs[0], outputs[0]
+
+
+def _batch_bounds(engine, input_name: str) -> BatchBounds:
+    fixed = engine.get_tensor_shape(input_name)[0]
+    if fixed > 0:
+        return BatchBounds(fixed, fixed)
+    smallest, _, largest = engine.get_tensor_profile_shape(input_name, 0)  # profile 0: (min, opt, max)
+    return BatchBounds(int(smallest[0]), int(largest[0]))
+
+
+def _class_count(engine, output_name: str, path: Path) -> int:
+    shape = tuple(engine.get_tensor_shape(output_name))
+    if len(shape) != 2 or shape[1] <= 0:
+        raise ModelLoadError(f"{path} output {output_name!r} has shape {list(shape)}; expected [batch, classes]")
+    return int(shape[1])

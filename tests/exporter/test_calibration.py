@@ -1,0 +1,89 @@
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_export.exporter.calibration import (
+    MIN_IMAGES,
+    CalibrationError,
+    calibration_ranges,
+    find_images,
+    load_calibration_set,
+)
+from alexnet_export.models.spec import Preprocessing
+
+SPEC = Preprocessing()
+
+
+def test_finds_images_recursively_in_a_stable_order(calib_dir):
+    found = find_images(calib_dir)
+    assert len(found) == 90 and found == sorted(found)
+    assert {p.parent.name for p in found} == {f"class_{i}" for i in range(5)}
+
+
+def test_set_is_deterministic_and_holds_out_the_rest(calib_dir):
+    first, again = load_calibration_set(calib_dir, 64, SPEC), load_calibration_set(calib_dir, 64, SPEC)
+    assert first.images.shape == (64, 3, 224, 224) and first.holdout.shape == (26, 3, 224, 224)
+    assert first.digest == again.digest
+    np.testing.assert_array_equal(first.images, again.images)
+
+
+def test_cache_hits_and_invalidates(small_onnx, calib_dir, tmp_path):
+    calibration = load_calibration_set(calib_dir, 64, SPEC)
+    ticks = []
+    first = calibration_ranges(small_onnx, calibration, "minmax", tmp_path, tick=ticks.append)
+    assert not first.cache_hit and first.path.is_file() and sum(ticks) == 64
+    stamp = first.path.stat().st_mtime_ns
+    ticks.clear()
+    again = calibration_ranges(small_onnx, calibration, "minmax", tmp_path, tick=ticks.append)
+    assert again.cache_hit and again.path == first.path and ticks == []  # no inference ran
+    assert first.path.stat().st_mtime_ns == stamp
+    # another method, or another image set, is another cache entry
+    other_method = calibration_ranges(small_onnx, calibration, "entropy", tmp_path)
+    assert not other_method.cache_hit and other_method.path != first.path
+    changed = tmp_path / "changed"
+    shutil.copytree(calib_dir, changed)
+    first_image = find_images(changed)[0]
+    Image.open(first_image).rotate(90).save(first_image)
+    other_images = load_calibration_set(changed, 64, SPEC)
+    assert other_images.digest != calibration.digest
+    assert calibration_ranges(small_onnx, other_images, "minmax", tmp_path).path != first.path
+    assert sorted(p.suffix for p in tmp_path.iterdir() if p.is_file()) == [".json"] * 3
+
+
+def test_missing_empty_and_small_folders_fail_before_any_work(tmp_path, calib_dir):
+    with pytest.raises(CalibrationError, match="does not exist"):
+        load_calibration_set(tmp_path / "absent", 64, SPEC)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(CalibrationError, match=r"found 0 image files .* needs at least 64"):
+        load_calibration_set(tmp_path / "empty", 64, SPEC)
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in find_images(calib_dir)[:10]:
+        shutil.copy(path, few / path.name)
+    with pytest.raises(CalibrationError, match="found 10 image files"):
+        load_calibration_set(few, 64, SPEC)
+    with pytest.raises(CalibrationError, match="--calib-count 10 is too small"):
+        load_calibration_set(calib_dir, 10, SPEC)
+
+
+def test_unreadable_images_are_skipped_or_reported(tmp_path, calib_dir):
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for path in find_images(calib_dir)[:60]:
+        shutil.copy(path, mixed / path.name)
+    for index in range(10):
+        (mixed / f"broken_{index}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(CalibrationError, match=r"only 60 of 70 images .* could be read.*first problem: cannot read"):
+        load_calibration_set(mixed, 64, SPEC)
+    for path in find_images(calib_dir)[60:70]:
+        shutil.copy(path, mixed / path.name)
+    calibration = load_calibration_set(mixed, 64, SPEC)
+    assert len(calibration.images) == 64 and len(calibration.skipped) == 10
+
+
+def test_unknown_method(small_onnx, calib_dir, tmp_path):
+    with pytest.raises(CalibrationError, match="expected one of minmax, entropy, percentile"):
+        calibration_ranges(small_onnx, load_calibration_set(calib_dir, 64, SPEC), "kl", tmp_path)
