@@ -70,7 +70,8 @@ def find_images(folder: str | Path) -> list[Path]:
 def load_calibration_set(
     folder: str | Path, count: int, preprocessing: Preprocessing, tick: Tick = lambda n: None
 ) -> CalibrationSet:
-    """Pick `count` images (a seeded sample when there are more), decode and preprocess them.
+    """Pick `count` images (a seeded sample when there are more), decode and preprocess them;
+    up to VERIFY_HOLDOUT further images are kept out of calibration to verify on.
 
     Fails fast, before any inference, when fewer than MIN_IMAGES images can be read.
     """
@@ -92,7 +93,9 @@ def load_calibration_set(
         except InputError as exc:
             skipped.append(str(exc))
         tick(1)
-    calibration_count = min(count, len(images))
+    # Hold images out for verification even when the folder has fewer than count + holdout,
+    # as long as calibration keeps its minimum.
+    calibration_count = min(count, max(MIN_IMAGES, len(images) - VERIFY_HOLDOUT), len(images))
     if calibration_count < MIN_IMAGES:
         raise CalibrationError(
             f"only {len(images)} of {len(wanted)} images under {folder} could be read; calibration needs at least"

@@ -32,6 +32,9 @@ class OnnxRuntime(Runtime):
     an explicit list must be honoured in full, or this raises ProviderError instead of
     quietly running on something else. `self.providers` says what actually runs.
     threads: intra-op threads (None: ONNX Runtime's default, one per core).
+    tensorrt_cache_dir: run on ONNX Runtime's TensorRT provider and keep the engines it builds
+    (and its timing cache) in this folder, so later sessions skip the minutes-long build. The
+    provider must load: there is no silent fallback.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class OnnxRuntime(Runtime):
         *,
         threads: int | None = None,
         session_options: ort.SessionOptions | None = None,
+        tensorrt_cache_dir: str | Path | None = None,
     ):
         self.path = Path(path)
         if not self.path.is_file():
@@ -48,6 +52,8 @@ class OnnxRuntime(Runtime):
         options = session_options or ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
+        if tensorrt_cache_dir is not None:
+            providers = _with_tensorrt_cache(providers, Path(tensorrt_cache_dir))
         requested = _resolve_providers(providers)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=requested)
@@ -55,7 +61,7 @@ class OnnxRuntime(Runtime):
             raise ModelLoadError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
         self.providers = tuple(self.session.get_providers())
         if providers is not None:
-            missing = [p for p in requested if p not in self.providers]
+            missing = [name for name in map(_provider_name, requested) if name not in self.providers]
             if missing:
                 raise ProviderError(
                     f"{', '.join(missing)} failed to load for {self.path.name} (see ONNX Runtime's log above);"
@@ -110,15 +116,34 @@ def _resolve_providers(providers: Sequence[str] | None) -> list[str]:
     available = ort.get_available_providers()
     if providers is None:
         return [p for p in PREFERRED_PROVIDERS if p in available and _provider_loads(p)]
-    if isinstance(providers, str):
+    if isinstance(providers, (str, tuple)):
         providers = [providers]
-    unknown = [p for p in providers if p not in available]
+    unknown = [name for name in map(_provider_name, providers) if name not in available]
     if unknown:
         raise ProviderError(
             f"execution provider {unknown[0]} is not available in this onnxruntime build;"
             f" available: {', '.join(available)}"
         )
     return list(providers)
+
+
+def _provider_name(provider) -> str:
+    """ONNX Runtime takes a name or a (name, options) pair."""
+    return provider[0] if isinstance(provider, tuple) else provider
+
+
+def _with_tensorrt_cache(providers, folder: Path) -> list:
+    """TensorRT first, with its engine and timing caches in `folder`; the rest as asked (default CUDA, CPU)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    options = {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(folder),
+    }
+    others = [p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"])
+              if _provider_name(p) != "TensorrtExecutionProvider"]
+    return [("TensorrtExecutionProvider", options), *others]
 
 
 def _provider_loads(provider: str) -> bool:

@@ -87,3 +87,8 @@ def test_unreadable_images_are_skipped_or_reported(tmp_path, calib_dir):
 def test_unknown_method(small_onnx, calib_dir, tmp_path):
     with pytest.raises(CalibrationError, match="expected one of minmax, entropy, percentile"):
         calibration_ranges(small_onnx, load_calibration_set(calib_dir, 64, SPEC), "kl", tmp_path)
+
+
+def test_small_folders_still_hold_images_out(calib_dir):
+    calibration = load_calibration_set(calib_dir, 256, SPEC)  # 90 images: 64 calibrate, 26 verify
+    assert len(calibration.images) == MIN_IMAGES and len(calibration.holdout) == 26

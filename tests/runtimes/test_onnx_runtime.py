@@ -164,3 +164,16 @@ def test_missing_file_and_unknown_suffix(tmp_path):
 
 def test_open_runtime_picks_the_backend_by_suffix(small_onnx):
     assert isinstance(open_runtime(small_onnx, providers=["CPUExecutionProvider"]), OnnxRuntime)
+
+
+@pytest.mark.skipif("TensorrtExecutionProvider" not in ort.get_available_providers(),
+                    reason="this onnxruntime build has no TensorRT provider")
+def test_tensorrt_provider_cache_is_explicit(small_onnx, tmp_path):
+    try:
+        runtime = OnnxRuntime(small_onnx, tensorrt_cache_dir=tmp_path / "trt-cache")
+    except ProviderError as exc:  # no TensorRT libraries or GPU here: an error, never a quiet CPU run
+        assert "TensorrtExecutionProvider" in str(exc)
+    else:
+        assert runtime.providers[0] == "TensorrtExecutionProvider"
+        runtime.predict(np.zeros((1, 3, 224, 224), np.float32))
+        assert any((tmp_path / "trt-cache").iterdir())
