@@ -67,7 +67,7 @@ def make_variant(
     calibration_set = None
     if calibration.folder is not None:
         calibration_set = _load_images(calibration, preprocessing, say, progress)
-        notes.extend(_image_notes(calibration_set, calibration.count))
+        notes.extend(_image_notes(calibration_set, calibrating=precision != "fp16"))
     if precision == "fp16":
         say("converting to FP16 (LRN stays FP32)")
         clamped = to_fp16(fp32_onnx, output)
@@ -103,10 +103,10 @@ def _load_images(calibration: CalibrationOptions, preprocessing, say: Say, progr
     return load_calibration_set(calibration.folder, calibration.count, preprocessing, tick)
 
 
-def _image_notes(calibration_set: CalibrationSet, count: int) -> list[str]:
+def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[str]:
     notes = []
     used = len(calibration_set.images)
-    if used < RECOMMENDED_IMAGES:
+    if calibrating and used < RECOMMENDED_IMAGES:
         notes.append(f"warning: calibrating on {used} images; {RECOMMENDED_IMAGES} or more are recommended")
     if calibration_set.skipped:
         notes.append(f"skipped {len(calibration_set.skipped)} unreadable images, e.g. {calibration_set.skipped[0]}")
