@@ -32,11 +32,18 @@ def test_top1_counts_only_decisive_inputs():
     report = compare_logits(reference, candidate)
     assert report.top1_agreement == pytest.approx(2 / 3)  # the near-tie flipped
     assert report.decisive == 2 and report.decisive_top1_agreement == 1.0
-    wrong = reference.copy()
-    wrong[0] = [0.0, 5.0, 0.0]
-    assert compare_logits(reference, wrong).decisive_top1_agreement < 1
+
+
+
+def test_a_flip_on_a_clear_input_fails_the_top1_gate():
+    rng = np.random.default_rng(3)
+    reference = np.eye(10)[rng.integers(0, 10, 40)] * 5 + rng.normal(0, 0.1, (40, 10))
+    candidate = reference + rng.normal(0, 0.01, reference.shape)
+    candidate[0] = np.roll(candidate[0], 1)  # one clear input now picks another class
+    report = compare_logits(reference, candidate)
+    assert report.decisive == 40 and report.decisive_top1_agreement == pytest.approx(39 / 40)
     gate = ParityGate("t", min_cosine=0.0, min_top1=1.0)
-    assert any("top-1" in p for p in compare_logits(reference, wrong).failures(gate))
+    assert any("top-1 agreement 97.5% < 100%" in p for p in report.failures(gate))
 
 
 def test_shape_mismatch_is_an_error(logits):
