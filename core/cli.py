@@ -47,14 +47,17 @@ def main():
     alexnet-export onnx --weights model.pt --precision int8 --calib-dir photos/ -o alexnet.int8.onnx
     alexnet-export trt --int8 --weights model.pt --calib-dir photos/ -o alexnet.engine
     alexnet-export predict alexnet.onnx cat.jpg dog.png
+    alexnet-export bench alexnet.onnx alexnet.int8.onnx model.pt --json bench.json
     """
 
 
 def _register_commands():
+    from alexnet_export.cli_bench import bench_command
     from alexnet_export.cli_export import onnx_command, trt_command
 
     main.add_command(onnx_command)
     main.add_command(trt_command)
+    main.add_command(bench_command)
 
 
 @main.command("predict")

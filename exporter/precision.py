@@ -22,9 +22,9 @@ import onnx
 
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.calibration import Ranges, ort_method, quiet_onnxruntime_quantization
+from alexnet_export.models.spec import PRECISION_KEY
 
 PRECISIONS = ("fp32", "fp16", "int8-tensorrt", "int8-cpu")
-PRECISION_KEY = "alexnet_export.precision"
 CALIBRATION_KEY = "alexnet_export.calibration"
 
 

@@ -17,6 +17,7 @@ DEFAULT_NUM_CLASSES = 1000
 
 # Every key we write is namespaced so it never collides with keys other tools add.
 _KEY_PREFIX = "alexnet_export."
+PRECISION_KEY = _KEY_PREFIX + "precision"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class ArtifactMetadata:
     source_weights: str  # "sha256:<hex> (<file name>)" or "random init, seed N"
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     tool_versions: dict[str, str] = field(default_factory=dict)
+    precision: str = "fp32"  # fp32, fp16, int8-tensorrt or int8-cpu
 
     def __post_init__(self):
         if len(self.labels) != self.num_classes:
@@ -81,6 +83,7 @@ class ArtifactMetadata:
             _KEY_PREFIX + "source_weights": self.source_weights,
             _KEY_PREFIX + "preprocessing": self.preprocessing.to_json(),
             _KEY_PREFIX + "tool_versions": json.dumps(self.tool_versions, sort_keys=True),
+            PRECISION_KEY: self.precision,
             _KEY_PREFIX + "input": f"{INPUT_NAME}: float32 [batch, {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE}], normalised RGB",
             _KEY_PREFIX + "output": f"{OUTPUT_NAME}: float32 [batch, num_classes], unnormalised scores",
         }
@@ -107,6 +110,7 @@ class ArtifactMetadata:
             source_weights=get("source_weights") or "unknown (not made by alexnet-export)",
             preprocessing=preprocessing,
             tool_versions=versions,
+            precision=get("precision") or "fp32",
         )
 
 

@@ -1,0 +1,180 @@
+"""Time several models through the runtime interface, interleaved round by round.
+
+Every round runs each model once (in a rotating order), so a noisy neighbour slows all of them
+alike; medians and percentiles come from the rounds after the warm-up. ONNX Runtime's worker
+threads spin after each run by default, which steals the cores from the next model in the
+round: spinning is turned off for every session here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from alexnet_export.bench.coldstart import cold_start
+from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
+from alexnet_export.errors import AlexNetExportError, ModelLoadError
+from alexnet_export.runtimes.registry import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, open_runtime
+
+Tick = Callable[[str], None]
+RESULT_FIELDS = ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
+                 "images_per_s", "roofline_fraction", "rounds")
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    threads: int = 2
+    warmup: int = 3
+    iterations: int | None = 20  # rounds per batch size, or
+    seconds: float | None = None  # a time budget per batch size
+    cold_start: bool = True
+
+    def __post_init__(self):
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch sizes {self.batch_sizes} must be positive integers")
+        if (self.iterations is None) == (self.seconds is None):
+            raise ValueError("give either iterations or seconds")
+
+
+@dataclass
+class Subject:
+    path: Path
+    runtime: object
+    precision: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def file_mb(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+
+def check_models(paths: list[Path]) -> None:
+    """Refuse missing files and unknown suffixes before any timing starts."""
+    known = ONNX_SUFFIXES + CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES
+    for path in paths:
+        if not path.is_file():
+            raise ModelLoadError(f"model {path} does not exist or is not a file")
+        if path.suffix.lower() not in known:
+            raise ModelLoadError(f"cannot benchmark {path}: suffix {path.suffix or '(none)'!r}; expected one of {', '.join(known)}")
+
+
+def open_subject(path: Path, threads: int) -> Subject:
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        runtime = open_runtime(path, threads=threads, session_options=options)
+        return Subject(path, runtime, runtime.metadata.precision, {"threads": threads})
+    if suffix in CHECKPOINT_SUFFIXES:
+        runtime = open_runtime(path, threads=threads)
+        return Subject(path, runtime, "fp32 eager", {"threads": threads})
+    runtime = open_runtime(path)
+    return Subject(path, runtime, runtime.metadata.precision, {})
+
+
+def run_benchmark(paths: list[Path], settings: Settings, say: Tick = lambda message: None) -> dict:
+    paths = [Path(p) for p in paths]
+    check_models(paths)
+    say(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads")
+    gflops = matmul_gflops(settings.threads)
+    subjects = [open_subject(path, settings.threads) for path in paths]
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in settings.batch_sizes:
+        runnable = [s for s in subjects if _fits(s, size)]
+        batch = rng.normal(size=(size, 3, 224, 224)).astype(np.float32)
+        timings = _interleave({s.name: (lambda s=s: s.runtime.predict(batch)) for s in runnable}, settings,
+                              lambda done: say(f"batch {size}: round {done}"))
+        for subject in runnable:
+            rows.append(_row(subject, size, timings[subject.name], gflops))
+    say("timing classify() end to end (decode + preprocess + infer) at batch 1")
+    classify_rows = _classify_rows(subjects, settings, say)
+    cold = {}
+    if settings.cold_start:
+        for subject in subjects:
+            say(f"cold start of {subject.name} in a fresh process")
+            cold[subject.name] = cold_start(subject.path, subject.options, list(settings.batch_sizes))
+    return {
+        "machine": describe_machine(settings.threads),
+        "settings": {"batch_sizes": list(settings.batch_sizes), "threads": settings.threads, "warmup": settings.warmup,
+                     "iterations": settings.iterations, "seconds": settings.seconds, "onnxruntime_spinning": False},
+        "roofline": {"matmul_gflops": gflops, "gflop_per_image": ALEXNET_GFLOP_PER_IMAGE,
+                     "images_per_s": gflops / ALEXNET_GFLOP_PER_IMAGE},
+        "models": [{"model": s.name, "path": str(s.path), "precision": s.precision, "device": s.runtime.device,
+                    "file_mb": s.file_mb, **cold.get(s.name, {})} for s in subjects],
+        "results": rows,
+        "classify": classify_rows,
+    }
+
+
+def _fits(subject: Subject, size: int) -> bool:
+    bounds = subject.runtime.bounds
+    return size >= bounds.minimum and (bounds.maximum is None or size <= bounds.maximum)
+
+
+def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_round: Callable[[int], None]) -> dict:
+    names = list(calls)
+    for _ in range(settings.warmup):
+        for name in names:
+            calls[name]()
+    times = {name: [] for name in names}
+    started, done = time.perf_counter(), 0
+    while _more(settings, done, time.perf_counter() - started):
+        order = names[done % len(names):] + names[: done % len(names)] if names else []
+        for name in order:
+            begin = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - begin)
+        done += 1
+        on_round(done)
+    return times
+
+
+def _more(settings: Settings, done: int, elapsed: float) -> bool:
+    if settings.iterations is not None:
+        return done < settings.iterations
+    return done < 3 or elapsed < settings.seconds
+
+
+def _row(subject: Subject, size: int, seconds: list[float], gflops: float) -> dict:
+    p50, p90, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 99))
+    throughput = size / p50
+    fp32 = subject.precision.startswith("fp32")
+    return {
+        "model": subject.name, "precision": subject.precision, "device": subject.runtime.device,
+        "file_mb": round(subject.file_mb, 1), "batch": size,
+        "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3, "images_per_s": throughput,
+        "roofline_fraction": throughput * ALEXNET_GFLOP_PER_IMAGE / gflops if fp32 else None,
+        "rounds": len(seconds),
+    }
+
+
+def _classify_rows(subjects: list[Subject], settings: Settings, say: Tick) -> list[dict]:
+    from PIL import Image
+
+    from alexnet_export.exporter.samples import synthetic_images
+
+    runnable = [s for s in subjects if _fits(s, 1)]
+    with tempfile.TemporaryDirectory() as folder:
+        photo = Path(folder) / "photo.jpg"
+        Image.fromarray(synthetic_images(1, seed=5)[0]).resize((640, 480)).save(photo, quality=90)
+        timings = _interleave({s.name: (lambda s=s: s.runtime.classify(photo)) for s in runnable}, settings,
+                              lambda done: say(f"classify: round {done}"))
+    return [{"model": s.name, "precision": s.precision, "p50_ms": float(np.median(timings[s.name])) * 1e3,
+             "p90_ms": float(np.percentile(timings[s.name], 90)) * 1e3} for s in runnable]
+
+
+class BenchError(AlexNetExportError, ValueError):
+    """Bad benchmark settings."""

@@ -1,0 +1,84 @@
+"""What the numbers were measured on, and what the machine's FP32 matrix multiply allows."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+# AlexNet at 224x224: 643.0 M multiply-adds per image (595.9 M in the five convolutions with
+# their groups, 47.1 M in the three fully connected layers), i.e. 1.286 GFLOP.
+ALEXNET_GFLOP_PER_IMAGE = 1.286
+LIBRARIES = ("alexnet-export", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "pillow")
+
+
+def describe_machine(threads: int) -> dict:
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cpu_flags": [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile") if flag in _cpu_flags()],
+        "threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": {name: _version(name) for name in LIBRARIES if _version(name)},
+    }
+
+
+def matmul_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
+    """FP32 GFLOP/s of ONNX Runtime's MatMul (the kernels the models use) at `threads`."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [size, size])
+    c = helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [a, b], [c])
+    # IR 8 with opset 18: what every supported ONNX Runtime reads (onnx's default IR can be newer).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.random((size, size), np.float32), "b": rng.random((size, size), np.float32)}
+    session.run(None, feeds)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def _cpu_model() -> str:
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    for line in _cpuinfo().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
