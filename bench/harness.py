@@ -55,7 +55,9 @@ class Subject:
 
     @property
     def file_mb(self) -> float:
-        return self.path.stat().st_size / 1e6
+        """With the external-data file that torch.onnx.export writes by default, if any."""
+        sidecar = self.path.with_name(self.path.name + ".data")
+        return (self.path.stat().st_size + (sidecar.stat().st_size if sidecar.is_file() else 0)) / 1e6
 
 
 def check_models(paths: list[Path]) -> None:
@@ -76,12 +78,20 @@ def open_subject(path: Path, threads: int) -> Subject:
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         runtime = open_runtime(path, threads=threads, session_options=options)
-        return Subject(path, runtime, runtime.metadata.precision, {"threads": threads})
+        return Subject(path, runtime, _onnx_precision(path), {"threads": threads})
     if suffix in CHECKPOINT_SUFFIXES:
         runtime = open_runtime(path, threads=threads)
         return Subject(path, runtime, "fp32 eager", {"threads": threads})
     runtime = open_runtime(path)
     return Subject(path, runtime, runtime.metadata.precision, {})
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    from alexnet_export.exporter.precision import precision_of
+
+    return precision_of(onnx.load(str(path), load_external_data=False))
 
 
 def run_benchmark(paths: list[Path], settings: Settings, say: Tick = lambda message: None) -> dict:

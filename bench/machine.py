@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import time
 from importlib.metadata import PackageNotFoundError, version
 
@@ -28,8 +27,12 @@ def describe_machine(threads: int) -> dict:
     }
 
 
-def matmul_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
-    """FP32 GFLOP/s of ONNX Runtime's MatMul (the kernels the models use) at `threads`."""
+def matmul_gflops(threads: int, size: int = 2048, repeats: int = 7) -> float:
+    """Peak FP32 GFLOP/s of ONNX Runtime's MatMul (the kernels the models use) at `threads`.
+
+    The best of several runs: a roofline is what the machine can do, not what it did on average
+    while a neighbour was busy.
+    """
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -52,7 +55,7 @@ def matmul_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
         start = time.perf_counter()
         session.run(None, feeds)
         times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    return 2 * size**3 / min(times) / 1e9
 
 
 def _cpu_model() -> str:

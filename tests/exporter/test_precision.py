@@ -159,3 +159,17 @@ def test_int8_gate_fails_on_a_degraded_model(trt_int8_path, torch_runtime, calib
     with pytest.raises(ParityError, match="cosine"):
         enforce(compare_runtimes(torch_runtime, shifted, [inputs]), INT8_GATE, "degraded")
     assert report.failures(INT8_GATE) == []
+
+
+def test_precision_is_read_from_the_graph_when_the_label_is_stale(small_onnx, ranges, tmp_path):
+    """A file quantized by another tool keeps the FP32 file's metadata; the graph tells the truth."""
+    from onnxruntime.quantization import quantize_static
+
+    from alexnet_export.exporter.calibration import ort_method
+
+    quantize_static(str(small_onnx), str(tmp_path / "other.onnx"), None, calibrate_method=ort_method(ranges.method),
+                    calibration_cache_path=str(ranges.path))
+    model = onnx.load(str(tmp_path / "other.onnx"))
+    assert {p.value for p in model.metadata_props if p.key == "alexnet_export.precision"} == {"fp32"}
+    assert precision_of(model) == "int8"
+    assert precision_of(onnx.load(str(small_onnx))) == "fp32"
