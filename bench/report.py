@@ -82,8 +82,10 @@ def plot(path: Path, result: dict) -> None:
         latency.plot(sizes, [r["p50_ms"] for r in rows], marker="o", label=label)
         throughput.plot(sizes, [r["images_per_s"] for r in rows], marker="o", label=label)
     throughput.axhline(result["roofline"]["images_per_s"], color="grey", linestyle="--", label="FP32 roofline")
+    sizes = sorted({r["batch"] for r in result["results"]})
     for axis, title in ((latency, "p50 latency (ms)"), (throughput, "throughput (images/s)")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(sizes, [str(size) for size in sizes])
         axis.set_xlabel("batch size")
         axis.set_title(title)
         axis.grid(alpha=0.3)
