@@ -48,10 +48,10 @@ def _load_model(weights, num_classes, seed, labels):
     return loaded.model, ArtifactMetadata(classes, names, loaded.source, tool_versions=tool_versions())
 
 
-def _export_fp32(model, metadata, output: Path, opset: int, batch, verify: bool):
+def _export_fp32(model, metadata, output: Path, opset: int, batch, verify: bool, lrn: str = "native"):
     from alexnet_export.exporter.onnx import export_onnx
 
-    result = export_onnx(model, output, metadata, opset=opset, batch=batch, verify=verify, progress=say)
+    result = export_onnx(model, output, metadata, opset=opset, batch=batch, verify=verify, lrn=lrn, progress=say)
     if result.report is not None:
         click.echo("parity, eager PyTorch vs ONNX Runtime FP32 (CPU):")
         click.echo(result.report.table())
@@ -83,9 +83,12 @@ def _make_variant(fp32_path: Path, precision: str, output: Path, reference, prep
               help="fp16: FP16 with FP32 I/O and LRN; int8: the INT8 file ONNX Runtime runs fastest on CPUs "
                    "(needs --calib-dir). For TensorRT's INT8 use `alexnet-export trt --int8`.")
 @calibration_options
+@click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,
+              help="FP32 only. native: one ONNX LRN node each (TensorRT maps it). pooled: the same formula "
+                   "in plain ops, about 15% faster on ONNX Runtime's CPU provider at batch 16.")
 @click.option("--no-verify", is_flag=True, help="Skip the FP32 eager-vs-ONNX Runtime parity check.")
 def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision,
-                 calib_dir, calib_count, calib_method, cache_dir, no_verify):
+                 calib_dir, calib_count, calib_method, cache_dir, lrn, no_verify):
     """Export the seed AlexNet to one self-contained, self-describing ONNX file.
 
     The file has input `images` (float32, N x 3 x 224 x 224, normalised RGB) and output
@@ -99,6 +102,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
       alexnet-export onnx --weights checkpoint.pt -o alexnet.onnx
       alexnet-export onnx --weights model.safetensors --labels classes.txt --batch 8
       alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/ -o alexnet.int8.onnx
+      alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
     """
     from alexnet_export.runtimes.torch import TorchRuntime
@@ -106,10 +110,13 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
     started = time.perf_counter()
     if precision == "int8" and calib_dir is None:
         raise click.UsageError("--precision int8 needs --calib-dir DIR (a folder of 64 or more images)")
+    if lrn == "pooled" and precision != "fp32":
+        raise click.UsageError("--lrn pooled applies to FP32 only: FP16 keeps each LRN native and in FP32,"
+                               " and the INT8 CPU file always uses the pooled form")
     model, metadata = _load_model(weights, num_classes, seed, labels)
     fixed_batch = None if batch == "dynamic" else batch
     if precision == "fp32":
-        result = _export_fp32(model, metadata, output, opset, fixed_batch, not no_verify)
+        result = _export_fp32(model, metadata, output, opset, fixed_batch, not no_verify, lrn)
         path, size = result.path, result.size_bytes
     else:
         # The FP32 file is a step on the way; export is deterministic, so the calibration

@@ -54,3 +54,4 @@ def with_native_lrn(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.LocalResponseNorm):
                 setattr(module, child_name, NativeLRN(child))
     return exportable
+

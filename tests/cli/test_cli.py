@@ -119,6 +119,7 @@ def test_int8_needs_calibration_images(cli, tmp_path):
     _one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path), r"--precision int8 needs --calib-dir", code=2)
     _one_line_error(cli("trt", "--int8", cwd=tmp_path), r"--int8 needs --calib-dir", code=2)
     _one_line_error(cli("trt", "--min-batch", "8", "--opt-batch", "4", cwd=tmp_path), r"batch", code=2)
+    _one_line_error(cli("onnx", "--precision", "fp16", "--lrn", "pooled", cwd=tmp_path), r"--lrn pooled applies to FP32 only", code=2)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -150,3 +150,18 @@ def test_bad_opset_batch_and_folder_write_nothing(tmp_path, small_model, small_m
 def test_eager_model_is_left_untouched(small_model):
     assert any(isinstance(m, torch.nn.LocalResponseNorm) for m in small_model.modules())
     assert isinstance(TorchRuntime(small_model).model.features[3], torch.nn.LocalResponseNorm)
+
+
+def test_pooled_lrn_export_matches_eager_without_lrn_nodes(tmp_path, small_model, small_metadata, real_images):
+    result = export_onnx(small_model, tmp_path / "cpu.onnx", small_metadata, lrn="pooled")
+    proto = onnx.load(str(result.path))
+    ops = [node.op_type for node in proto.graph.node]
+    assert "LRN" not in ops and ops.count("AveragePool") == 2 and ops.count("Pow") == 2
+    assert "Shape" not in ops and "If" not in ops
+    assert {p.key: p.value for p in proto.metadata_props}["alexnet_export.lrn"] == "pooled"
+    assert result.report.max_abs <= 1e-4
+    runtime = OnnxRuntime(result.path)
+    batch = preprocess_batch(real_images[:4], runtime.metadata.preprocessing)
+    np.testing.assert_allclose(runtime.predict(batch), TorchRuntime(small_model).predict(batch), atol=1e-4)
+    with pytest.raises(ExportError, match="LRN form 'fast' is unknown"):
+        export_onnx(small_model, tmp_path / "x.onnx", small_metadata, lrn="fast")

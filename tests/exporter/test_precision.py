@@ -133,8 +133,11 @@ def test_int8_files_pass_the_gate_on_held_out_real_images(request, which, torch_
     assert report.max_abs > 1e-3  # it really is quantized
 
 
-def test_cpu_int8_uses_unsigned_activations(cpu_int8_path):
+def test_cpu_int8_uses_unsigned_activations_and_pooled_lrn(cpu_int8_path, trt_int8_path):
     graph = onnx.load(str(cpu_int8_path)).graph
+    assert not any(n.op_type == "LRN" for n in graph.node)
+    assert sum(n.op_type == "AveragePool" for n in graph.node) == 2
+    assert sum(n.op_type == "LRN" for n in onnx.load(str(trt_int8_path)).graph.node) == 2
     initializers = _initializers(graph)
     activation_zero_points = {initializers[n.input[2]].data_type for n in graph.node if n.op_type == "QuantizeLinear"}
     assert activation_zero_points == {TensorProto.UINT8}
