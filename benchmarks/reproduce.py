@@ -3,8 +3,8 @@
     python benchmarks/reproduce.py [--out benchmarks/results] [--iterations 20] [--threads 2]
 
 Makes everything in OUT: photo crops for calibration (from the photographs scikit-image ships),
-a seeded checkpoint, the toolkit's FP32, FP16 and CPU INT8 files through the CLI as a user
-would, and what a user would otherwise have: `torch.onnx.export`'s default graph and ONNX
+a seeded checkpoint, the toolkit's FP32 (native and pooled LRN), FP16 and CPU INT8 files through
+the CLI as a user would, and what a user would otherwise have: `torch.onnx.export`'s default graph and ONNX
 Runtime's default `quantize_static` settings on the same images. Then one `alexnet-export bench`
 run times them all, interleaved, and writes bench.md, bench.json and bench.png.
 """
@@ -41,12 +41,13 @@ def main() -> None:
     cli = [str(Path(sys.executable).parent / "alexnet-export")]
     common = ["--weights", str(checkpoint)]
     run(cli + ["onnx", *common, "-o", str(out / "alexnet.onnx")])
+    run(cli + ["onnx", *common, "--lrn", "pooled", "-o", str(out / "alexnet.cpu.onnx")])
     run(cli + ["onnx", *common, "--precision", "fp16", "-o", str(out / "alexnet.fp16.onnx")])
     run(cli + ["onnx", *common, "--precision", "int8", "--calib-dir", str(calib), "--cache-dir", str(out / "cache"),
                "-o", str(out / "alexnet.int8.onnx")])
     default_export(checkpoint, out / "torch-default.onnx")
     default_quantization(out / "torch-default.onnx", calib, out / "ort-default-int8.onnx")
-    models = [checkpoint, out / "alexnet.onnx", out / "torch-default.onnx", out / "alexnet.fp16.onnx",
+    models = [checkpoint, out / "alexnet.onnx", out / "alexnet.cpu.onnx", out / "torch-default.onnx", out / "alexnet.fp16.onnx",
               out / "alexnet.int8.onnx", out / "ort-default-int8.onnx"]
     run(cli + ["bench", *map(str, models), "--batch-sizes", args.batch_sizes, "--threads", str(args.threads),
                "--iterations", str(args.iterations), "--json", str(out / "bench.json"),
