@@ -15,6 +15,19 @@ from PIL import Image
 
 SMALL_CLASSES = 10
 
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the long fuzz and soak tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="long run: pass --slow (CI runs the reduced version)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 # Real photographs shipped inside scikit-image's wheel (a test dependency), read straight from
 # its package folder so nothing is fetched.
 PHOTOS = (
