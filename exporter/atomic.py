@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -9,6 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 from alexnet_export.errors import ExportError
+
+
+# Failures of the disk rather than of the program: reported as one line, the target untouched.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
 
 
 @contextmanager
@@ -35,6 +40,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         yield temporary
         _fsync(temporary)
         os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        if exc.errno in _WRITE_ERRORS:
+            raise ExportError(f"cannot write {path}: {exc.strerror}; nothing was written") from None
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

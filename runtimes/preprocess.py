@@ -36,7 +36,20 @@ def load_image(source: ImageSource) -> Image.Image:
         raise InputError(f"cannot use a {type(source).__name__} as an image; expected a path, PIL image or uint8 array")
     if image.width < 1 or image.height < 1:
         raise InputError(f"image is {image.width}x{image.height}; expected at least 1x1 pixels")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. Pillow's convert("RGB") clips 16-bit and 32-bit grey values at 255, which
+    turns a 16-bit photo white; scale those down instead."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 def _open_file(path: Path) -> Image.Image:
@@ -44,6 +57,8 @@ def _open_file(path: Path) -> Image.Image:
         image = Image.open(path)  # reads the header only
     except FileNotFoundError:
         raise InputError(f"image {path} does not exist") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at twice its pixel limit
+        raise InputError(f"image {path} is too large to decode safely ({exc}); refusing to decode it") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"cannot read {path} as an image: {exc}") from None
     if image.format not in ALLOWED_FORMATS:
