@@ -120,6 +120,11 @@ def run_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def console() -> str:
+    return console_script()
+
+
+@pytest.fixture(scope="session")
 def cli():
     """Run the installed console script: cli("onnx", "--help", cwd=folder)."""
     return run_cli
