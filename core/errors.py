@@ -25,6 +25,10 @@ class InputError(AlexNetExportError, ValueError):
     """An array or image handed to a runtime does not fit the model's input."""
 
 
+class InferenceError(AlexNetExportError, RuntimeError):
+    """The backend failed on an input that passed the checks: the model file is inconsistent."""
+
+
 class ExportError(AlexNetExportError, RuntimeError):
     """The exporter failed or produced a graph that is not what we promise."""
 

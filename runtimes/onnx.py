@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from alexnet_export.errors import ModelLoadError, ProviderError
+from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
 from alexnet_export.models.spec import CHANNELS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
@@ -106,7 +106,7 @@ class OnnxRuntime(Runtime):
         try:
             return self.session.run([self._output], {self._input: batch})[0]
         except Exception as exc:
-            raise RuntimeError(f"ONNX Runtime failed on a batch of {len(batch)}: {_one_line(exc)}") from None
+            raise InferenceError(f"ONNX Runtime failed on a batch of {len(batch)}: {_one_line(exc)}") from None
 
     def close(self) -> None:
         self.session = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.errors import ModelLoadError, ProviderError
+from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
 from alexnet_export.exporter.tensorrt import (
     IMAGE_DIMS,
     REBUILD_HINT,
@@ -91,7 +91,7 @@ class TensorRTRuntime(Runtime):
         # The GPU runs one batch at a time anyway; for concurrent calls open one runtime per thread.
         with self._lock:
             if self._context is None:
-                raise RuntimeError(f"the TensorRT runtime for {self.path.name} is closed")
+                raise InferenceError(f"the TensorRT runtime for {self.path.name} is closed")
             return self._infer(batch)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
@@ -100,18 +100,18 @@ class TensorRTRuntime(Runtime):
         self._cuda(cudart.cudaSetDevice(self._device_index), "cudaSetDevice")
         if not context.set_input_shape(self._input, batch.shape):
             accepted = f"batch {self.bounds.describe()} of {'x'.join(map(str, IMAGE_DIMS))}"
-            raise RuntimeError(f"TensorRT refused input shape {batch.shape}; this engine takes {accepted}")
+            raise InferenceError(f"TensorRT refused input shape {batch.shape}; this engine takes {accepted}")
         shape = tuple(context.get_tensor_shape(self._output))
         if shape != (count, self._classes):
-            raise RuntimeError(f"TensorRT output shape is {shape}; expected ({count}, {self._classes})")
+            raise InferenceError(f"TensorRT output shape is {shape}; expected ({count}, {self._classes})")
         for name, address in self._buffers.items():
             if not context.set_tensor_address(name, address):
-                raise RuntimeError(f"TensorRT refused the device buffer for {name}")
+                raise InferenceError(f"TensorRT refused the device buffer for {name}")
         logits = np.empty(shape, dtype=np.float32)  # fresh per call: callers may keep it
         # Pageable host memory is fine for cudaMemcpyAsync; the synchronize below orders everything.
         self._copy(self._buffers[self._input], batch.ctypes.data, batch.nbytes, "HostToDevice")
         if not context.execute_async_v3(int(self._stream)):
-            raise RuntimeError(f"TensorRT failed to run a batch of {count} (see its log above)")
+            raise InferenceError(f"TensorRT failed to run a batch of {count} (see its log above)")
         self._copy(logits.ctypes.data, self._buffers[self._output], logits.nbytes, "DeviceToHost")
         self._cuda(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
         return logits

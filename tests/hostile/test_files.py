@@ -96,3 +96,23 @@ def _graph_model(tmp_path, node, opset=18, domain=""):
 def test_unsupported_graphs_fail_at_load_not_first_request(tmp_path, node, opset, domain):
     with pytest.raises(ModelLoadError, match="ONNX Runtime cannot load"):
         OnnxRuntime(_graph_model(tmp_path, node, opset, domain))
+
+
+def test_graph_that_fails_at_run_time_is_a_clean_inference_error(tmp_path, cli):
+    from alexnet_export.errors import InferenceError
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 10])  # 3*224*224 is not a multiple of 10
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 224, 224])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph([helper.make_node("Reshape", ["images", "shape"], ["logits"])], "g", [x], [y],
+                              initializer=[shape])
+    path = tmp_path / "bad-reshape.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8).SerializeToString())
+    with pytest.raises(InferenceError, match="ONNX Runtime failed on a batch of 1"):
+        OnnxRuntime(path).predict(np.zeros((1, 3, 224, 224), np.float32))
+    assert probe(path).outcome == CLEAN_ERROR
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "x.png")
+    line = _one_line_failure(cli("predict", path, tmp_path / "x.png"))
+    assert line.startswith("Error: ONNX Runtime failed on a batch of 1")
