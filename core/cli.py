@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from alexnet_export import __version__
-from alexnet_export.errors import AlexNetExportError
+from alexnet_export.errors import AlexNetExportError, one_line
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
 
@@ -31,9 +31,8 @@ class _Group(click.Group):
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            message = " ".join(str(exc).split())[:300]
             raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {message} (set {DEBUG_ENV}=1 for the traceback)"
+                f"unexpected {type(exc).__name__}: {one_line(exc, 300)} (set {DEBUG_ENV}=1 for the traceback)"
             ) from None
 
 

@@ -169,7 +169,6 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
     from alexnet_export.exporter.tensorrt import BuildSettings, TensorRTUnavailable, build_engine, import_tensorrt
-    from alexnet_export.models.spec import Preprocessing
 
     started = time.perf_counter()
     precision = precision or "fp32"

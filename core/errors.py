@@ -42,3 +42,9 @@ class ParityError(AlexNetExportError):
     def __init__(self, message, report):
         super().__init__(message)
         self.report = report
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line, for embedding in ours (libraries write paragraphs)."""
+    text = " ".join(str(exc).split())
+    return text[:limit] if text else type(exc).__name__

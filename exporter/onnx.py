@@ -14,7 +14,7 @@ import onnx
 import torch
 
 from alexnet_export import __version__
-from alexnet_export.errors import ExportError
+from alexnet_export.errors import ExportError, one_line
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
 from alexnet_export.exporter.lrn_pooled import POOLED_LRN_OPS, pool_lrn_nodes
@@ -107,7 +107,7 @@ def build_onnx_proto(
                 verbose=False,
             )
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed: {' '.join(str(exc).split())[:400]}") from None
+        raise ExportError(f"torch.onnx.export failed: {one_line(exc)}") from None
     proto = program.model_proto
     _strip_exporter_annotations(proto)
     check_graph(proto)  # the traced graph, before any rewrite: the native chain we promise
@@ -131,7 +131,7 @@ def check_graph(proto: onnx.ModelProto, lrn: str = "native") -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph fails onnx.checker: {' '.join(str(exc).split())[:400]}") from None
+        raise ExportError(f"the exported graph fails onnx.checker: {one_line(exc)}") from None
 
 
 def verify_onnx_file(model: AlexNet, path: Path, batch: int | None, preprocessing: Preprocessing) -> ParityReport:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from alexnet_export.errors import WeightsError
+from alexnet_export.errors import WeightsError, one_line
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.alexnet import FINAL_LAYER, AlexNet, seeded_alexnet
 
@@ -66,7 +66,7 @@ def _load_pickle(path: Path):
         detail = next((line for line in lines if line.startswith("Unsupported")), "not a pickle")
         raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: corrupt or not a checkpoint ({detail})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {_one_line(exc)}") from None
+        raise WeightsError(f"cannot read {path} as a PyTorch checkpoint: {one_line(exc)}") from None
 
 
 def _load_safetensors(path: Path):
@@ -76,7 +76,7 @@ def _load_safetensors(path: Path):
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"cannot read {path} as safetensors: {_one_line(exc)}") from None
+        raise WeightsError(f"cannot read {path} as safetensors: {one_line(exc)}") from None
 
 
 def _unwrap(raw, path: Path) -> dict:
@@ -147,8 +147,3 @@ def load_alexnet(weights: str | Path | None = None, num_classes: int | None = No
     check_state_dict(model, state)
     model.load_state_dict({key: value.float() for key, value in state.items()})
     return LoadedModel(model.eval(), f"sha256:{file_sha256(weights)} ({Path(weights).name})", random_init=False)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
+from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError, one_line
 from alexnet_export.models.spec import CHANNELS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
@@ -58,7 +58,7 @@ class OnnxRuntime(Runtime):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=requested)
         except Exception as exc:  # ONNX Runtime raises its own exception types for every load failure
-            raise ModelLoadError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.path}: {one_line(exc, 500)}") from None
         self.providers = tuple(self.session.get_providers())
         if providers is not None:
             missing = [name for name in map(_provider_name, requested) if name not in self.providers]
@@ -106,7 +106,7 @@ class OnnxRuntime(Runtime):
         try:
             return self.session.run([self._output], {self._input: batch})[0]
         except Exception as exc:
-            raise InferenceError(f"ONNX Runtime failed on a batch of {len(batch)}: {_one_line(exc)}") from None
+            raise InferenceError(f"ONNX Runtime failed on a batch of {len(batch)}: {one_line(exc, 500)}") from None
 
     def close(self) -> None:
         self.session = None
@@ -164,8 +164,3 @@ def _provider_loads(provider: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] if text else type(exc).__name__
