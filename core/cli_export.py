@@ -168,7 +168,8 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
-    from alexnet_export.exporter.tensorrt import BuildSettings, TensorRTUnavailable, build_engine, import_tensorrt
+    from alexnet_export.exporter.tensorrt import BuildSettings, build_engine
+    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
 
     started = time.perf_counter()
     precision = precision or "fp32"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
-from alexnet_export.exporter.tensorrt import (
+from alexnet_export.runtimes.tensorrt_support import (
     IMAGE_DIMS,
     REBUILD_HINT,
     TensorRTUnavailable,

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import ModelLoadError, ProviderError
-from alexnet_export.exporter.tensorrt import (
-    BuildSettings,
+from alexnet_export.exporter.tensorrt import BuildSettings, build_engine
+from alexnet_export.runtimes.tensorrt_support import (
     TensorRTUnavailable,
-    build_engine,
     check_sidecar,
     import_tensorrt,
     read_sidecar,

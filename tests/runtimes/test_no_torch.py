@@ -52,3 +52,10 @@ def test_package_import_is_light():
     out = _run("import sys, json, alexnet_export, alexnet_export.runtimes, alexnet_export.models;"
                "print(json.dumps({'heavy': [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules]}))")
     assert out["heavy"] == []
+
+
+def test_engine_runtime_module_is_light():
+    out = _run("import sys, json, alexnet_export.runtimes.tensorrt, alexnet_export.runtimes.untrusted;"
+               "print(json.dumps({'heavy': [m for m in ('torch', 'onnx', 'tensorrt', 'alexnet_export.exporter')"
+               " if m in sys.modules]}))")
+    assert out["heavy"] == []
