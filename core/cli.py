@@ -65,7 +65,10 @@ def _register_commands():
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Labels to print per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="For a checkpoint MODEL: its class count (else read from it).")
-def predict_command(model, images, top_k, as_json, num_classes):
+@click.option("--sandbox", is_flag=True,
+              help="For an .onnx from elsewhere: load and run it once in a child process with memory and time "
+                   "limits first, so a file that crashes ONNX Runtime cannot take this process down.")
+def predict_command(model, images, top_k, as_json, num_classes, sandbox):
     """Classify images with an exported .onnx file or a checkpoint (run eagerly).
 
     Preprocessing and labels come from the .onnx file's metadata; a checkpoint uses the
@@ -76,6 +79,7 @@ def predict_command(model, images, top_k, as_json, num_classes):
       alexnet-export predict alexnet.onnx cat.jpg dog.png
       alexnet-export predict alexnet.onnx photos/*.jpg --top-k 1 --json
       alexnet-export predict checkpoint.pt cat.jpg
+      alexnet-export predict downloaded.onnx cat.jpg --sandbox
     """
     from alexnet_export.runtimes.registry import CHECKPOINT_SUFFIXES, open_runtime
 
@@ -84,7 +88,14 @@ def predict_command(model, images, top_k, as_json, num_classes):
         if model.suffix.lower() not in CHECKPOINT_SUFFIXES:
             raise click.BadParameter("only applies to a checkpoint MODEL", param_hint="--num-classes")
         options["num_classes"] = num_classes
-    runtime = open_runtime(model, **options)
+    if sandbox:
+        if model.suffix.lower() != ".onnx":
+            raise click.BadParameter("applies to .onnx models", param_hint="--sandbox")
+        from alexnet_export.runtimes.untrusted import load_untrusted
+
+        runtime = load_untrusted(model)
+    else:
+        runtime = open_runtime(model, **options)
     if top_k > runtime.metadata.num_classes:
         raise click.BadParameter(f"{top_k} is more than the model's {runtime.metadata.num_classes} classes",
                                  param_hint="--top-k")

@@ -86,3 +86,15 @@ def test_probe_contains_a_crashing_child(tmp_path, monkeypatch):
     assert result.outcome == CRASH and "signal 11" in result.detail
     with pytest.raises(ModelLoadError, match="crash"):
         untrusted.load_untrusted(tmp_path / "any.onnx")
+
+
+def test_cli_sandbox_refuses_a_broken_model_and_runs_a_good_one(cli, small_onnx, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (50, 40), "blue").save(tmp_path / "x.png")
+    (tmp_path / "broken.onnx").write_bytes(small_onnx.read_bytes()[:5000])
+    bad = cli("predict", "broken.onnx", "x.png", "--sandbox", cwd=tmp_path)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "refused broken.onnx: in a sandboxed trial it gave a clean error" in bad.stderr
+    good = cli("predict", small_onnx, "x.png", "--sandbox", "--top-k", "1", cwd=tmp_path)
+    assert good.returncode == 0 and "%" in good.stdout
