@@ -1,0 +1,147 @@
+"""Write a Triton Inference Server model repository for exported models.
+
+    repo/
+      alexnet/            platform onnxruntime_onnx
+        config.pbtxt
+        labels.txt
+        1/model.onnx
+      alexnet_engine/     platform tensorrt_plan
+        config.pbtxt
+        labels.txt
+        1/model.plan
+
+config.pbtxt is written as text (no Triton packages needed); the tests parse every file into
+Triton's own ModelConfig protobuf. Field reference: Triton's model_config.proto and the
+"Model Configuration" page of its documentation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from alexnet_export.errors import AlexNetExportError
+from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
+
+KINDS = ("cpu", "gpu")
+
+
+class RepositoryError(AlexNetExportError, ValueError):
+    """The repository cannot be written as asked."""
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    max_batch: int = 32
+    instances: int = 1
+    kind: str = "cpu"
+    preferred_batch: tuple[int, ...] = (8, 16)
+    max_queue_delay_us: int = 100
+    onnx_tensorrt: bool = False  # let Triton's ONNX Runtime backend use its TensorRT accelerator
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise RepositoryError(f"instance kind {self.kind!r} is unknown; expected cpu or gpu")
+        if self.max_batch < 1 or self.instances < 1 or self.max_queue_delay_us < 0:
+            raise RepositoryError("--max-batch and --instances must be positive and the queue delay not negative")
+        too_big = [size for size in self.preferred_batch if not 1 <= size <= self.max_batch]
+        if too_big:
+            raise RepositoryError(f"preferred batch sizes {too_big} must lie in 1..{self.max_batch} (--max-batch)")
+        if self.onnx_tensorrt and self.kind != "gpu":
+            raise RepositoryError("the TensorRT accelerator needs --kind gpu")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    folder: Path
+    platform: str
+
+
+def model_name(path: Path, suffix: str = "") -> str:
+    """A Triton model name from a file name: letters, digits, '_' and '-' only."""
+    stem = path.name.split(".")[0] + "".join(f"_{part}" for part in path.name.split(".")[1:-1])
+    return re.sub(r"[^A-Za-z0-9_-]", "_", stem) + suffix
+
+
+def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
+    from alexnet_export.runtimes.onnx import OnnxRuntime
+
+    runtime = OnnxRuntime(onnx_path, providers=["CPUExecutionProvider"])
+    if runtime.bounds.maximum is not None:
+        raise RepositoryError(f"{onnx_path} has a fixed batch of {runtime.bounds.maximum}; Triton batching needs an "
+                              "export with --batch dynamic")
+    name = model_name(onnx_path)
+    accelerator = _tensorrt_accelerator(runtime.metadata.precision) if options.onnx_tensorrt else ""
+    config = _config(name, "onnxruntime_onnx", runtime.metadata.num_classes, options, accelerator)
+    return _write_model(repo, name, "onnxruntime_onnx", onnx_path, "model.onnx", config, runtime.metadata.labels, force)
+
+
+def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
+    from alexnet_export.models.spec import ArtifactMetadata
+    from alexnet_export.runtimes.tensorrt_support import read_sidecar
+
+    if options.kind != "gpu":
+        raise RepositoryError("a TensorRT engine runs on a GPU: use --kind gpu")
+    sidecar = read_sidecar(engine_path)
+    if options.max_batch > sidecar["batch"]["max"]:
+        raise RepositoryError(f"--max-batch {options.max_batch} exceeds the engine's profile maximum "
+                              f"{sidecar['batch']['max']}; rebuild it with a larger --max-batch")
+    num_classes = int(sidecar["metadata"].get("alexnet_export.num_classes", "0")) or 1000
+    metadata = ArtifactMetadata.from_props(sidecar["metadata"], num_classes)
+    name = model_name(engine_path, "_trt")
+    config = _config(name, "tensorrt_plan", num_classes, options, "")
+    return _write_model(repo, name, "tensorrt_plan", engine_path, "model.plan", config, metadata.labels, force)
+
+
+def _config(name: str, platform: str, num_classes: int, options: ServingOptions, accelerator: str) -> str:
+    preferred = ", ".join(map(str, options.preferred_batch))
+    lines = [
+        f'name: "{name}"',
+        f'platform: "{platform}"',
+        f"max_batch_size: {options.max_batch}",
+        f'input [ {{ name: "images" data_type: TYPE_FP32 format: FORMAT_NCHW dims: [ {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE} ] }} ]',
+        f'output [ {{ name: "logits" data_type: TYPE_FP32 dims: [ {num_classes} ] label_filename: "labels.txt" }} ]',
+        f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {options.max_queue_delay_us} }}",
+        f"instance_group [ {{ count: {options.instances} kind: KIND_{options.kind.upper()} }} ]",
+    ]
+    if accelerator:
+        lines.append(accelerator)
+    return "\n".join(lines) + "\n"
+
+
+def _tensorrt_accelerator(precision: str) -> str:
+    mode = "FP16" if precision == "fp16" else ("INT8" if precision.startswith("int8") else "FP32")
+    return ("optimization { execution_accelerators { gpu_execution_accelerator : [ { name : \"tensorrt\" "
+            f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
+
+
+def _write_model(repo: Path, name, platform, source: Path, file_name, config, labels, force) -> ModelEntry:
+    """Build the model folder beside its final place, then rename it in: never half a model."""
+    folder = repo / name
+    if folder.exists() and not force:
+        raise RepositoryError(f"{folder} already exists; pass --force to replace it")
+    repo.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=repo))
+    try:
+        (staging / "1").mkdir()
+        shutil.copyfile(source, staging / "1" / file_name)
+        external = source.with_name(source.name + ".data")  # torch.onnx.export's default sidecar
+        if external.is_file():
+            shutil.copyfile(external, staging / "1" / external.name)
+        (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        (staging / "config.pbtxt").write_text(config, encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RepositoryError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ModelEntry(name, folder, platform)

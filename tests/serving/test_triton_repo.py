@@ -1,0 +1,103 @@
+"""Generated Triton repositories, parsed with Triton's own ModelConfig protobuf."""
+
+import importlib.util
+import json
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+
+from alexnet_export.serving.triton_repo import RepositoryError, ServingOptions, add_engine, add_onnx
+from alexnet_export.runtimes.tensorrt_support import sidecar_path
+
+
+@pytest.fixture(scope="module")
+def model_config_pb2():
+    """tritonclient ships the generated module under tritonclient/grpc; importing that package
+    needs grpc, so load the one file directly."""
+    path = Path(str(distribution("tritonclient").locate_file("tritonclient/grpc/model_config_pb2.py")))
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse(pb2, folder):
+    return text_format.Parse((folder / "config.pbtxt").read_text(), pb2.ModelConfig())
+
+
+def test_onnx_model_config_matches_the_model(tmp_path, small_onnx, model_config_pb2, small_metadata):
+    entry = add_onnx(tmp_path / "repo", small_onnx, ServingOptions(max_batch=16, instances=2, preferred_batch=(4, 8),
+                                                                    max_queue_delay_us=250))
+    config = _parse(model_config_pb2, entry.folder)
+    pb2 = model_config_pb2
+    assert config.name == entry.name == "small" and config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 16
+    (image_input,), (logits,) = config.input, config.output
+    assert (image_input.name, image_input.data_type, list(image_input.dims)) == ("images", pb2.TYPE_FP32, [3, 224, 224])
+    assert (logits.name, logits.data_type, list(logits.dims)) == ("logits", pb2.TYPE_FP32, [10])
+    assert logits.label_filename == "labels.txt"
+    assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
+    assert config.dynamic_batching.max_queue_delay_microseconds == 250
+    (group,) = config.instance_group
+    assert group.count == 2 and group.kind == pb2.ModelInstanceGroup.KIND_CPU
+    assert (entry.folder / "labels.txt").read_text().split("\n")[:10] == list(small_metadata.labels)
+    assert (entry.folder / "1" / "model.onnx").read_bytes() == small_onnx.read_bytes()
+
+
+def test_tensorrt_accelerator_for_onnx_on_gpu(tmp_path, small_onnx, model_config_pb2):
+    entry = add_onnx(tmp_path, small_onnx, ServingOptions(kind="gpu", onnx_tensorrt=True))
+    config = _parse(model_config_pb2, entry.folder)
+    (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP32"
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+
+
+def test_engine_model_config(tmp_path, model_config_pb2):
+    engine = tmp_path / "alexnet.engine"
+    engine.write_bytes(b"engine bytes")
+    labels = [f"thing {i}" for i in range(7)]
+    sidecar_path(engine).write_text(json.dumps({
+        "tensorrt_version": "10.13.0", "gpu_name": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp16",
+        "batch": {"min": 1, "opt": 8, "max": 32}, "source_onnx_sha256": "0" * 64,
+        "metadata": {"alexnet_export.num_classes": "7", "alexnet_export.labels": json.dumps(labels)}}))
+    entry = add_engine(tmp_path / "repo", engine, ServingOptions(kind="gpu", max_batch=32))
+    config = _parse(model_config_pb2, entry.folder)
+    assert config.platform == "tensorrt_plan" and entry.name == "alexnet_trt" and list(config.output[0].dims) == [7]
+    assert (entry.folder / "1" / "model.plan").read_bytes() == b"engine bytes"
+    assert (entry.folder / "labels.txt").read_text().splitlines() == labels
+    with pytest.raises(RepositoryError, match="exceeds the engine's profile maximum 32"):
+        add_engine(tmp_path / "repo2", engine, ServingOptions(kind="gpu", max_batch=64))
+    with pytest.raises(RepositoryError, match="use --kind gpu"):
+        add_engine(tmp_path / "repo3", engine, ServingOptions())
+
+
+def test_existing_models_are_not_overwritten_without_force(tmp_path, small_onnx):
+    add_onnx(tmp_path, small_onnx, ServingOptions())
+    (tmp_path / "small" / "config.pbtxt").write_text("mine")
+    with pytest.raises(RepositoryError, match="already exists; pass --force"):
+        add_onnx(tmp_path, small_onnx, ServingOptions())
+    assert (tmp_path / "small" / "config.pbtxt").read_text() == "mine"
+    add_onnx(tmp_path, small_onnx, ServingOptions(), force=True)
+    assert (tmp_path / "small" / "config.pbtxt").read_text().startswith('name: "small"')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small"]  # no staging folder left
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(preferred_batch=(64,), max_batch=32), r"preferred batch sizes \[64\] must lie in 1..32"),
+    (dict(kind="tpu"), "instance kind 'tpu' is unknown"),
+    (dict(onnx_tensorrt=True), "needs --kind gpu"),
+])
+def test_bad_options(options, message):
+    with pytest.raises(RepositoryError, match=message):
+        ServingOptions(**options)
+
+
+def test_cli(cli, tmp_path, small_onnx):
+    result = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx, "--preferred-batch", "2,4")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "repo" / "small" / "config.pbtxt").is_file()
+    again = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx)
+    assert again.returncode == 1 and "already exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+    assert cli("triton", "--repo", tmp_path / "repo").returncode == 2
