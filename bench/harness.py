@@ -18,7 +18,7 @@ import numpy as np
 
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
-from alexnet_export.errors import AlexNetExportError, ModelLoadError
+from alexnet_export.errors import ModelLoadError
 from alexnet_export.runtimes.registry import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, open_runtime
 
 Tick = Callable[[str], None]
@@ -192,7 +192,3 @@ def _classify_rows(subjects: list[Subject], settings: Settings, say: Tick) -> li
                               lambda done: say(f"classify: round {done}"))
     return [{"model": s.name, "precision": s.precision, "p50_ms": float(np.median(timings[s.name])) * 1e3,
              "p90_ms": float(np.percentile(timings[s.name], 90)) * 1e3} for s in runnable]
-
-
-class BenchError(AlexNetExportError, ValueError):
-    """Bad benchmark settings."""

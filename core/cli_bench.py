@@ -6,22 +6,12 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import say
-
-
-def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive integers, e.g. 1,8,32")
-    return sizes
+from alexnet_export.cli_options import batch_sizes_option, say
 
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--batch-sizes", default="1,8,32", show_default=True, callback=_batch_sizes, help="Comma-separated.")
+@click.option("--batch-sizes", default="1,8,32", show_default=True, callback=lambda ctx, param, value: batch_sizes_option(value), help="Comma-separated.")
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Threads per runtime.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed rounds first.")
 @click.option("--iterations", type=click.IntRange(min=1), help="Timed rounds per batch size [default: 20].")

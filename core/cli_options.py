@@ -19,6 +19,17 @@ def warn(message: str) -> None:
     click.secho(message if message.startswith("warning") else f"note: {message}", fg="yellow", err=True)
 
 
+def batch_sizes_option(value: str) -> tuple[int, ...]:
+    """Click callback body: "1,8,32" -> (1, 8, 32), or a usage error that shows the form."""
+    try:
+        sizes = tuple(int(part) for part in value.split(",") if part)
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive integers, e.g. 1,8,32")
+    return sizes
+
+
 def model_options(command):
     """Where the model comes from: shared by `onnx` and `trt`."""
     decorators = [

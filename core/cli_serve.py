@@ -6,17 +6,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import say
-
-
-def _sizes(ctx, param, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in value.split(",") if part)
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive integers, e.g. 8,16")
-    return sizes
+from alexnet_export.cli_options import batch_sizes_option, say
 
 
 @click.command("triton")
@@ -28,7 +18,7 @@ def _sizes(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True, help="Model instances per device kind.")
 @click.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option("--preferred-batch", default="8,16", show_default=True, callback=_sizes, help="Dynamic batching's preferred sizes.")
+@click.option("--preferred-batch", default="8,16", show_default=True, callback=lambda ctx, param, value: batch_sizes_option(value), help="Dynamic batching's preferred sizes.")
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--onnx-tensorrt", is_flag=True, help="With --kind gpu: let the ONNX model use Triton's TensorRT accelerator.")
 @click.option("--force", is_flag=True, help="Replace models that already exist in the repository.")

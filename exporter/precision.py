@@ -26,7 +26,6 @@ from alexnet_export.exporter.calibration import Ranges, ort_method, quiet_onnxru
 from alexnet_export.exporter.lrn_pooled import pool_lrn_nodes
 from alexnet_export.models.spec import PRECISION_KEY
 
-PRECISIONS = ("fp32", "fp16", "int8-tensorrt", "int8-cpu")
 CALIBRATION_KEY = "alexnet_export.calibration"
 
 

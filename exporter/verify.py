@@ -10,7 +10,7 @@ are. Raw agreement is reported too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -75,9 +75,6 @@ class ParityReport:
         ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityReport:
