@@ -19,7 +19,7 @@ import numpy as np
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.runtimes.registry import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES, open_runtime
+from alexnet_export.runtimes.registry import KNOWN_SUFFIXES, open_runtime, runtime_kind
 
 Tick = Callable[[str], None]
 RESULT_FIELDS = ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
@@ -62,24 +62,24 @@ class Subject:
 
 def check_models(paths: list[Path]) -> None:
     """Refuse missing files and unknown suffixes before any timing starts."""
-    known = ONNX_SUFFIXES + CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES
     for path in paths:
         if not path.is_file():
             raise ModelLoadError(f"model {path} does not exist or is not a file")
-        if path.suffix.lower() not in known:
-            raise ModelLoadError(f"cannot benchmark {path}: suffix {path.suffix or '(none)'!r}; expected one of {', '.join(known)}")
+        if runtime_kind(path) is None:
+            raise ModelLoadError(f"cannot benchmark {path}: suffix {path.suffix or '(none)'!r};"
+                                 f" expected one of {', '.join(KNOWN_SUFFIXES)}")
 
 
 def open_subject(path: Path, threads: int) -> Subject:
-    suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
+    kind = runtime_kind(path)
+    if kind == "onnx":
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         runtime = open_runtime(path, threads=threads, session_options=options)
         return Subject(path, runtime, _onnx_precision(path), {"threads": threads})
-    if suffix in CHECKPOINT_SUFFIXES:
+    if kind == "checkpoint":
         runtime = open_runtime(path, threads=threads)
         return Subject(path, runtime, "fp32 eager", {"threads": threads})
     runtime = open_runtime(path)

@@ -83,15 +83,15 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox):
       alexnet-export predict checkpoint.pt cat.jpg
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
     """
-    from alexnet_export.runtimes.registry import CHECKPOINT_SUFFIXES, open_runtime
+    from alexnet_export.runtimes.registry import open_runtime, runtime_kind
 
     options = {}
     if num_classes is not None:
-        if model.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        if runtime_kind(model) != "checkpoint":
             raise click.BadParameter("only applies to a checkpoint MODEL", param_hint="--num-classes")
         options["num_classes"] = num_classes
     if sandbox:
-        if model.suffix.lower() != ".onnx":
+        if runtime_kind(model) != "onnx":
             raise click.BadParameter("applies to .onnx models", param_hint="--sandbox")
         from alexnet_export.runtimes.untrusted import load_untrusted
 

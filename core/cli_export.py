@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import calibration_options, model_options, progress_bar, say, warn
+from alexnet_export.cli_options import ProgressLine, calibration_options, model_options, say, warn
 
 CPU_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu"}
 
@@ -65,7 +65,7 @@ def _make_variant(fp32_path: Path, precision: str, output: Path, reference, prep
     from alexnet_export.exporter.variants import CalibrationOptions, make_variant
 
     options = CalibrationOptions(calib_dir, calib_count, calib_method, cache_dir)
-    result = make_variant(fp32_path, precision, output, reference, options, preprocessing, say=say, progress=progress_bar)
+    result = make_variant(fp32_path, precision, output, reference, options, preprocessing, say=say, progress=ProgressLine)
     for note in result.notes:
         warn(note)
     click.echo(f"parity, FP32 reference vs {precision} ONNX Runtime (CPU), on {result.verified_on}:")

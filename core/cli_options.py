@@ -84,7 +84,3 @@ class ProgressLine:
             click.echo(f"{self.label}: {self.done}/{self.total} ({elapsed:.0f}s)", err=True, nl=False)
             click.echo(end, err=True, nl=False)
             self._last_drawn = percent
-
-
-def progress_bar(label: str, total: int) -> ProgressLine:
-    return ProgressLine(label, total)

@@ -14,6 +14,10 @@ OUTPUT_NAME = "logits"
 CHANNELS = 3
 IMAGE_SIZE = 224
 DEFAULT_NUM_CLASSES = 1000
+# Checkpoint files the toolkit reads (models/weights.py) and runs eagerly (runtimes/registry.py).
+PICKLE_SUFFIXES = (".pt", ".pth")
+SAFETENSORS_SUFFIXES = (".safetensors",)
+CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
 
 # Every key we write is namespaced so it never collides with keys other tools add.
 _KEY_PREFIX = "alexnet_export."

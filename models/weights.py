@@ -17,10 +17,8 @@ import torch
 from alexnet_export.errors import WeightsError, one_line
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.alexnet import FINAL_LAYER, AlexNet, seeded_alexnet
+from alexnet_export.models.spec import CHECKPOINT_SUFFIXES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 
-PICKLE_SUFFIXES = (".pt", ".pth")
-SAFETENSORS_SUFFIXES = (".safetensors",)
-CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
 # Training scripts often save {"state_dict": ..., "epoch": ...}; these keys hold the weights.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 # DataParallel/DDP add "module.", torch.compile adds "_orig_mod.".

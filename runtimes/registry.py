@@ -5,29 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from alexnet_export.errors import ModelLoadError
+from alexnet_export.models.spec import CHECKPOINT_SUFFIXES
 from alexnet_export.runtimes.base import Runtime
 
 ONNX_SUFFIXES = (".onnx",)
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
 ENGINE_SUFFIXES = (".engine", ".plan")
+KNOWN_SUFFIXES = ONNX_SUFFIXES + CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES
+_KINDS = {
+    **dict.fromkeys(ONNX_SUFFIXES, "onnx"),
+    **dict.fromkeys(CHECKPOINT_SUFFIXES, "checkpoint"),
+    **dict.fromkeys(ENGINE_SUFFIXES, "engine"),
+}
+
+
+def runtime_kind(path: str | Path) -> str | None:
+    """"onnx", "checkpoint" or "engine" by suffix; None for files no runtime loads."""
+    return _KINDS.get(Path(path).suffix.lower())
 
 
 def open_runtime(path: str | Path, **options) -> Runtime:
     """OnnxRuntime for .onnx, TorchRuntime for checkpoints, TensorRTRuntime for engines."""
-    suffix = Path(path).suffix.lower()
-    if suffix in ONNX_SUFFIXES:
+    kind = runtime_kind(path)
+    if kind == "onnx":
         from alexnet_export.runtimes.onnx import OnnxRuntime
 
         return OnnxRuntime(path, **options)
-    if suffix in CHECKPOINT_SUFFIXES:
+    if kind == "checkpoint":
         from alexnet_export.runtimes.torch import TorchRuntime
 
         return TorchRuntime(path, **options)
-    if suffix in ENGINE_SUFFIXES:
+    if kind == "engine":
         from alexnet_export.runtimes.tensorrt import TensorRTRuntime
 
         return TensorRTRuntime(path, **options)
+    suffix = Path(path).suffix
     raise ModelLoadError(
-        f"don't know how to run {path}: suffix {suffix or '(none)'!r}; expected one of"
-        f" {', '.join(ONNX_SUFFIXES + CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES)}"
+        f"don't know how to run {path}: suffix {suffix or '(none)'!r}; expected one of {', '.join(KNOWN_SUFFIXES)}"
     )

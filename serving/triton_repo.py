@@ -64,8 +64,7 @@ class ModelEntry:
 
 def model_name(path: Path, suffix: str = "") -> str:
     """A Triton model name from a file name: letters, digits, '_' and '-' only."""
-    stem = path.name.split(".")[0] + "".join(f"_{part}" for part in path.name.split(".")[1:-1])
-    return re.sub(r"[^A-Za-z0-9_-]", "_", stem) + suffix
+    return re.sub(r"[^A-Za-z0-9_-]", "_", path.stem) + suffix
 
 
 def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
