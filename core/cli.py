@@ -47,6 +47,7 @@ def main():
     alexnet-export trt --int8 --weights model.pt --calib-dir photos/ -o alexnet.engine
     alexnet-export predict alexnet.onnx cat.jpg dog.png
     alexnet-export bench alexnet.onnx alexnet.int8.onnx model.pt --json bench.json
+    alexnet-export verify alexnet.int8.onnx --images val/ --labels-from-folders --reference model.pt
     """
 
 
@@ -54,11 +55,13 @@ def _register_commands():
     from alexnet_export.cli_bench import bench_command
     from alexnet_export.cli_export import onnx_command, trt_command
     from alexnet_export.cli_serve import triton_command
+    from alexnet_export.cli_verify import verify_command
 
     main.add_command(onnx_command)
     main.add_command(trt_command)
     main.add_command(bench_command)
     main.add_command(triton_command)
+    main.add_command(verify_command)
 
 
 @main.command("predict")

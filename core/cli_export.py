@@ -10,7 +10,8 @@ import click
 
 from alexnet_export.cli_options import ProgressLine, calibration_options, model_options, say, warn
 
-CPU_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu"}
+# --precision choice -> the precision make_variant writes.
+ONNX_PRECISIONS = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-tensorrt": "int8-tensorrt"}
 
 
 class _BatchType(click.ParamType):
@@ -79,9 +80,10 @@ def _make_variant(fp32_path: Path, precision: str, output: Path, reference, prep
 @model_options
 @click.option("--batch", type=_BatchType(), default="dynamic", show_default=True,
               help="'dynamic' batch dimension, or a fixed batch size N.")
-@click.option("--precision", type=click.Choice(list(CPU_PRECISIONS)), default="fp32", show_default=True,
-              help="fp16: FP16 with FP32 I/O and LRN; int8: the INT8 file ONNX Runtime runs fastest on CPUs "
-                   "(needs --calib-dir). For TensorRT's INT8 use `alexnet-export trt --int8`.")
+@click.option("--precision", type=click.Choice(list(ONNX_PRECISIONS)), default="fp32", show_default=True,
+              help="fp16: FP16 with FP32 I/O and LRN; int8: the INT8 file ONNX Runtime runs fastest on CPUs; "
+                   "int8-tensorrt: the Q/DQ file TensorRT builds INT8 engines from (what `trt --int8` builds; "
+                   "made here without TensorRT). Both INT8 need --calib-dir.")
 @calibration_options
 @click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,
               help="FP32 only. native: one ONNX LRN node each (TensorRT maps it). pooled: the same formula "
@@ -102,14 +104,15 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
       alexnet-export onnx --weights checkpoint.pt -o alexnet.onnx
       alexnet-export onnx --weights model.safetensors --labels classes.txt --batch 8
       alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/ -o alexnet.int8.onnx
+      alexnet-export onnx --weights checkpoint.pt --precision int8-tensorrt --calib-dir photos/ -o alexnet.trt-int8.onnx
       alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
     """
     from alexnet_export.runtimes.torch import TorchRuntime
 
     started = time.perf_counter()
-    if precision == "int8" and calib_dir is None:
-        raise click.UsageError("--precision int8 needs --calib-dir DIR (a folder of 64 or more images)")
+    if precision.startswith("int8") and calib_dir is None:
+        raise click.UsageError(f"--precision {precision} needs --calib-dir DIR (a folder of 64 or more images)")
     if lrn == "pooled" and precision != "fp32":
         raise click.UsageError("--lrn pooled applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                                " and the INT8 CPU file always uses the pooled form")
@@ -123,7 +126,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
         # cache (keyed by its hash) still hits on a re-run.
         with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent if output.parent.is_dir() else None) as scratch:
             fp32 = _export_fp32(model, metadata, Path(scratch) / "fp32.onnx", opset, fixed_batch, not no_verify).path
-            variant = _make_variant(fp32, CPU_PRECISIONS[precision], output, TorchRuntime(model),
+            variant = _make_variant(fp32, ONNX_PRECISIONS[precision], output, TorchRuntime(model),
                                     metadata.preprocessing, calib_dir, calib_count, calib_method, cache_dir)
         path, size = variant.path, variant.path.stat().st_size
     click.echo(f"wrote {path} ({precision}, {size / 1e6:.1f} MB, {metadata.num_classes} classes) "

@@ -23,9 +23,8 @@ import numpy as np
 from alexnet_export.errors import AlexNetExportError, InputError
 from alexnet_export.models.spec import INPUT_NAME, Preprocessing
 from alexnet_export.hashing import file_sha256
-from alexnet_export.runtimes.preprocess import load_image, preprocess
+from alexnet_export.runtimes.preprocess import IMAGE_SUFFIXES, find_images, load_image, preprocess
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
 MIN_IMAGES = 64
 RECOMMENDED_IMAGES = 256
 DEFAULT_METHOD = "percentile"
@@ -57,14 +56,6 @@ class Ranges:
     path: Path  # ONNX Runtime calibration cache (JSON)
     method: str
     cache_hit: bool
-
-
-def find_images(folder: str | Path) -> list[Path]:
-    """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CalibrationError(f"calibration folder {folder} does not exist or is not a folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def load_calibration_set(

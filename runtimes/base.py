@@ -43,13 +43,13 @@ class Runtime(ABC):
         num_classes = self.metadata.num_classes
         if not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
             raise InputError(f"top_k is {top_k!r}; expected an integer from 1 to {num_classes}")
-        logits = self._predict_in_allowed_batches(preprocess_batch(images, self.metadata.preprocessing))
+        logits = self.predict_in_allowed_batches(preprocess_batch(images, self.metadata.preprocessing))
         probabilities = softmax(logits)
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         labels = self.metadata.labels
         return [[(labels[i], float(row[i])) for i in order] for row, order in zip(probabilities, best)]
 
-    def _predict_in_allowed_batches(self, batch: np.ndarray) -> np.ndarray:
+    def predict_in_allowed_batches(self, batch: np.ndarray) -> np.ndarray:
         """Split or pad so any number of images fits a model with a fixed or bounded batch."""
         step = self.bounds.maximum or len(batch)
         outputs = []

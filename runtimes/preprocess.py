@@ -6,8 +6,9 @@ The same transform as torchvision's ImageNet evaluation pipeline: shorter side r
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,15 +16,24 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from alexnet_export.errors import InputError
 from alexnet_export.models.spec import Preprocessing
 
-ImageSource = Union[str, Path, Image.Image, np.ndarray]
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
 
 # Refuse images larger than this before decoding them: a small file can declare a huge canvas.
 MAX_PIXELS = 64_000_000
 ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"image folder {folder} does not exist or is not a folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def load_image(source: ImageSource) -> Image.Image:
-    """An RGB PIL image from a path, a PIL image or an HxWx3 uint8 array."""
+    """An RGB PIL image from a path, the bytes of an image file, a PIL image or an HxWx3 uint8 array."""
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
@@ -31,9 +41,12 @@ def load_image(source: ImageSource) -> Image.Image:
             raise InputError(f"image array has dtype {source.dtype} and shape {source.shape}; expected uint8 HxWx3 RGB")
         image = Image.fromarray(np.ascontiguousarray(source), mode="RGB")
     elif isinstance(source, (str, Path)):
-        image = _open_file(Path(source))
+        image = _open_file(Path(source), str(source))
+    elif isinstance(source, (bytes, bytearray)):  # an upload: the same checks as a file
+        image = _open_file(io.BytesIO(source), "data")
     else:
-        raise InputError(f"cannot use a {type(source).__name__} as an image; expected a path, PIL image or uint8 array")
+        raise InputError(f"cannot use a {type(source).__name__} as an image; expected a path, image file bytes,"
+                         " PIL image or uint8 array")
     if image.width < 1 or image.height < 1:
         raise InputError(f"image is {image.width}x{image.height}; expected at least 1x1 pixels")
     return _to_rgb(image)
@@ -52,14 +65,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _open_file(path: Path) -> Image.Image:
+def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
+    """`file` is a path or an in-memory file; `path` names it in messages."""
     try:
-        image = Image.open(path)  # reads the header only
+        image = Image.open(file)  # reads the header only
     except FileNotFoundError:
         raise InputError(f"image {path} does not exist") from None
     except Image.DecompressionBombError as exc:  # Pillow's own check, at twice its pixel limit
         raise InputError(f"image {path} is too large to decode safely ({exc}); refusing to decode it") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except UnidentifiedImageError as exc:  # for an in-memory file Pillow's message shows an object address
+        detail = exc if isinstance(file, Path) else "not a format Pillow recognises"
+        raise InputError(f"cannot read {path} as an image: {detail}") from None
+    except OSError as exc:
         raise InputError(f"cannot read {path} as an image: {exc}") from None
     if image.format not in ALLOWED_FORMATS:
         raise InputError(f"image {path} is {image.format}; expected one of {', '.join(ALLOWED_FORMATS)}")

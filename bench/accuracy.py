@@ -1,0 +1,122 @@
+"""Accuracy on labelled images and agreement with a reference model: `alexnet-export verify`.
+
+Images stream through in batches (a folder may hold more images than fit in memory); only
+the logits are kept. Labels come from ImageFolder-style class folders whose names must be the
+model's own labels, so a model exported with `--labels` is checked against the names it carries.
+Needs numpy and the runtimes only: no torch unless a checkpoint is one of the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from alexnet_export.errors import InputError
+from alexnet_export.exporter.verify import ParityReport, compare_logits
+from alexnet_export.runtimes.preprocess import find_images, load_image, preprocess
+
+Tick = Callable[[int], None]
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    paths: tuple[Path, ...]
+    labels: np.ndarray | None  # class index per image, or None when unlabelled
+    classes_seen: int  # class folders found (0 when unlabelled)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    images: int
+    top_k: int  # k of the top-k accuracy: 5, or the class count when smaller
+    top1: float | None  # None when the images are unlabelled
+    topk: float | None
+    reference_top1: float | None
+    reference_topk: float | None
+    agreement: ParityReport | None  # None without a reference
+    skipped: tuple[str, ...]  # one line per unreadable image
+
+    def to_dict(self) -> dict:
+        result = asdict(self)
+        result["skipped"] = list(self.skipped)
+        return result
+
+
+def image_set(folder: str | Path, class_names: Sequence[str] | None = None) -> ImageSet:
+    """The images below `folder`; with `class_names`, each labelled by its class folder.
+
+    Class folders are the first level below `folder` (`folder/<label>/.../x.jpg`); every one
+    must be one of `class_names`, so a typo or a model with other labels fails before any work.
+    """
+    folder = Path(folder)
+    paths = tuple(find_images(folder))
+    if not paths:
+        raise InputError(f"found no image files under {folder}")
+    if class_names is None:
+        return ImageSet(paths, None, 0)
+    index = {name: i for i, name in enumerate(class_names)}
+    outside = [p for p in paths if len(p.relative_to(folder).parts) < 2]
+    if outside:
+        raise InputError(f"{outside[0]} is not inside a class folder; expected {folder}/<label>/<image> for every image")
+    folders = sorted({p.relative_to(folder).parts[0] for p in paths})
+    unknown = [name for name in folders if name not in index]
+    if unknown:
+        shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+        raise InputError(
+            f"class folder {unknown[0]!r} is not one of the model's {len(class_names)} labels ({shown})"
+            f"{f' nor are {len(unknown) - 1} more' if len(unknown) > 1 else ''}; name the folders after the labels,"
+            " or export the model with --labels"
+        )
+    labels = np.array([index[p.relative_to(folder).parts[0]] for p in paths], dtype=np.int64)
+    return ImageSet(paths, labels, len(folders))
+
+
+def evaluate(model, images: ImageSet, reference=None, batch_size: int = 32, tick: Tick = lambda n: None) -> Evaluation:
+    """Run `model` (and `reference`, on the same inputs) over `images`; unreadable files are skipped."""
+    if reference is not None and reference.metadata.num_classes != model.metadata.num_classes:
+        raise InputError(f"the reference has {reference.metadata.num_classes} classes and the model"
+                         f" {model.metadata.num_classes}; expected the same model in another form")
+    logits, reference_logits, kept, skipped = [], [], [], []
+    for start in range(0, len(images.paths), batch_size):
+        batch, batch_kept = [], []
+        for offset, path in enumerate(images.paths[start : start + batch_size]):
+            try:
+                batch.append(preprocess(load_image(path), model.metadata.preprocessing))
+                batch_kept.append(start + offset)
+            except InputError as exc:
+                skipped.append(str(exc))
+        if batch:
+            inputs = np.stack(batch)
+            logits.append(model.predict_in_allowed_batches(inputs))
+            if reference is not None:
+                reference_logits.append(reference.predict_in_allowed_batches(inputs))
+            kept.extend(batch_kept)
+        tick(len(images.paths[start : start + batch_size]))
+    if not kept:
+        raise InputError(f"none of the {len(images.paths)} images could be read (first problem: {skipped[0]})")
+    logits = np.concatenate(logits)
+    reference_logits = np.concatenate(reference_logits) if reference is not None else None
+    labels = images.labels[kept] if images.labels is not None else None
+    k = min(TOP_K, logits.shape[1])
+    return Evaluation(
+        images=len(kept),
+        top_k=k,
+        top1=topk_accuracy(logits, labels, 1),
+        topk=topk_accuracy(logits, labels, k),
+        reference_top1=topk_accuracy(reference_logits, labels, 1),
+        reference_topk=topk_accuracy(reference_logits, labels, k),
+        agreement=compare_logits(reference_logits, logits) if reference is not None else None,
+        skipped=tuple(skipped),
+    )
+
+
+def topk_accuracy(logits: np.ndarray | None, labels: np.ndarray | None, k: int) -> float | None:
+    """Fraction of rows whose label is among the k largest logits (ties: lower index first)."""
+    if logits is None or labels is None:
+        return None
+    best = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return float((best == labels[:, None]).any(axis=1).mean())

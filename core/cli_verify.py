@@ -1,0 +1,102 @@
+"""`alexnet-export verify`: accuracy on the user's labelled images, agreement with a reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from alexnet_export.cli_options import ProgressLine, say
+
+
+@click.command("verify")
+@click.argument("model", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--images", "folder", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of images, searched recursively.")
+@click.option("--labels-from-folders", is_flag=True,
+              help="Label each image by its class folder (DIR/<label>/...; ImageFolder layout) and report accuracy. "
+                   "Folder names must be the model's labels.")
+@click.option("--reference", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Another form of the same model (e.g. the checkpoint, or the FP32 .onnx): report agreement with it.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="For a checkpoint MODEL: its class names, one per line (an .onnx carries its own).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--min-accuracy", type=click.FloatRange(0, 100),
+              help="Exit 1 when top-1 accuracy (percent) is below this.")
+@click.option("--min-agreement", type=click.FloatRange(0, 100),
+              help="Exit 1 when top-1 agreement with --reference (percent) is below this.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def verify_command(model, folder, labels_from_folders, reference, labels_file, batch_size, min_accuracy,
+                   min_agreement, as_json):
+    """Measure MODEL on your own images: top-1/top-5 accuracy when the folders name the classes,
+    and agreement with a reference model (top-1 agreement, top-5 overlap, cosine, max error).
+
+    MODEL and --reference are any files a runtime loads (.onnx, checkpoint, .engine). With
+    --min-accuracy / --min-agreement it is a gate for release scripts: the report is printed,
+    then the exit code says whether the model passed.
+
+    \b
+    Examples:
+      alexnet-export verify alexnet.int8.onnx --images val/ --labels-from-folders --reference checkpoint.pt
+      alexnet-export verify alexnet.fp16.onnx --images photos/ --reference alexnet.onnx --min-agreement 99
+      alexnet-export verify checkpoint.pt --labels classes.txt --images val/ --labels-from-folders
+    """
+    from alexnet_export.bench.accuracy import evaluate, image_set
+    from alexnet_export.models.labels import read_labels_file
+    from alexnet_export.runtimes.registry import open_runtime, runtime_kind
+
+    if not labels_from_folders and reference is None:
+        raise click.UsageError("nothing to measure: pass --labels-from-folders (accuracy), --reference MODEL"
+                               " (agreement), or both")
+    if min_accuracy is not None and not labels_from_folders:
+        raise click.UsageError("--min-accuracy needs --labels-from-folders")
+    if min_agreement is not None and reference is None:
+        raise click.UsageError("--min-agreement needs --reference")
+    if labels_file is not None and runtime_kind(model) != "checkpoint":
+        raise click.BadParameter("only applies to a checkpoint MODEL; an .onnx carries its labels", param_hint="--labels")
+    runtime = open_runtime(model)
+    if labels_file is not None:
+        try:
+            names = read_labels_file(labels_file, runtime.metadata.num_classes)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--labels") from None
+        runtime.metadata = replace(runtime.metadata, labels=names)
+    reference_runtime = open_runtime(reference) if reference is not None else None
+    images = image_set(folder, runtime.metadata.labels if labels_from_folders else None)
+    say(f"{len(images.paths)} images under {folder}" + (f", {images.classes_seen} class folders" if labels_from_folders else ""))
+    result = evaluate(runtime, images, reference_runtime, batch_size, tick=ProgressLine("evaluating", len(images.paths)))
+    if as_json:
+        click.echo(json.dumps({"model": str(model), "reference": str(reference) if reference else None,
+                               "images_folder": str(folder), **result.to_dict()}, indent=2))
+    else:
+        click.echo(_report(model, runtime, reference, result))
+    _gate(result, min_accuracy, min_agreement)
+
+
+def _report(model: Path, runtime, reference: Path | None, result) -> str:
+    lines = [f"{model} ({runtime.device}) on {result.images} images"]
+    if result.skipped:
+        lines.append(f"  skipped {len(result.skipped)} unreadable images, e.g. {result.skipped[0]}")
+    if result.top1 is not None:
+        lines.append(f"  top-1 accuracy  {result.top1:.2%}")
+        lines.append(f"  top-{result.top_k} accuracy  {result.topk:.2%}")
+    if result.agreement is not None:
+        if result.reference_top1 is not None:
+            lines.append(f"reference {reference}: top-1 accuracy {result.reference_top1:.2%}, "
+                         f"top-{result.top_k} {result.reference_topk:.2%}")
+        else:
+            lines.append(f"agreement with {reference}:")
+        lines.append(result.agreement.table())
+    return "\n".join(lines)
+
+
+def _gate(result, min_accuracy: float | None, min_agreement: float | None) -> None:
+    problems = []
+    if min_accuracy is not None and result.top1 * 100 < min_accuracy:
+        problems.append(f"top-1 accuracy {result.top1:.2%} is below --min-accuracy {min_accuracy:g}%")
+    if min_agreement is not None and result.agreement.top1_agreement * 100 < min_agreement:
+        problems.append(f"top-1 agreement {result.agreement.top1_agreement:.2%} is below --min-agreement {min_agreement:g}%")
+    if problems:
+        raise click.ClickException("; ".join(problems))
