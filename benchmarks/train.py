@@ -24,7 +24,7 @@ SHIFT_PIXELS = 24
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 12
+    epochs: int = 16
     batch_size: int = 32
     learning_rate: float = 0.01
     momentum: float = 0.9
@@ -73,7 +73,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, settings
             optimizer.step()
             schedule.step()
             seen += len(batch)
-            loss_sum += float(loss) * len(batch)
+            loss_sum += loss.item() * len(batch)
             correct += int((logits.argmax(1) == labels[batch]).sum())
         elapsed = time.perf_counter() - started
         remaining = elapsed / (epoch + 1) * (settings.epochs - epoch - 1)

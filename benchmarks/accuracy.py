@@ -1,0 +1,261 @@
+"""Accuracy of FP32, FP16 and INT8 side by side on real labelled images, with one command:
+
+    python benchmarks/accuracy.py [--work benchmarks/work/accuracy] [--out benchmarks/results] [--epochs 16]
+
+1. Writes scikit-learn's bundled handwritten digits as an ImageFolder: train / calib / test,
+   stratified and disjoint (benchmarks/digits.py).
+2. Trains the seed AlexNet (10 classes) on the train split on the CPU and saves the state dict
+   (benchmarks/train.py; reused on a re-run unless --retrain).
+3. Drives the CLI as a user would: `alexnet-export onnx` FP32, `--precision fp16`, `int8` (CPU
+   file) and `int8-tensorrt` (the Q/DQ file TensorRT builds from), INT8 calibrated with the
+   toolkit's defaults on the calib split; then `alexnet-export verify` on the test split for each
+   file against the checkpoint, and for the checkpoint itself (eager FP32).
+4. Sweeps INT8 calibration method x calibration set size through the library, both INT8 files.
+5. Per-layer error of each INT8 file against FP32 on test images: where the error comes from.
+
+Writes OUT/accuracy.md and OUT/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digits import CLASS_NAMES, write_digits, write_labels
+from reproduce import run
+
+SPLITS = {"test": 40, "calib": 52}  # images per class; train gets the remaining ~88 per class
+SWEEP_METHODS = ("minmax", "entropy", "percentile")
+SWEEP_SIZES = (32, 128, 512)
+FILES = {  # row name -> (file name, `onnx --precision`)
+    "ONNX FP32": ("digits.onnx", "fp32"),
+    "ONNX FP16": ("digits.fp16.onnx", "fp16"),
+    "INT8, CPU file": ("digits.int8.onnx", "int8"),
+    "INT8, TensorRT Q/DQ file (run by ONNX Runtime)": ("digits.int8-tensorrt.onnx", "int8-tensorrt"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/work/accuracy"), help="Data, checkpoint, models.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="Where accuracy.md/json go.")
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--retrain", action="store_true", help="Train again even when the checkpoint exists.")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work, out = args.work, args.out
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    print("writing the digits as an ImageFolder", flush=True)
+    splits = write_digits(work / "data", SPLITS)
+    labels = write_labels(work / "labels.txt")
+    checkpoint = work / "digits-alexnet.pt"
+    training = train_or_reuse(splits, checkpoint, args)
+
+    cli = str(Path(sys.executable).parent / "alexnet-export")
+    common = ["--weights", str(checkpoint), "--labels", str(labels)]
+    calib = ["--calib-dir", str(splits.folder("calib")), "--cache-dir", str(work / "cache")]
+    for file_name, precision in FILES.values():
+        extra = calib if precision != "fp32" else []
+        run([cli, "onnx", *common, "--precision", precision, *extra, "-o", str(work / file_name)])
+
+    test = splits.folder("test")
+    rows = {"eager PyTorch FP32": verify(cli, [str(checkpoint), "--labels", str(labels)], test, checkpoint)}
+    for name, (file_name, _) in FILES.items():
+        rows[name] = verify(cli, [str(work / file_name)], test, checkpoint)
+
+    sweep = calibration_sweep(work, splits)
+    layers = per_layer_errors(work, splits)
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(args.threads),
+        "data": {"source": "sklearn.datasets.load_digits (1,797 8x8 greyscale scans, 10 classes)", **splits.counts},
+        "training": training,
+        "table": rows,
+        "sweep": sweep,
+        "per_layer": layers,
+        "seconds": round(time.perf_counter() - started),
+    }
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "accuracy.md").write_text(markdown(result))
+    print((out / "accuracy.md").read_text())
+
+
+def train_or_reuse(splits, checkpoint: Path, args) -> dict:
+    info_path = checkpoint.with_suffix(".json")
+    if checkpoint.exists() and info_path.exists() and not args.retrain:
+        print(f"reusing {checkpoint} (--retrain to train again)", flush=True)
+        return json.loads(info_path.read_text())
+    from train import TrainSettings, load_folder, save_state_dict, train
+
+    images, labels = load_folder(splits.folder("train"), CLASS_NAMES)
+    settings = TrainSettings(epochs=args.epochs, threads=args.threads)
+    print(f"training on {len(images)} images for {settings.epochs} epochs ({args.threads} threads)", flush=True)
+    started = time.perf_counter()
+    model = train(images, labels, len(CLASS_NAMES), settings, log=lambda line: print(line, flush=True))
+    save_state_dict(model, checkpoint)
+    info = {"images": len(images), "epochs": settings.epochs, "batch_size": settings.batch_size,
+            "optimizer": f"SGD lr {settings.learning_rate} momentum {settings.momentum} "
+                         f"weight decay {settings.weight_decay}, warm-up then cosine",
+            "seconds": round(time.perf_counter() - started)}
+    info_path.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def verify(cli: str, model_args: list[str], test: Path, reference: Path) -> dict:
+    command = [cli, "verify", *model_args, "--images", str(test), "--labels-from-folders",
+               "--reference", str(reference), "--json"]
+    print("$", " ".join(command), flush=True)
+    report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    return {"top1": report["top1"], "top5": report["topk"], "images": report["images"],
+            "top1_agreement": report["agreement"]["top1_agreement"],
+            "top5_overlap": report["agreement"]["top5_overlap"],
+            "min_cosine": report["agreement"]["min_cosine"]}
+
+
+def _test_set(splits):
+    """Preprocessed test images, labels, and the eager FP32 logits on them."""
+    from alexnet_export.bench.accuracy import image_set
+    from alexnet_export.models.spec import Preprocessing
+    from alexnet_export.runtimes import TorchRuntime
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+
+    images = image_set(splits.folder("test"), CLASS_NAMES)
+    batch = preprocess_batch(images.paths, Preprocessing())
+    eager = TorchRuntime(splits.root.parent / "digits-alexnet.pt").predict(batch)
+    return batch, images.labels, eager
+
+
+def calibration_sweep(work: Path, splits) -> list[dict]:
+    """Both INT8 files for each calibration method and set size, scored on the test split."""
+    from alexnet_export.bench.accuracy import topk_accuracy
+    from alexnet_export.exporter.calibration import CalibrationSet, calibration_ranges
+    from alexnet_export.exporter.precision import to_int8_cpu, to_int8_tensorrt
+    from alexnet_export.models.spec import Preprocessing
+    from alexnet_export.runtimes import OnnxRuntime
+    from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
+
+    test_images, test_labels, eager = _test_set(splits)
+    calib_paths = [find_images(splits.folder("calib"))[i]
+                   for i in np.random.default_rng(0).permutation(splits.counts["calib"])]
+    calib_images = preprocess_batch(calib_paths, Preprocessing())
+    fp32 = work / "digits.onnx"
+    folder = work / "sweep"
+    folder.mkdir(exist_ok=True)
+    rows = []
+    for size in SWEEP_SIZES:
+        digest = hashlib.sha256(calib_images[:size].tobytes()).hexdigest()
+        calibration = CalibrationSet(calib_images[:size], calib_images[:0], digest, ())
+        for method in SWEEP_METHODS:
+            print(f"sweep: {method}, {size} images", flush=True)
+            ranges = calibration_ranges(fp32, calibration, method, work / "cache")
+            for flavour, quantize in (("cpu", to_int8_cpu), ("tensorrt", to_int8_tensorrt)):
+                path = folder / f"{flavour}-{method}-{size}.onnx"
+                quantize(fp32, ranges, path)
+                logits = OnnxRuntime(path, providers=["CPUExecutionProvider"]).predict_in_allowed_batches(test_images)
+                rows.append({"method": method, "images": size, "file": flavour,
+                             "top1": topk_accuracy(logits, test_labels, 1),
+                             "top5": topk_accuracy(logits, test_labels, 5),
+                             "top1_agreement": float(np.mean(logits.argmax(1) == eager.argmax(1)))})
+                path.unlink()
+    return rows
+
+
+def per_layer_errors(work: Path, splits) -> dict:
+    """Signal-to-quantization-noise ratio (dB) of each layer's output, FP32 vs each INT8 file, on
+    64 test images; tensors are paired by their FP32 names, which quantization keeps."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_signal_to_quantization_noice_ratio,
+        modify_model_output_intermediate_tensors,
+    )
+
+    test_images = _test_set(splits)[0][:64]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter(test_images)
+
+        def get_next(self):
+            row = next(self.rows, None)
+            return None if row is None else {"images": row[None]}
+
+    def activations(path: Path) -> dict:
+        augmented = work / f"{path.stem}.debug.onnx"
+        modify_model_output_intermediate_tensors(str(path), str(augmented))
+        try:
+            return collect_activations(str(augmented), Reader())
+        finally:
+            augmented.unlink()
+
+    fp32 = work / "digits.onnx"
+    layers = [(f"{node.op_type} {node.output[0]}", node.output[0]) for node in onnx.load(str(fp32)).graph.node
+              if node.op_type in ("Conv", "LRN", "Gemm")]
+    reference = activations(fp32)
+    result = {}
+    for flavour, file_name in (("cpu", "digits.int8.onnx"), ("tensorrt", "digits.int8-tensorrt.onnx")):
+        quantized = activations(work / file_name)
+        result[flavour] = {label: round(float(compute_signal_to_quantization_noice_ratio(reference[name], quantized[name])), 1)
+                           for label, name in layers if name in quantized}
+    return result
+
+
+def machine(threads: int) -> dict:
+    from alexnet_export.bench.machine import describe_machine
+
+    return describe_machine(threads)
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    data = result["data"]
+    lines = [
+        f"Measured {result['date']} on {m.get('cpu', 'this CPU')} ({m.get('cores', '?')} cores), "
+        f"{threads_and_versions(m)}.",
+        "",
+        f"Data: {data['source']}; train {data['train']}, calibration {data['calib']}, test {data['test']} images "
+        "(stratified, disjoint). The seed AlexNet trained on the CPU: "
+        f"{result['training']['epochs']} epochs, {result['training']['seconds']} s.",
+        "",
+        "| model | top-1 | top-5 | top-1 agreement with eager FP32 | top-5 overlap | min cosine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in result["table"].items():
+        lines.append(f"| {name} | {row['top1']:.2%} | {row['top5']:.2%} | {row['top1_agreement']:.2%} "
+                     f"| {row['top5_overlap']:.2%} | {row['min_cosine']:.4f} |")
+    lines += ["", "INT8 calibration sweep (test split; top-1 / agreement with eager FP32):", "",
+              "| method | images | CPU file top-1 | CPU agreement | TensorRT file top-1 | TensorRT agreement |",
+              "|---|---|---|---|---|---|"]
+    by_key = {(r["method"], r["images"], r["file"]): r for r in result["sweep"]}
+    for method in SWEEP_METHODS:
+        for size in SWEEP_SIZES:
+            cpu, trt = by_key[(method, size, "cpu")], by_key[(method, size, "tensorrt")]
+            lines.append(f"| {method} | {size} | {cpu['top1']:.2%} | {cpu['top1_agreement']:.2%} "
+                         f"| {trt['top1']:.2%} | {trt['top1_agreement']:.2%} |")
+    lines += ["", "Per-layer error, FP32 vs INT8 outputs on 64 test images (SQNR in dB; higher is closer):", "",
+              "| tensor | CPU file | TensorRT file |", "|---|---|---|"]
+    cpu_layers, trt_layers = result["per_layer"]["cpu"], result["per_layer"]["tensorrt"]
+    for key in dict.fromkeys([*trt_layers, *cpu_layers]):
+        lines.append(f"| {key} | {cpu_layers.get(key, 'renamed')} | {trt_layers.get(key, 'renamed')} |")
+    return "\n".join(lines) + "\n"
+
+
+def threads_and_versions(m: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in m.get("libraries", {}).items() if v)
+    return f"{m.get('threads', '?')} threads; {versions}"
+
+
+if __name__ == "__main__":
+    main()
