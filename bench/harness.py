@@ -19,7 +19,7 @@ import numpy as np
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.runtimes.registry import KNOWN_SUFFIXES, open_runtime, runtime_kind
+from alexnet_export.runtimes.registry import KNOWN_SUFFIXES, open_runtime_with_threads, runtime_kind
 
 Tick = Callable[[str], None]
 RESULT_FIELDS = ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
@@ -72,17 +72,11 @@ def check_models(paths: list[Path]) -> None:
 
 def open_subject(path: Path, threads: int) -> Subject:
     kind = runtime_kind(path)
+    runtime = open_runtime_with_threads(path, threads)
     if kind == "onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        runtime = open_runtime(path, threads=threads, session_options=options)
         return Subject(path, runtime, _onnx_precision(path), {"threads": threads})
     if kind == "checkpoint":
-        runtime = open_runtime(path, threads=threads)
         return Subject(path, runtime, "fp32 eager", {"threads": threads})
-    runtime = open_runtime(path)
     return Subject(path, runtime, runtime.metadata.precision, {})
 
 

@@ -54,13 +54,14 @@ def main():
 def _register_commands():
     from alexnet_export.cli_bench import bench_command
     from alexnet_export.cli_export import onnx_command, trt_command
-    from alexnet_export.cli_serve import triton_command
+    from alexnet_export.cli_serve import serve_command, triton_command
     from alexnet_export.cli_verify import verify_command
 
     main.add_command(onnx_command)
     main.add_command(trt_command)
     main.add_command(bench_command)
     main.add_command(triton_command)
+    main.add_command(serve_command)
     main.add_command(verify_command)
 
 

@@ -1,7 +1,8 @@
-"""`alexnet-export triton`."""
+"""`alexnet-export triton` and `alexnet-export serve`."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -42,3 +43,44 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
     for entry in entries:
         say(f"wrote {entry.folder} ({entry.platform})")
     click.echo(f"repository {repo}: {', '.join(e.name for e in entries)}")
+
+
+@click.command("serve")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback is reachable from other machines.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
+@click.option("--name", default="alexnet", show_default=True, help="The model's name in URLs (/v2/models/NAME/...).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Most images in one model run, and in one request (as Triton's max_batch_size).")
+@click.option("--max-queue-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long a request may wait for others to share its model run.")
+@click.option("--no-batching", is_flag=True, help="Run every request on its own (for comparison).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Model runs at once, sharing the one loaded model; ONNX Runtime's threads are split between them.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
+              help="Largest request body (413 above it).")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_batching, workers, max_body_mb,
+                  access_log):
+    """Serve MODEL (.onnx, checkpoint or .engine) over HTTP with the Open Inference Protocol
+    (KServe v2, as Triton speaks it, binary tensors included), with dynamic batching.
+
+    \b
+    Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready,
+    /v2/models/NAME/infer (tensors "images" FP32 [N,3,224,224] -> "logits" FP32 [N,classes]),
+    /v2/models/NAME/stats, and /v2/models/NAME/classify (an image file as the body, ?top_k=5).
+
+    \b
+    Examples:
+      alexnet-export serve alexnet.onnx
+      alexnet-export serve alexnet.int8.onnx --port 8080 --max-batch 16 --max-queue-delay-ms 10
+      curl -H "Content-Type: image/jpeg" --data-binary @cat.jpg "localhost:8000/v2/models/alexnet/classify?top_k=3"
+    """
+    from alexnet_export.serving.server import ServeSettings, serve
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise click.BadParameter(f"{name!r} must be letters, digits, '_', '-' or '.'", param_hint="--name")
+    settings = ServeSettings(name=name, max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms,
+                             batching=not no_batching, workers=workers, max_body_bytes=int(max_body_mb * 2**20))
+    serve(model, settings, host=host, port=port, access_log=access_log, say=say)

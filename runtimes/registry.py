@@ -42,3 +42,21 @@ def open_runtime(path: str | Path, **options) -> Runtime:
     raise ModelLoadError(
         f"don't know how to run {path}: suffix {suffix or '(none)'!r}; expected one of {', '.join(KNOWN_SUFFIXES)}"
     )
+
+
+def open_runtime_with_threads(path: str | Path, threads: int | None) -> Runtime:
+    """`open_runtime` with `threads` intra-op threads where the backend takes them (None: its default).
+
+    ONNX Runtime's threads stop spinning after each run: spinning keeps the cores busy and slows
+    whatever shares the machine (other sessions, a server's event loop) for no gain between runs.
+    """
+    kind = runtime_kind(path)
+    if kind == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return open_runtime(path, threads=threads, session_options=options)
+    if kind == "checkpoint":
+        return open_runtime(path, threads=threads)
+    return open_runtime(path)

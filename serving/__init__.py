@@ -1,1 +1,1 @@
-"""Serving: Triton model repositories (and, later, a local server speaking the same protocol)."""
+"""Serving: Triton model repositories, and a local server speaking the same protocol (KServe v2)."""

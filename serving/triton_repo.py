@@ -25,9 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
+from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME
 
 KINDS = ("cpu", "gpu")
+# The tensors' type in the KServe v2 protocol; Triton's config spells it TYPE_FP32. The local server
+# (serving/server.py) uses the same names, type and dims, so one client works against both.
+DATATYPE = "FP32"
+ONNX_PLATFORM, PLAN_PLATFORM = "onnxruntime_onnx", "tensorrt_plan"
 
 
 class RepositoryError(AlexNetExportError, ValueError):
@@ -76,8 +80,8 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
                               "export with --batch dynamic")
     name = model_name(onnx_path)
     accelerator = _tensorrt_accelerator(runtime.metadata.precision) if options.onnx_tensorrt else ""
-    config = _config(name, "onnxruntime_onnx", runtime.metadata.num_classes, options, accelerator)
-    return _write_model(repo, name, "onnxruntime_onnx", onnx_path, "model.onnx", config, runtime.metadata.labels, force)
+    config = _config(name, ONNX_PLATFORM, runtime.metadata.num_classes, options, accelerator)
+    return _write_model(repo, name, ONNX_PLATFORM, onnx_path, "model.onnx", config, runtime.metadata.labels, force)
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
@@ -93,8 +97,8 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
     num_classes = int(sidecar["metadata"].get("alexnet_export.num_classes", "0")) or 1000
     metadata = ArtifactMetadata.from_props(sidecar["metadata"], num_classes)
     name = model_name(engine_path, "_trt")
-    config = _config(name, "tensorrt_plan", num_classes, options, "")
-    return _write_model(repo, name, "tensorrt_plan", engine_path, "model.plan", config, metadata.labels, force)
+    config = _config(name, PLAN_PLATFORM, num_classes, options, "")
+    return _write_model(repo, name, PLAN_PLATFORM, engine_path, "model.plan", config, metadata.labels, force)
 
 
 def _config(name: str, platform: str, num_classes: int, options: ServingOptions, accelerator: str) -> str:
@@ -103,8 +107,9 @@ def _config(name: str, platform: str, num_classes: int, options: ServingOptions,
         f'name: "{name}"',
         f'platform: "{platform}"',
         f"max_batch_size: {options.max_batch}",
-        f'input [ {{ name: "images" data_type: TYPE_FP32 format: FORMAT_NCHW dims: [ {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE} ] }} ]',
-        f'output [ {{ name: "logits" data_type: TYPE_FP32 dims: [ {num_classes} ] label_filename: "labels.txt" }} ]',
+        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_{DATATYPE} format: FORMAT_NCHW'
+        f' dims: [ {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE} ] }} ]',
+        f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_{DATATYPE} dims: [ {num_classes} ] label_filename: "labels.txt" }} ]',
         f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {options.max_queue_delay_us} }}",
         f"instance_group [ {{ count: {options.instances} kind: KIND_{options.kind.upper()} }} ]",
     ]

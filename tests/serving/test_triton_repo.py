@@ -1,26 +1,12 @@
 """Generated Triton repositories, parsed with Triton's own ModelConfig protobuf."""
 
-import importlib.util
 import json
-from importlib.metadata import distribution
-from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
 
 from alexnet_export.serving.triton_repo import RepositoryError, ServingOptions, add_engine, add_onnx
 from alexnet_export.runtimes.tensorrt_support import sidecar_path
-
-
-@pytest.fixture(scope="module")
-def model_config_pb2():
-    """tritonclient ships the generated module under tritonclient/grpc; importing that package
-    needs grpc, so load the one file directly."""
-    path = Path(str(distribution("tritonclient").locate_file("tritonclient/grpc/model_config_pb2.py")))
-    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _parse(pb2, folder):

@@ -1,0 +1,416 @@
+"""`alexnet-export serve`, started as a user would (the console script, a free loopback port) and
+driven by Triton's own HTTP client, by raw HTTP as curl sends it, and by bad requests.
+
+"Identical" below means bitwise: each request's logits equal `OnnxRuntime.predict` on that
+request's images alone, whatever other requests shared its model run. That holds for ONNX
+Runtime's CPU kernels, measured on the development machine at batch 1 to 16: convolutions run
+image by image and the fully connected layers' sums run in the same order for every batch size,
+so a row does not depend on the rows beside it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME
+from alexnet_export.serving.triton_repo import DATATYPE, ServingOptions, add_onnx
+
+tritonclient_http = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http] (the test extra)")
+
+MAX_BATCH = 8
+IMAGE_BYTES = CHANNELS * IMAGE_SIZE * IMAGE_SIZE * 4
+# The one shape every answer has: {"error": "<one line>"}.
+TRACEBACK_SIGNS = ("Traceback", 'File "', "Error(")
+
+
+class ServerProcess:
+    """`alexnet-export serve MODEL --port 0 ...` in a subprocess; its stderr is collected in a thread."""
+
+    def __init__(self, console, model, *options, startup_timeout=60):
+        self.process = subprocess.Popen([console, "serve", str(model), "--port", "0", *map(str, options)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + startup_timeout
+        self.port = None
+        while self.port is None:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the server did not start: {''.join(self.log)}")
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            self.port = int(found.group(1)) if found else None
+        self.address = f"127.0.0.1:{self.port}"
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def stop(self, timeout=30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        """(status, headers, body bytes) of one request on a fresh connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def stats(self) -> dict:
+        status, _, body = self.request("GET", "/v2/models/alexnet/stats")
+        assert status == 200
+        return json.loads(body)["model_stats"][0]
+
+
+@pytest.fixture(scope="module")
+def server(console, small_onnx):
+    started = ServerProcess(console, small_onnx, "--max-batch", MAX_BATCH, "--max-queue-delay-ms", 50,
+                            "--max-body-mb", 16)
+    yield started
+    assert started.stop() == 0, "".join(started.log)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return tritonclient_http.InferenceServerClient(server.address)
+
+
+def _images(seed, count=1):
+    return np.random.default_rng(seed).standard_normal((count, CHANNELS, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+
+
+def _binary_request(images, binary_output=True) -> tuple[bytes, dict]:
+    header = json.dumps({
+        "inputs": [{"name": INPUT_NAME, "datatype": DATATYPE, "shape": list(images.shape),
+                    "parameters": {"binary_data_size": images.nbytes}}],
+        "parameters": {"binary_data_output": binary_output}}).encode()
+    return header + images.tobytes(), {"Inference-Header-Content-Length": str(len(header)),
+                                       "Content-Type": "application/octet-stream"}
+
+
+def _binary_logits(body: bytes, headers: dict, count: int) -> np.ndarray:
+    length = int(headers["inference-header-content-length"])
+    output = json.loads(body[:length])["outputs"][0]
+    assert output["parameters"]["binary_data_size"] == len(body) - length
+    return np.frombuffer(body[length:], "<f4").reshape(count, -1)
+
+
+def _assert_clean_error(status, body, expected_status, pattern):
+    assert status == expected_status, body
+    answer = json.loads(body)
+    assert list(answer) == ["error"] and "\n" not in answer["error"], answer
+    assert re.search(pattern, answer["error"]), answer["error"]
+    assert not any(sign in answer["error"] for sign in TRACEBACK_SIGNS), answer["error"]
+
+
+def test_health_and_metadata_match_the_triton_repository(client, small_onnx, tmp_path, model_config_pb2):
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("alexnet")
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+    metadata = client.get_model_metadata("alexnet")
+    # What `alexnet-export triton` writes for the same file: one client works against both.
+    entry = add_onnx(tmp_path, small_onnx, ServingOptions())
+    config = text_format.Parse((entry.folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    type_name = model_config_pb2.DataType.Name
+    assert metadata["platform"] == config.platform
+    assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["inputs"]] == [
+        (t.name, type_name(t.data_type).removeprefix("TYPE_"), [-1, *t.dims]) for t in config.input]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in metadata["outputs"]] == [
+        (t.name, type_name(t.data_type).removeprefix("TYPE_"), [-1, *t.dims]) for t in config.output]
+
+
+@pytest.mark.parametrize("binary_input, binary_output, compression", [
+    (True, True, None), (False, False, None), (True, False, "gzip"), (False, True, "deflate")])
+def test_tritonclient_infer_gives_the_wrappers_logits(client, onnx_runtime, binary_input, binary_output, compression):
+    images = _images(1, 3)
+    tensor = tritonclient_http.InferInput(INPUT_NAME, list(images.shape), DATATYPE)
+    tensor.set_data_from_numpy(images, binary_data=binary_input)
+    result = client.infer("alexnet", [tensor], request_id="req-7", request_compression_algorithm=compression,
+                          outputs=[tritonclient_http.InferRequestedOutput(OUTPUT_NAME, binary_data=binary_output)])
+    assert result.get_response()["id"] == "req-7"
+    assert np.array_equal(result.as_numpy(OUTPUT_NAME), onnx_runtime.predict(images))
+
+
+def test_tritonclient_classification_extension(client, onnx_runtime, small_metadata):
+    images = _images(2, 2)
+    tensor = tritonclient_http.InferInput(INPUT_NAME, list(images.shape), DATATYPE)
+    tensor.set_data_from_numpy(images)
+    result = client.infer("alexnet", [tensor], outputs=[tritonclient_http.InferRequestedOutput(OUTPUT_NAME,
+                                                                                                 class_count=3)])
+    expected = onnx_runtime.predict(images)
+    for row, strings in zip(expected, result.as_numpy(OUTPUT_NAME)):
+        best = np.argsort(-row)[:3]
+        assert [s.decode() for s in strings] == [f"{row[i]:f}:{i}:{small_metadata.labels[i]}" for i in best]
+
+
+def test_curl_style_classify_and_json_infer(server, onnx_runtime, photos):
+    image = photos[1].read_bytes()
+    status, headers, body = server.request("POST", "/v2/models/alexnet/classify?top_k=3", image,
+                                           {"Content-Type": "image/png"})
+    assert status == 200 and headers["content-type"] == "application/json", body
+    predictions = json.loads(body)["predictions"]
+    expected = onnx_runtime.classify(photos[1], top_k=3)[0]
+    assert [(p["label"], p["probability"]) for p in predictions] == expected
+    images = _images(3, 2)  # JSON with nested lists, as a hand-written request would have them
+    request = {"inputs": [{"name": INPUT_NAME, "datatype": DATATYPE, "shape": [2, 3, 224, 224],
+                           "data": images.tolist()}]}
+    status, _, body = server.request("POST", "/v2/models/alexnet/versions/1/infer", json.dumps(request),
+                                     {"Content-Type": "application/json"})
+    output = json.loads(body)["outputs"][0]
+    assert status == 200 and output["shape"] == [2, 10] and output["datatype"] == DATATYPE
+    assert np.array_equal(np.array(output["data"], np.float32).reshape(2, 10), onnx_runtime.predict(images))
+
+
+def _infer_json(**tensor):
+    base = {"name": INPUT_NAME, "datatype": DATATYPE, "shape": [1, 3, 224, 224], "data": [0.0] * (IMAGE_BYTES // 4)}
+    return json.dumps({"inputs": [{**base, **tensor}]})
+
+
+INFER = "/v2/models/alexnet/infer"
+JSON = {"Content-Type": "application/json"}
+_one = _images(4)
+_binary_body, _binary_headers = _binary_request(_one)
+_nan = np.array(_one)
+_nan[0, 0, 0, 0] = np.nan
+BAD_REQUESTS = {
+    "malformed JSON": ("POST", INFER, b'{"inputs": [', JSON, 400, "malformed JSON"),
+    "JSON array": ("POST", INFER, b"[1, 2]", JSON, 400, "request is a JSON list; expected an object"),
+    "wrong input name": ("POST", INFER, _infer_json(name="input"), JSON, 400, "unknown input 'input'.*'images'"),
+    "wrong datatype": ("POST", INFER, _infer_json(datatype="FP16"), JSON, 400, "datatype 'FP16'; expected FP32"),
+    "wrong shape": ("POST", INFER, _infer_json(shape=[1, 3, 32, 32]), JSON, 400, r"shape \[1, 3, 32, 32\]; expected"),
+    "too few values": ("POST", INFER, _infer_json(data=[1.0, 2.0]), JSON, 400, "has 2 values; its shape needs 150528"),
+    "strings as data": ("POST", INFER, _infer_json(data=["1.0"] * 150528), JSON, 400, "must be numbers"),
+    "NaN": ("POST", INFER, _infer_json(data=[float("nan")] * 150528), JSON, 400, "NaN or infinite"),
+    "batch over --max-batch": ("POST", INFER, _infer_json(shape=[9, 3, 224, 224]), JSON, 400, "1 to 8 images"),
+    "unknown output": ("POST", INFER, json.dumps({**json.loads(_infer_json()), "outputs": [{"name": "probs"}]}),
+                       JSON, 400, "unknown output 'probs'"),
+    "classification over the class count": (
+        "POST", INFER, json.dumps({**json.loads(_infer_json()),
+                                   "outputs": [{"name": "logits", "parameters": {"classification": 11}}]}),
+        JSON, 400, "classification is 11; expected 1 to 10"),
+    "binary size not the shape's": (
+        "POST", INFER, _binary_body.replace(b'"binary_data_size": 602112', b'"binary_data_size": 602108'),
+        _binary_headers, 400, "binary_data_size 602108"),
+    "binary NaN": ("POST", INFER, _binary_request(_nan)[0], _binary_headers, 400, "1 NaN or infinite"),
+    "binary data cut short": ("POST", INFER, _binary_body[:-4], _binary_headers, 400, "needs 602112 bytes"),
+    "bytes left over": ("POST", INFER, _binary_body + b"xx", _binary_headers, 400, "2 bytes after the JSON header"),
+    "header length past the body": ("POST", INFER, b"{}", {"Inference-Header-Content-Length": "99"}, 400,
+                                    "Inference-Header-Content-Length is '99'"),
+    "binary without the header": ("POST", INFER, _binary_body, {"Content-Type": "application/octet-stream"}, 400,
+                                  "not UTF-8|malformed JSON"),
+    "unknown model": ("POST", "/v2/models/resnet/infer", _infer_json(), JSON, 404, "unknown model 'resnet'"),
+    "unknown model metadata": ("GET", "/v2/models/resnet", None, {}, 404, "unknown model 'resnet'"),
+    "unknown version": ("GET", "/v2/models/alexnet/versions/2/ready", None, {}, 404, "unknown version '2'"),
+    "text/plain to infer": ("POST", INFER, _infer_json(), {"Content-Type": "text/plain"}, 415, "text/plain"),
+    "form data (curl -d)": ("POST", INFER, _infer_json(), {"Content-Type": "application/x-www-form-urlencoded"},
+                            415, "expected none, application/json, application/octet-stream"),
+    "JSON to classify": ("POST", "/v2/models/alexnet/classify", b"{}", JSON, 415, "expected image/"),
+    "unknown encoding": ("POST", INFER, b"x", {"Content-Encoding": "br"}, 415, "Content-Encoding br"),
+    "broken gzip": ("POST", INFER, b"not gzip", {"Content-Encoding": "gzip"}, 400, "not valid gzip"),
+    "not an image": ("POST", "/v2/models/alexnet/classify", b"GIF89a not really", {"Content-Type": "image/gif"},
+                     400, "cannot read data as an image"),
+    "text as an image": ("POST", "/v2/models/alexnet/classify", b"hello", {"Content-Type": "image/jpeg"}, 400,
+                         "not a format Pillow recognises"),
+    "empty image": ("POST", "/v2/models/alexnet/classify", b"", {"Content-Type": "image/jpeg"}, 400, "body is empty"),
+    "top_k zero": ("POST", "/v2/models/alexnet/classify?top_k=0", b"x", {"Content-Type": "image/png"}, 400,
+                   "top_k is '0'; expected an integer from 1 to 10"),
+    "unknown path": ("GET", "/v2/repository/index", None, {}, 404, "Not Found"),
+    "GET on infer": ("GET", INFER, None, {}, 405, "Method Not Allowed"),
+    "loading a model by path": ("POST", "/v2/repository/models/alexnet/load", b"{}", JSON, 404, "Not Found"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_requests_get_one_line_errors(server, case):
+    method, path, body, headers, expected_status, pattern = BAD_REQUESTS[case]
+    status, response_headers, answer = server.request(method, path, body, headers)
+    _assert_clean_error(status, answer, expected_status, pattern)
+    assert response_headers["content-type"] == "application/json"
+
+
+def test_oversize_bodies_get_413(server):
+    path = INFER
+    # Declared too large: refused before a byte of the body is read.
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.putrequest("POST", path)
+    connection.putheader("Content-Length", str(100 * 2**20))
+    connection.endheaders()
+    response = connection.getresponse()
+    _assert_clean_error(response.status, response.read(), 413, "limit of 16,777,216 bytes")
+    connection.close()
+    # Chunked, with no length given: cut off once it passes the limit.
+    chunks = (b"\0" * 2**20 for _ in range(20))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("POST", path, body=chunks, headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)
+        response = connection.getresponse()
+        _assert_clean_error(response.status, response.read(), 413, "limit")
+    except (BrokenPipeError, ConnectionResetError):
+        pytest.fail("the server closed the connection instead of answering 413")
+    finally:
+        connection.close()
+    # A small gzip body that inflates past the limit: stopped at the limit, never inflated whole.
+    bomb = gzip.compress(b"\0" * (20 * 2**20))
+    status, _, answer = server.request("POST", path, bomb, {"Content-Encoding": "gzip"})
+    _assert_clean_error(status, answer, 413, "limit")
+
+
+def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx_runtime):
+    requests = [_images(10 + i, 1 + i % 2) for i in range(8)]  # 12 images: fits 8 + 4 or so
+    bodies = [_binary_request(images) for images in requests]
+    before = server.stats()
+    start = threading.Barrier(len(requests))
+    answers = [None] * len(requests)
+
+    def send(index):
+        body, headers = bodies[index]
+        start.wait()
+        answers[index] = server.request("POST", INFER, body, headers)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    after = server.stats()
+    for images, (status, headers, body) in zip(requests, answers):
+        assert status == 200, body
+        assert np.array_equal(_binary_logits(body, headers, len(images)), onnx_runtime.predict(images))
+    runs = after["execution_count"] - before["execution_count"]
+    assert after["request_count"] - before["request_count"] == len(requests)
+    assert after["inference_count"] - before["inference_count"] == 12
+    assert runs < len(requests), f"{len(requests)} concurrent requests took {runs} model runs: nothing was merged"
+    assert max(s["batch_size"] for s in after["batch_stats"]) <= MAX_BATCH
+
+
+def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_runtime):
+    server = ServerProcess(console, small_onnx, "--no-batching", "--workers", 2, "--max-batch", 4)
+    try:
+        assert "no batching" in server.log[0] and "2 worker(s)" in server.log[0]
+        requests = [_images(20 + i, 2) for i in range(6)]
+        answers = [None] * len(requests)
+
+        def send(index):
+            answers[index] = server.request("POST", INFER, *_binary_request(requests[index]))
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        for images, (status, headers, body) in zip(requests, answers):
+            assert status == 200 and np.array_equal(_binary_logits(body, headers, 2), onnx_runtime.predict(images))
+        stats = server.stats()
+        assert stats["execution_count"] == stats["request_count"] == 6
+        assert stats["batch_stats"] == [{"batch_size": 2, "compute_infer": {"count": 6}}]
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
+def test_sigterm_answers_the_request_in_flight_then_exits_0(console, small_onnx, onnx_runtime):
+    # The request waits 1.5 s in the batcher for company, so SIGTERM lands while it is in flight.
+    server = ServerProcess(console, small_onnx, "--max-queue-delay-ms", 1500)
+    images = _images(30, 2)
+    answer = {}
+    sender = threading.Thread(target=lambda: answer.update(result=server.request("POST", INFER,
+                                                                                 *_binary_request(images))))
+    sender.start()
+    deadline = time.monotonic() + 10
+    while server.stats()["pending_request_count"] == 0:
+        assert time.monotonic() < deadline, "the request never reached the batcher"
+        time.sleep(0.02)
+    server.process.send_signal(signal.SIGTERM)
+    sender.join(30)
+    status, headers, body = answer["result"]
+    assert status == 200 and np.array_equal(_binary_logits(body, headers, 2), onnx_runtime.predict(images))
+    assert server.process.wait(timeout=30) == 0
+    log = "".join(server.log)
+    assert log.rstrip().endswith("stopped") and "Traceback" not in log, log
+    with pytest.raises(OSError):
+        server.request("GET", "/v2/health/live", timeout=5)
+
+
+def test_cli_failures_are_one_line(cli, server, tmp_path):
+    result = cli("serve", tmp_path / "absent.onnx")
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"Error: model file {tmp_path / 'absent.onnx'} does not exist or is not a file"]
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    result = cli("serve", tmp_path / "broken.onnx")
+    assert result.returncode == 1 and result.stderr.startswith("Error: ONNX Runtime cannot load")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_port_in_use_and_public_address_warning(cli, server, small_onnx):
+    result = cli("serve", small_onnx, "--port", server.port)
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{server.port}: the port is in use (another server?)"]
+    # 0.0.0.0 on the same port fails to bind too, so nothing ever listens beyond loopback here.
+    result = cli("serve", small_onnx, "--host", "0.0.0.0", "--port", server.port)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 2
+    assert lines[0].startswith("warning: listening on 0.0.0.0, reachable from other machines")
+    assert lines[1].startswith("Error: cannot listen on 0.0.0.0")
+
+
+SERVE_WITHOUT_TORCH = """
+import sys, importlib.abc, json, threading, urllib.request
+BLOCKED = {"torch", "onnx", "onnxscript", "safetensors"}  # uvicorn itself needs click
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Absent())
+import uvicorn
+from alexnet_export.runtimes.registry import open_runtime_with_threads
+from alexnet_export.serving.server import ServeSettings, create_app, listen
+sock = listen("127.0.0.1", 0)
+server = uvicorn.Server(uvicorn.Config(create_app(open_runtime_with_threads(sys.argv[1], None), ServeSettings()),
+                                       log_level="warning", lifespan="on"))
+thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
+thread.start()
+while not server.started:
+    pass
+request = urllib.request.Request(f"http://127.0.0.1:{sock.getsockname()[1]}/v2/models/alexnet/classify?top_k=2",
+                                 data=open(sys.argv[2], "rb").read(), headers={"Content-Type": "image/png"})
+answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+server.should_exit = True
+thread.join()
+heavy = sorted(m for m in ("torch", "onnx", "onnxscript") if m in sys.modules)
+print(json.dumps({"top": answer["predictions"], "heavy": heavy}))
+"""
+
+
+def test_serving_an_onnx_model_never_imports_torch(small_onnx, photos):
+    result = subprocess.run([sys.executable, "-c", SERVE_WITHOUT_TORCH, str(small_onnx), str(photos[1])],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(out["top"]) == 2 and out["heavy"] == []
+    light = subprocess.run([sys.executable, "-c", "import sys, alexnet_export.cli, alexnet_export.serving.triton_repo;"
+                            "print(sorted(m for m in ('starlette', 'uvicorn', 'torch') if m in sys.modules))"],
+                           capture_output=True, text=True, timeout=60)
+    assert light.stdout.strip() == "[]", light.stderr
