@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -93,3 +94,24 @@ def test_unknown_method(small_onnx, calib_dir, tmp_path):
 def test_small_folders_still_hold_images_out(calib_dir):
     calibration = load_calibration_set(calib_dir, 256, SPEC)  # 90 images: 64 calibrate, 26 verify
     assert len(calibration.images) == MIN_IMAGES and len(calibration.holdout) == 26
+
+
+def _ranges(path) -> dict[str, tuple[float, float]]:
+    """(lowest, highest) per tensor from ONNX Runtime's calibration cache (numpy values as JSON)."""
+    data = json.loads(path.read_text())["data"]
+    value = lambda v: float(np.ravel(v["data"] if isinstance(v, dict) else v)[0])  # noqa: E731
+    return {name: (value(t["lowest"]), value(t["highest"])) for name, t in data.items()}
+
+
+def test_entropy_and_percentile_search_inside_the_observed_range(small_onnx, calib_dir, tmp_path):
+    """With ONNX Runtime's default entropy options the search had one candidate, the full range,
+    so "entropy" gave min/max ranges; each method must give ranges of its own."""
+    calibration = load_calibration_set(calib_dir, 64, SPEC)
+    minmax, entropy, percentile = (_ranges(calibration_ranges(small_onnx, calibration, method, tmp_path).path)
+                                   for method in ("minmax", "entropy", "percentile"))
+    assert minmax.keys() == entropy.keys() == percentile.keys()
+    for ranges in (entropy, percentile):
+        narrower = [name for name in minmax if ranges[name][1] - ranges[name][0] < 0.99 * (minmax[name][1] - minmax[name][0])]
+        assert len(narrower) > len(minmax) // 2, f"only {len(narrower)} of {len(minmax)} ranges are narrower than min/max"
+        for name in minmax:  # a search never widens the observed range (percentile is symmetric in |x|)
+            assert ranges[name][1] <= max(abs(minmax[name][0]), abs(minmax[name][1])) * 1.001
