@@ -16,6 +16,7 @@ import json
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -374,6 +375,18 @@ def test_port_in_use_and_public_address_warning(cli, server, small_onnx):
     assert result.returncode == 1 and len(lines) == 2
     assert lines[0].startswith("warning: listening on 0.0.0.0, reachable from other machines")
     assert lines[1].startswith("Error: cannot listen on 0.0.0.0")
+
+
+def test_listening_socket_is_tcp_so_answers_are_not_delayed():
+    # asyncio sets TCP_NODELAY only on connections of a socket made with proto IPPROTO_TCP; without it
+    # every answer waited 40 ms for the client's delayed ACK (measured: GET /v2/health/live 44 ms, 0.24 ms with).
+    from alexnet_export.serving.server import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
 
 
 SERVE_WITHOUT_TORCH = """
