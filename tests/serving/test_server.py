@@ -355,6 +355,34 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(console, small_onnx,
         server.request("GET", "/v2/health/live", timeout=5)
 
 
+def _fails_when_run(path):
+    """A model ONNX Runtime loads (images [N,3,224,224] -> logits [N,10]) that fails on one image:
+    its Reshape to [-1, 10] needs the pixel count to divide by 10, and 150,528 does not."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["images", "shape"], ["logits"])], "fails",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 10])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8), str(path))
+    return path
+
+
+def test_unexpected_failures_are_logged_not_shown(console, tmp_path):
+    server = ServerProcess(console, _fails_when_run(tmp_path / "fails.onnx"))
+    try:
+        for _ in range(2):  # the batcher survives a failed run
+            status, _, body = server.request("POST", INFER, *_binary_request(_images(40)))
+            _assert_clean_error(status, body, 500, "^internal error$")
+        assert server.request("GET", "/v2/health/ready")[0] == 200
+    finally:
+        assert server.stop() == 0
+    log = "".join(server.log)
+    assert "Traceback" in log and "ONNX Runtime failed on a batch of 1" in log  # the details stay in the log
+
+
 def test_cli_failures_are_one_line(cli, server, tmp_path):
     result = cli("serve", tmp_path / "absent.onnx")
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
