@@ -80,7 +80,8 @@ class _Service:
         if name != self.settings.name:
             raise HTTPException(404, f"unknown model {name!r}; this server serves {self.settings.name!r}")
         if version != protocol.MODEL_VERSION:
-            raise HTTPException(404, f"unknown version {version!r} of {name!r}; it has version {protocol.MODEL_VERSION}")
+            raise HTTPException(404, f"unknown version {version!r} of {name!r}; the only version is "
+                                     f"{protocol.MODEL_VERSION}")
 
 
 def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") -> Starlette:
