@@ -280,23 +280,28 @@ def test_oversize_bodies_get_413(server):
     _assert_clean_error(status, answer, 413, "limit")
 
 
-def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx_runtime):
-    requests = [_images(10 + i, 1 + i % 2) for i in range(8)]  # 12 images: fits 8 + 4 or so
+def _send_together(server, requests):
+    """Send binary requests from one thread each, all at once; their (status, headers, body)."""
     bodies = [_binary_request(images) for images in requests]
-    before = server.stats()
     start = threading.Barrier(len(requests))
     answers = [None] * len(requests)
 
     def send(index):
-        body, headers = bodies[index]
         start.wait()
-        answers[index] = server.request("POST", INFER, body, headers)
+        answers[index] = server.request("POST", INFER, *bodies[index])
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    return answers
+
+
+def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx_runtime):
+    requests = [_images(10 + i, 1 + i % 2) for i in range(8)]  # 12 images: fits 8 + 4 or so
+    before = server.stats()
+    answers = _send_together(server, requests)
     after = server.stats()
     for images, (status, headers, body) in zip(requests, answers):
         assert status == 200, body
@@ -313,21 +318,25 @@ def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_run
     try:
         assert "no batching" in server.log[0] and "2 worker(s)" in server.log[0]
         requests = [_images(20 + i, 2) for i in range(6)]
-        answers = [None] * len(requests)
-
-        def send(index):
-            answers[index] = server.request("POST", INFER, *_binary_request(requests[index]))
-
-        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        for images, (status, headers, body) in zip(requests, answers):
+        for images, (status, headers, body) in zip(requests, _send_together(server, requests)):
             assert status == 200 and np.array_equal(_binary_logits(body, headers, 2), onnx_runtime.predict(images))
         stats = server.stats()
         assert stats["execution_count"] == stats["request_count"] == 6
         assert stats["batch_stats"] == [{"batch_size": 2, "compute_infer": {"count": 6}}]
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
+def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model, small_metadata, onnx_runtime):
+    from alexnet_export.exporter.onnx import export_onnx
+
+    fixed = export_onnx(small_model, tmp_path / "batch3.onnx", small_metadata, batch=3, verify=False).path
+    server = ServerProcess(console, fixed, "--max-batch", 8, "--max-queue-delay-ms", 50)
+    try:
+        requests = [_images(50, 1), _images(51, 2), _images(52, 5)]  # 8 images: runs of 3, 3 and 2 padded to 3
+        for images, (status, headers, body) in zip(requests, _send_together(server, requests)):
+            assert status == 200 and np.array_equal(_binary_logits(body, headers, len(images)),
+                                                    onnx_runtime.predict(images))
     finally:
         assert server.stop() == 0, "".join(server.log)
 
@@ -384,6 +393,8 @@ def test_unexpected_failures_are_logged_not_shown(console, tmp_path):
 
 
 def test_cli_failures_are_one_line(cli, server, tmp_path):
+    help_text = cli("serve", "--help")
+    assert help_text.returncode == 0 and "Examples:" in help_text.stdout and "alexnet-export serve" in help_text.stdout
     result = cli("serve", tmp_path / "absent.onnx")
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         f"Error: model file {tmp_path / 'absent.onnx'} does not exist or is not a file"]
