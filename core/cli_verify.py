@@ -86,8 +86,7 @@ def _report(model: Path, runtime, reference: Path | None, result) -> str:
         if result.reference_top1 is not None:
             lines.append(f"reference {reference}: top-1 accuracy {result.reference_top1:.2%}, "
                          f"top-{result.top_k} {result.reference_topk:.2%}")
-        else:
-            lines.append(f"agreement with {reference}:")
+        lines.append(f"agreement with {reference}:")
         lines.append(result.agreement.table())
     return "\n".join(lines)
 
