@@ -117,6 +117,8 @@ def _load_json(text: bytes):
                             f"the {HEADER_LENGTH} header)") from None
     except ValueError as exc:
         raise ProtocolError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # arrays nested thousands deep: the decoder's stack, not a server fault
+        raise ProtocolError("malformed JSON: nested too deeply") from None
 
 
 def _object(value, what: str) -> dict:

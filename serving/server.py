@@ -25,7 +25,7 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -184,6 +184,8 @@ def _guard(handler: Callable) -> Callable:
             return _error(400, str(exc))
         except BatcherClosed as exc:
             return _error(503, str(exc))
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             return _error(500, "internal error")

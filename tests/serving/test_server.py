@@ -200,6 +200,7 @@ _nan[0, 0, 0, 0] = np.nan
 BAD_REQUESTS = {
     "malformed JSON": ("POST", INFER, b'{"inputs": [', JSON, 400, "malformed JSON"),
     "JSON array": ("POST", INFER, b"[1, 2]", JSON, 400, "request is a JSON list; expected an object"),
+    "JSON nested 100,000 deep": ("POST", INFER, b"[" * 100_000 + b"]" * 100_000, JSON, 400, "nested too deeply"),
     "wrong input name": ("POST", INFER, _infer_json(name="input"), JSON, 400, "unknown input 'input'.*'images'"),
     "wrong datatype": ("POST", INFER, _infer_json(datatype="FP16"), JSON, 400, "datatype 'FP16'; expected FP32"),
     "wrong shape": ("POST", INFER, _infer_json(shape=[1, 3, 32, 32]), JSON, 400, r"shape \[1, 3, 32, 32\]; expected"),
@@ -278,6 +279,17 @@ def test_oversize_bodies_get_413(server):
     bomb = gzip.compress(b"\0" * (20 * 2**20))
     status, _, answer = server.request("POST", path, bomb, {"Content-Encoding": "gzip"})
     _assert_clean_error(status, answer, 413, "limit")
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error(server):
+    logged = len(server.log)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.sendall(f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{}}".encode())
+        client.shutdown(socket.SHUT_WR)
+        client.recv(1024)
+    status, _, answer = server.request("GET", "/v2/health/ready")
+    assert status == 200 and json.loads(answer) == {"ready": True}
+    assert "Traceback" not in "".join(server.log[logged:])
 
 
 def _send_together(server, requests):
