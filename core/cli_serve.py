@@ -60,9 +60,11 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
               help="Model runs at once, sharing the one loaded model; ONNX Runtime's threads are split between them.")
 @click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=64, show_default=True,
               help="Largest request body (413 above it).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Open connections at most (503 past it): with --max-body-mb, bounds the memory clients can tie up.")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_batching, workers, max_body_mb,
-                  access_log):
+                  max_connections, access_log):
     """Serve MODEL (.onnx, checkpoint or .engine) over HTTP with the Open Inference Protocol
     (KServe v2, as Triton speaks it, binary tensors included), with dynamic batching.
 
@@ -82,5 +84,6 @@ def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_bat
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise click.BadParameter(f"{name!r} must be letters, digits, '_', '-' or '.'", param_hint="--name")
     settings = ServeSettings(name=name, max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms,
-                             batching=not no_batching, workers=workers, max_body_bytes=int(max_body_mb * 2**20))
+                             batching=not no_batching, workers=workers, max_body_bytes=int(max_body_mb * 2**20),
+                             max_connections=max_connections)
     serve(model, settings, host=host, port=port, access_log=access_log, say=say)

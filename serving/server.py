@@ -46,6 +46,7 @@ IMAGE_TYPES = ("image/*", "application/octet-stream")
 DEFAULT_TOP_K = 5
 # A batch of 64 images as binary FP32 is 38.5 MB; as JSON text one image is about 3 MB.
 DEFAULT_MAX_BODY_MB = 64
+DEFAULT_MAX_CONNECTIONS = 64
 # uvicorn waits this long for requests in flight after SIGTERM before it cancels them.
 GRACEFUL_SECONDS = 30
 
@@ -62,6 +63,9 @@ class ServeSettings:
     batching: bool = True
     workers: int = 1  # model runs at once, sharing the one loaded model
     max_body_bytes: int = DEFAULT_MAX_BODY_MB * 2**20
+    # Open connections at most; past it uvicorn answers 503. Each request in flight may hold a
+    # body of up to max_body_bytes, so this bounds the memory that clients can make the server hold.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 class _Service:
@@ -301,7 +305,9 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
     address = sock.getsockname()
     app = create_app(runtime, settings, PLATFORMS[runtime_kind(model)])
     config = uvicorn.Config(app, lifespan="on", log_level="info" if access_log else "warning",
-                            access_log=access_log, timeout_graceful_shutdown=GRACEFUL_SECONDS)
+                            access_log=access_log, timeout_graceful_shutdown=GRACEFUL_SECONDS,
+                            # uvicorn counts the connection asking too, so N + 1 admits N.
+                            limit_concurrency=settings.max_connections + 1)
     server = uvicorn.Server(config)
     batching = (f"dynamic batching up to {settings.max_batch} images within {settings.max_queue_delay_ms:g} ms"
                 if settings.batching else f"no batching (requests of up to {settings.max_batch} images)")

@@ -339,6 +339,34 @@ def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_run
         assert server.stop() == 0, "".join(server.log)
 
 
+def test_connections_past_the_limit_get_503_and_the_server_recovers(console, small_onnx):
+    server = ServerProcess(console, small_onnx, "--max-connections", 2)
+    held = []
+    try:
+        for _ in range(2):  # clients that open a request and never finish its body
+            client = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            client.sendall(f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode())
+            held.append(client)
+            time.sleep(0.3)  # admitted one after the other
+        for client in held:  # both admitted: waiting for their bodies, not answered
+            client.settimeout(0.2)
+            with pytest.raises(socket.timeout):
+                client.recv(100)
+        status, _, _ = server.request("GET", "/v2/health/ready")
+        assert status == 503
+        for client in held:
+            client.close()
+        held.clear()
+        deadline = time.monotonic() + 10
+        while server.request("GET", "/v2/health/ready")[0] != 200:
+            assert time.monotonic() < deadline, "the server did not recover once the connections closed"
+            time.sleep(0.1)
+    finally:
+        for client in held:
+            client.close()
+        assert server.stop() == 0, "".join(server.log)
+
+
 def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model, small_metadata, onnx_runtime):
     from alexnet_export.exporter.onnx import export_onnx
 
