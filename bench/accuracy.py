@@ -58,20 +58,30 @@ def image_set(folder: str | Path, class_names: Sequence[str] | None = None) -> I
         raise InputError(f"found no image files under {folder}")
     if class_names is None:
         return ImageSet(paths, None, 0)
-    index = {name: i for i, name in enumerate(class_names)}
     outside = [p for p in paths if len(p.relative_to(folder).parts) < 2]
     if outside:
         raise InputError(f"{outside[0]} is not inside a class folder; expected {folder}/<label>/<image> for every image")
     folders = sorted({p.relative_to(folder).parts[0] for p in paths})
-    unknown = [name for name in folders if name not in index]
+    indices = {}
+    for i, name in enumerate(class_names):
+        indices.setdefault(name, []).append(i)
+    unknown = [name for name in folders if name not in indices]
     if unknown:
         shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+        listed = ", ".join(repr(name) for name in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
         raise InputError(
-            f"class folder {unknown[0]!r} is not one of the model's {len(class_names)} labels ({shown})"
-            f"{f' nor are {len(unknown) - 1} more' if len(unknown) > 1 else ''}; name the folders after the labels,"
-            " or export the model with --labels"
+            f"class folder{'s' if len(unknown) > 1 else ''} {listed} {'are' if len(unknown) > 1 else 'is'} not among"
+            f" the model's {len(class_names)} labels"
+            f" ({shown}); name the folders after the labels, or give the model its labels"
+            " (`onnx --labels` when exporting; `verify --labels` for a checkpoint)"
         )
-    labels = np.array([index[p.relative_to(folder).parts[0]] for p in paths], dtype=np.int64)
+    # ImageNet's names repeat (two "crane" classes, two "maillot"): such a folder is ambiguous.
+    ambiguous = [name for name in folders if len(indices[name]) > 1]
+    if ambiguous:
+        name = ambiguous[0]
+        raise InputError(f"class folder {name!r} names {len(indices[name])} of the model's classes"
+                         f" ({', '.join(map(str, indices[name]))}); labels from folders need unique label names")
+    labels = np.array([indices[p.relative_to(folder).parts[0]][0] for p in paths], dtype=np.int64)
     return ImageSet(paths, labels, len(folders))
 
 

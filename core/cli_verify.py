@@ -92,10 +92,20 @@ def _report(model: Path, runtime, reference: Path | None, result) -> str:
 
 
 def _gate(result, min_accuracy: float | None, min_agreement: float | None) -> None:
+    if min_accuracy is None and min_agreement is None:
+        return
     problems = []
-    if min_accuracy is not None and result.top1 * 100 < min_accuracy:
+    if result.skipped:  # a gate over the images that happened to load would pass a broken folder
+        problems.append(f"{len(result.skipped)} images could not be read (e.g. {result.skipped[0]}); "
+                        "a gate needs every image")
+    if min_accuracy is not None and below(result.top1, min_accuracy):
         problems.append(f"top-1 accuracy {result.top1:.2%} is below --min-accuracy {min_accuracy:g}%")
-    if min_agreement is not None and result.agreement.top1_agreement * 100 < min_agreement:
+    if min_agreement is not None and below(result.agreement.top1_agreement, min_agreement):
         problems.append(f"top-1 agreement {result.agreement.top1_agreement:.2%} is below --min-agreement {min_agreement:g}%")
     if problems:
         raise click.ClickException("; ".join(problems))
+
+
+def below(fraction: float, percent: float) -> bool:
+    """fraction < percent / 100, without 974/1000 counting as below 97.4 through rounding."""
+    return fraction * 100 < percent - 1e-9

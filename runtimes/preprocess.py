@@ -20,15 +20,18 @@ ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
 
 # Refuse images larger than this before decoding them: a small file can declare a huge canvas.
 MAX_PIXELS = 64_000_000
+# Shorter side to `resize` makes a 1 x 20000 image 256 x 5,120,000: gigabytes from a 157-byte PNG.
+# Images thinner than 64:1 are refused before resizing.
+MAX_ASPECT_RATIO = 64
 ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
 
 
-def find_images(folder: str | Path) -> list[Path]:
+def find_images(folder: str | Path, what: str = "image folder") -> list[Path]:
     """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"image folder {folder} does not exist or is not a folder")
+        raise InputError(f"{what} {folder} does not exist or is not a folder")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -95,6 +98,9 @@ def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     """One RGB image -> float32 array (3, crop, crop)."""
     width, height = image.size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InputError(f"image is {width}x{height}, thinner than {MAX_ASPECT_RATIO}:1; expected a photo-like aspect "
+                         "ratio (its shorter side is scaled to the model's input, which would make it enormous)")
     # torchvision's rule: the shorter side becomes `resize`, the longer one is truncated.
     if width <= height:
         new_size = (spec.resize, int(spec.resize * height / width))

@@ -34,8 +34,15 @@ def test_folders_that_are_not_labels_fail_before_any_work(tmp_path, calib_dir, s
     tree = tmp_path / "tree"
     shutil.copytree(calib_dir, tree)
     (tree / "class_2").rename(tree / "kitten")
-    with pytest.raises(InputError, match=r"class folder 'kitten' is not one of the model's 10 labels \(class_0, "):
+    with pytest.raises(InputError, match=r"class folder 'kitten' is not among the model's 10 labels \(class_0, "):
         image_set(tree, small_metadata.labels)
+    (tree / "class_3").rename(tree / "puppy")
+    with pytest.raises(InputError, match=r"class folders 'kitten', 'puppy' are not among"):
+        image_set(tree, small_metadata.labels)
+    labels = list(small_metadata.labels)
+    labels[7] = "class_1"  # two classes share a name, as ImageNet's two "crane"s do
+    with pytest.raises(InputError, match=r"class folder 'class_1' names 2 of the model's classes \(1, 7\)"):
+        image_set(calib_dir, labels)
     loose = tmp_path / "loose"
     shutil.copytree(calib_dir / "class_1", loose)
     with pytest.raises(InputError, match="is not inside a class folder"):

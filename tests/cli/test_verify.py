@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
@@ -57,6 +58,46 @@ def test_gates_fail_after_printing_the_report(cli, small_onnx, calib_dir, torch_
     assert _last_line(result) == f"Error: top-1 accuracy {accuracy:.2%} is below --min-accuracy 100%"
 
 
+def test_agreement_with_a_different_model_is_measured_not_assumed(cli, small_onnx, calib_dir, tmp_path, torch_runtime,
+                                                                  small_metadata):
+    from alexnet_export.exporter.verify import compare_logits
+    from alexnet_export.models.alexnet import seeded_alexnet
+    from alexnet_export.runtimes import TorchRuntime
+
+    other = tmp_path / "other.pt"
+    torch.save(seeded_alexnet(10, seed=4).state_dict(), other)
+    result = cli("verify", small_onnx, "--images", calib_dir, "--reference", other, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    batch = preprocess_batch(find_images(calib_dir), small_metadata.preprocessing)
+    expected = compare_logits(TorchRuntime(other).predict(batch), torch_runtime.predict(batch))
+    assert report["agreement"]["top1_agreement"] == pytest.approx(expected.top1_agreement) and expected.top1_agreement < 1
+    assert report["agreement"]["min_cosine"] == pytest.approx(expected.min_cosine, abs=1e-6)
+    assert report["top1"] is None and report["reference_top1"] is None
+    gated = cli("verify", small_onnx, "--images", calib_dir, "--reference", other, "--min-agreement", "100")
+    assert gated.returncode == 1 and "is below --min-agreement 100%" in _last_line(gated)
+
+
+def test_a_gate_fails_when_images_could_not_be_read(cli, small_onnx, calib_dir, tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(calib_dir, tree)
+    (tree / "class_1" / "broken.png").write_bytes(b"not a png")
+    result = cli("verify", small_onnx, "--images", tree, "--reference", small_onnx, "--min-agreement", "99")
+    assert result.returncode == 1
+    assert re.match(r"Error: 1 images could not be read \(e\.g\. .*broken\.png.*\); a gate needs every image$",
+                    _last_line(result))
+    assert cli("verify", small_onnx, "--images", tree, "--reference", small_onnx).returncode == 0  # no gate: reported
+
+
+def test_gate_thresholds_are_not_missed_by_rounding():
+    from alexnet_export.cli_verify import below
+
+    assert not below(974 / 1000, 97.4) and not below(57 / 100, 57) and not below(471 / 500, 94.2)
+    assert below(973 / 1000, 97.4) and below(0.0, 0.001)
+
+
 def test_usage_and_input_errors_are_one_line(cli, small_onnx, calib_dir, tmp_path):
     result = cli("verify", small_onnx, "--images", calib_dir)
     assert result.returncode == 2 and "nothing to measure" in result.stderr
@@ -70,4 +111,4 @@ def test_usage_and_input_errors_are_one_line(cli, small_onnx, calib_dir, tmp_pat
         (renamed / path.name).write_bytes(path.read_bytes())
     result = cli("verify", small_onnx, "--images", tmp_path / "photos", "--labels-from-folders")
     assert result.returncode == 1
-    assert re.match(r"Error: class folder 'cats' is not one of the model's 10 labels", _last_line(result))
+    assert re.match(r"Error: class folder 'cats' is not among the model's 10 labels .*`verify --labels` for a checkpoint", _last_line(result))

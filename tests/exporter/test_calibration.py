@@ -55,7 +55,7 @@ def test_cache_hits_and_invalidates(small_onnx, calib_dir, tmp_path):
 
 
 def test_missing_empty_and_small_folders_fail_before_any_work(tmp_path, calib_dir):
-    with pytest.raises(InputError, match="image folder .*absent does not exist"):
+    with pytest.raises(InputError, match="calibration folder .*absent does not exist"):
         load_calibration_set(tmp_path / "absent", 64, SPEC)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")

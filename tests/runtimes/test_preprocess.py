@@ -70,3 +70,13 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     (tmp_path / "bomb.png").write_bytes(buffer.getvalue())
     with pytest.raises(InputError, match=f"declares {side}x{side} pixels"):
         load_image(tmp_path / "bomb.png")
+
+
+def test_thin_images_are_refused_before_resizing(tmp_path):
+    """Scaling the shorter side to 256 would turn a tiny 1 x 20000 PNG into 256 x 5,120,000."""
+    Image.new("L", (1, 20000)).save(tmp_path / "thin.png")
+    assert (tmp_path / "thin.png").stat().st_size < 1000
+    with pytest.raises(InputError, match=r"image is 1x20000, thinner than 64:1"):
+        preprocess(load_image(tmp_path / "thin.png"), SPEC)
+    edge = preprocess(Image.new("RGB", (64 * 4, 4)), SPEC)  # exactly 64:1 still works
+    assert edge.shape == (3, 224, 224)
