@@ -52,7 +52,9 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
 @click.option("--name", default="alexnet", show_default=True, help="The model's name in URLs (/v2/models/NAME/...).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Most images in one model run, and in one request (as Triton's max_batch_size).")
+              help="Most images in one model run, and in one request (as Triton's max_batch_size). "
+                   "A JSON image is about 3 MB of text: big JSON batches need a larger --max-body-mb "
+                   "(binary tensors are 0.6 MB an image).")
 @click.option("--max-queue-delay-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="How long a request may wait for others to share its model run.")
 @click.option("--no-batching", is_flag=True, help="Run every request on its own (for comparison).")

@@ -9,6 +9,7 @@ loads anything: the server serves the one model it was started with.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import logging
@@ -47,6 +48,10 @@ DEFAULT_TOP_K = 5
 # A batch of 64 images as binary FP32 is 38.5 MB; as JSON text one image is about 3 MB.
 DEFAULT_MAX_BODY_MB = 64
 DEFAULT_MAX_CONNECTIONS = 64
+# Request bodies decoded at once. Decoding is CPU-bound and mostly holds the GIL, so more at once
+# would not be faster; and a parsed JSON body takes about 14x its size in Python floats, so this,
+# not the connection limit, bounds that memory.
+DECODE_SLOTS = 2
 # uvicorn waits this long for requests in flight after SIGTERM before it cancels them.
 GRACEFUL_SECONDS = 30
 
@@ -78,6 +83,7 @@ class _Service:
                                       max_delay=settings.max_queue_delay_ms / 1000, runners=settings.workers,
                                       merge=settings.batching)
         self.ready = False
+        self.decoding = asyncio.Semaphore(DECODE_SLOTS)
 
     def check_model(self, request: Request) -> None:
         name, version = request.path_params["name"], request.path_params.get("version", protocol.MODEL_VERSION)
@@ -115,9 +121,10 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
     async def infer(request):
         service.check_model(request)
         body = await _read_body(request, settings.max_body_bytes, INFER_TYPES)
-        parsed = await run_in_threadpool(
-            protocol.parse_infer_request, body, request.headers.get(protocol.HEADER_LENGTH),
-            image_size=service.image_size, max_batch=settings.max_batch, num_classes=metadata.num_classes)
+        async with service.decoding:
+            parsed = await run_in_threadpool(
+                protocol.parse_infer_request, body, request.headers.get(protocol.HEADER_LENGTH),
+                image_size=service.image_size, max_batch=settings.max_batch, num_classes=metadata.num_classes)
         logits = await service.batcher.submit(parsed.images)
         content, headers = await run_in_threadpool(protocol.encode_infer_response, parsed, logits, settings.name,
                                                    metadata.labels)
@@ -129,7 +136,8 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
         body = await _read_body(request, settings.max_body_bytes, IMAGE_TYPES)
         if not body:
             raise InputError("the request body is empty; send the image file as the body")
-        images = await run_in_threadpool(preprocess_batch, [body], metadata.preprocessing)
+        async with service.decoding:
+            images = await run_in_threadpool(preprocess_batch, [body], metadata.preprocessing)
         probabilities = softmax(await service.batcher.submit(images))[0]
         best = np.argsort(-probabilities, kind="stable")[:top_k]
         return JSONResponse({"model_name": settings.name, "model_version": protocol.MODEL_VERSION, "predictions": [

@@ -115,3 +115,14 @@ def test_entropy_and_percentile_search_inside_the_observed_range(small_onnx, cal
         assert len(narrower) > len(minmax) // 2, f"only {len(narrower)} of {len(minmax)} ranges are narrower than min/max"
         for name in minmax:  # a search never widens the observed range (percentile is symmetric in |x|)
             assert ranges[name][1] <= max(abs(minmax[name][0]), abs(minmax[name][1])) * 1.001
+
+
+def test_the_methods_options_are_part_of_the_cache_key(small_onnx, calib_dir, tmp_path, monkeypatch):
+    import alexnet_export.exporter.calibration as calibration_module
+
+    calibration = load_calibration_set(calib_dir, 64, SPEC)
+    first = calibration_ranges(small_onnx, calibration, "percentile", tmp_path)
+    monkeypatch.setitem(calibration_module.METHOD_OPTIONS, "percentile", {"percentile": 99.0})
+    other = calibration_ranges(small_onnx, calibration, "percentile", tmp_path)
+    assert not other.cache_hit and other.path != first.path and other.path.name.endswith("-percentile-99.0.json")
+    assert _ranges(other.path) != _ranges(first.path)
