@@ -25,11 +25,12 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digits import CLASS_NAMES, write_digits, write_labels
+from digits import CLASS_NAMES, SPLIT_SEED, write_digits, write_labels
 from reproduce import run
 
 SPLITS = {"test": 40, "calib": 52}  # images per class; train gets the remaining ~88 per class
@@ -74,8 +75,9 @@ def main() -> None:
     for name, (file_name, _) in FILES.items():
         rows[name] = verify(cli, [str(work / file_name)], test, checkpoint)
 
-    sweep = calibration_sweep(work, splits)
-    layers = per_layer_errors(work, splits)
+    test_set = load_test_set(splits, checkpoint)
+    sweep = calibration_sweep(work, splits, test_set)
+    layers = per_layer_errors(work, test_set)
     result = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(args.threads),
@@ -92,22 +94,28 @@ def main() -> None:
 
 
 def train_or_reuse(splits, checkpoint: Path, args) -> dict:
+    """Train, or reuse the checkpoint when it was trained on these splits with these settings."""
+    from train import TrainSettings
+
+    settings = TrainSettings(epochs=args.epochs, threads=args.threads)
+    recipe = {"splits": SPLITS, "split_seed": SPLIT_SEED, "epochs": settings.epochs, "batch_size": settings.batch_size,
+              "optimizer": f"SGD lr {settings.learning_rate} momentum {settings.momentum} "
+                           f"weight decay {settings.weight_decay}, warm-up then cosine", "seed": settings.seed}
     info_path = checkpoint.with_suffix(".json")
     if checkpoint.exists() and info_path.exists() and not args.retrain:
-        print(f"reusing {checkpoint} (--retrain to train again)", flush=True)
-        return json.loads(info_path.read_text())
-    from train import TrainSettings, load_folder, save_state_dict, train
+        info = json.loads(info_path.read_text())
+        if {key: info.get(key) for key in recipe} == recipe:
+            print(f"reusing {checkpoint}, trained with the same splits and settings (--retrain to train again)",
+                  flush=True)
+            return info
+    from train import load_folder, save_state_dict, train
 
     images, labels = load_folder(splits.folder("train"), CLASS_NAMES)
-    settings = TrainSettings(epochs=args.epochs, threads=args.threads)
     print(f"training on {len(images)} images for {settings.epochs} epochs ({args.threads} threads)", flush=True)
     started = time.perf_counter()
     model = train(images, labels, len(CLASS_NAMES), settings, log=lambda line: print(line, flush=True))
     save_state_dict(model, checkpoint)
-    info = {"images": len(images), "epochs": settings.epochs, "batch_size": settings.batch_size,
-            "optimizer": f"SGD lr {settings.learning_rate} momentum {settings.momentum} "
-                         f"weight decay {settings.weight_decay}, warm-up then cosine",
-            "seconds": round(time.perf_counter() - started)}
+    info = {**recipe, "images": len(images), "seconds": round(time.perf_counter() - started)}
     info_path.write_text(json.dumps(info, indent=2))
     return info
 
@@ -116,27 +124,33 @@ def verify(cli: str, model_args: list[str], test: Path, reference: Path) -> dict
     command = [cli, "verify", *model_args, "--images", str(test), "--labels-from-folders",
                "--reference", str(reference), "--json"]
     print("$", " ".join(command), flush=True)
-    report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    # stderr (progress, and the one-line error if it fails) goes straight to the terminal.
+    report = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
     return {"top1": report["top1"], "top5": report["topk"], "images": report["images"],
             "top1_agreement": report["agreement"]["top1_agreement"],
             "top5_overlap": report["agreement"]["top5_overlap"],
             "min_cosine": report["agreement"]["min_cosine"]}
 
 
-def _test_set(splits):
-    """Preprocessed test images, labels, and the eager FP32 logits on them."""
+@dataclass(frozen=True)
+class EvaluationSet:
+    images: np.ndarray  # preprocessed
+    labels: np.ndarray
+    eager_logits: np.ndarray  # the checkpoint's, run eagerly
+
+
+def load_test_set(splits, checkpoint: Path) -> EvaluationSet:
     from alexnet_export.bench.accuracy import image_set
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import TorchRuntime
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
-    images = image_set(splits.folder("test"), CLASS_NAMES)
-    batch = preprocess_batch(images.paths, Preprocessing())
-    eager = TorchRuntime(splits.root.parent / "digits-alexnet.pt").predict(batch)
-    return batch, images.labels, eager
+    labelled = image_set(splits.folder("test"), CLASS_NAMES)
+    images = preprocess_batch(labelled.paths, Preprocessing())
+    return EvaluationSet(images, labelled.labels, TorchRuntime(checkpoint).predict(images))
 
 
-def calibration_sweep(work: Path, splits) -> list[dict]:
+def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
     """Both INT8 files for each calibration method and set size, scored on the test split."""
     from alexnet_export.bench.accuracy import topk_accuracy
     from alexnet_export.exporter.calibration import CalibrationSet, calibration_ranges
@@ -145,7 +159,6 @@ def calibration_sweep(work: Path, splits) -> list[dict]:
     from alexnet_export.runtimes import OnnxRuntime
     from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
 
-    test_images, test_labels, eager = _test_set(splits)
     calib_paths = [find_images(splits.folder("calib"))[i]
                    for i in np.random.default_rng(0).permutation(splits.counts["calib"])]
     calib_images = preprocess_batch(calib_paths, Preprocessing())
@@ -162,16 +175,16 @@ def calibration_sweep(work: Path, splits) -> list[dict]:
             for flavour, quantize in (("cpu", to_int8_cpu), ("tensorrt", to_int8_tensorrt)):
                 path = folder / f"{flavour}-{method}-{size}.onnx"
                 quantize(fp32, ranges, path)
-                logits = OnnxRuntime(path, providers=["CPUExecutionProvider"]).predict_in_allowed_batches(test_images)
+                logits = OnnxRuntime(path, providers=["CPUExecutionProvider"]).predict_in_allowed_batches(test.images)
                 rows.append({"method": method, "images": size, "file": flavour,
-                             "top1": topk_accuracy(logits, test_labels, 1),
-                             "top5": topk_accuracy(logits, test_labels, 5),
-                             "top1_agreement": float(np.mean(logits.argmax(1) == eager.argmax(1)))})
+                             "top1": topk_accuracy(logits, test.labels, 1),
+                             "top5": topk_accuracy(logits, test.labels, 5),
+                             "top1_agreement": float(np.mean(logits.argmax(1) == test.eager_logits.argmax(1)))})
                 path.unlink()
     return rows
 
 
-def per_layer_errors(work: Path, splits) -> dict:
+def per_layer_errors(work: Path, test: EvaluationSet) -> dict:
     """Signal-to-quantization-noise ratio (dB) of each layer's output (Relu after Conv and Gemm,
     LRN, the logits), FP32 vs each INT8 file, on 64 test images, as the next layer sees it: where
     the INT8 file quantizes a tensor, its dequantized value. (The CPU file drops each Relu into
@@ -180,7 +193,7 @@ def per_layer_errors(work: Path, splits) -> dict:
     each dequantized weight matrix, per image, and ran out of memory."""
     import onnx
 
-    images = _test_set(splits)[0][:64]
+    images = test.images[:64]
     fp32 = work / "digits.onnx"
     graph = onnx.load(str(fp32)).graph
     layers = {node.output[0]: f"{node.op_type} {node.output[0]}" for node in graph.node

@@ -11,6 +11,7 @@ Splits are stratified by class, seeded, and never share an image.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def write_digits(root: Path, per_class: dict[str, int]) -> Splits:
     pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
     rng = np.random.default_rng(SPLIT_SEED)
     counts = {split: 0 for split in (*per_class, "train")}
+    for split in counts:  # files from a run with other splits would make the splits overlap
+        shutil.rmtree(root / split, ignore_errors=True)
     for label in range(len(CLASS_NAMES)):
         members = rng.permutation(np.flatnonzero(digits.target == label))
         start = 0

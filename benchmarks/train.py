@@ -17,7 +17,8 @@ from torch import nn
 
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.models.spec import Preprocessing
-from alexnet_export.runtimes.preprocess import find_images, load_image, preprocess
+from alexnet_export.bench.accuracy import image_set
+from alexnet_export.runtimes.preprocess import load_image, preprocess
 
 SHIFT_PIXELS = 24
 
@@ -35,12 +36,9 @@ class TrainSettings:
 
 def load_folder(folder: Path, class_names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocessed images (N, 3, 224, 224) and class indices from folder/<class>/<image>."""
-    spec = Preprocessing()
-    paths = find_images(folder)
-    index = {name: i for i, name in enumerate(class_names)}
-    images = np.stack([preprocess(load_image(path), spec) for path in paths])
-    labels = np.array([index[path.parent.name] for path in paths])
-    return torch.from_numpy(images), torch.from_numpy(labels)
+    labelled = image_set(folder, class_names)
+    images = np.stack([preprocess(load_image(path), Preprocessing()) for path in labelled.paths])
+    return torch.from_numpy(images), torch.from_numpy(labelled.labels)
 
 
 def train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, settings: TrainSettings,
