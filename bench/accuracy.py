@@ -16,7 +16,7 @@ import numpy as np
 
 from alexnet_export.errors import InputError
 from alexnet_export.exporter.verify import ParityReport, compare_logits
-from alexnet_export.runtimes.preprocess import find_images, load_image, preprocess
+from alexnet_export.runtimes.preprocess import find_images, preprocess_readable
 
 Tick = Callable[[int], None]
 TOP_K = 5
@@ -92,20 +92,15 @@ def evaluate(model, images: ImageSet, reference=None, batch_size: int = 32, tick
                          f" {model.metadata.num_classes}; expected the same model in another form")
     logits, reference_logits, kept, skipped = [], [], [], []
     for start in range(0, len(images.paths), batch_size):
-        batch, batch_kept = [], []
-        for offset, path in enumerate(images.paths[start : start + batch_size]):
-            try:
-                batch.append(preprocess(load_image(path), model.metadata.preprocessing))
-                batch_kept.append(start + offset)
-            except InputError as exc:
-                skipped.append(str(exc))
-        if batch:
-            inputs = np.stack(batch)
+        chunk = images.paths[start : start + batch_size]
+        inputs, chunk_kept, chunk_skipped = preprocess_readable(chunk, model.metadata.preprocessing)
+        skipped.extend(chunk_skipped)
+        if len(inputs):
             logits.append(model.predict_in_allowed_batches(inputs))
             if reference is not None:
                 reference_logits.append(reference.predict_in_allowed_batches(inputs))
-            kept.extend(batch_kept)
-        tick(len(images.paths[start : start + batch_size]))
+            kept.extend(start + i for i in chunk_kept)
+        tick(len(chunk))
     if not kept:
         raise InputError(f"none of the {len(images.paths)} images could be read (first problem: {skipped[0]})")
     logits = np.concatenate(logits)

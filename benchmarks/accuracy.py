@@ -140,14 +140,12 @@ class EvaluationSet:
 
 
 def load_test_set(splits, checkpoint: Path) -> EvaluationSet:
-    from alexnet_export.bench.accuracy import image_set
-    from alexnet_export.models.spec import Preprocessing
-    from alexnet_export.runtimes import TorchRuntime
-    from alexnet_export.runtimes.preprocess import preprocess_batch
+    from train import load_folder
 
-    labelled = image_set(splits.folder("test"), CLASS_NAMES)
-    images = preprocess_batch(labelled.paths, Preprocessing())
-    return EvaluationSet(images, labelled.labels, TorchRuntime(checkpoint).predict(images))
+    from alexnet_export.runtimes import TorchRuntime
+
+    images, labels = load_folder(splits.folder("test"), CLASS_NAMES)
+    return EvaluationSet(images, labels, TorchRuntime(checkpoint).predict(images))
 
 
 def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
@@ -159,9 +157,9 @@ def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
     from alexnet_export.runtimes import OnnxRuntime
     from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
 
-    calib_paths = [find_images(splits.folder("calib"))[i]
-                   for i in np.random.default_rng(0).permutation(splits.counts["calib"])]
-    calib_images = preprocess_batch(calib_paths, Preprocessing())
+    calib_paths = find_images(splits.folder("calib"))
+    calib_images = preprocess_batch([calib_paths[i] for i in np.random.default_rng(0).permutation(len(calib_paths))],
+                                    Preprocessing())
     fp32 = work / "digits.onnx"
     folder = work / "sweep"
     folder.mkdir(exist_ok=True)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from alexnet_export.bench.accuracy import image_set
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.models.spec import Preprocessing
-from alexnet_export.bench.accuracy import image_set
-from alexnet_export.runtimes.preprocess import load_image, preprocess
+from alexnet_export.runtimes.preprocess import preprocess_batch
 
 SHIFT_PIXELS = 24
 
@@ -34,16 +34,16 @@ class TrainSettings:
     threads: int | None = None
 
 
-def load_folder(folder: Path, class_names: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def load_folder(folder: Path, class_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Preprocessed images (N, 3, 224, 224) and class indices from folder/<class>/<image>."""
     labelled = image_set(folder, class_names)
-    images = np.stack([preprocess(load_image(path), Preprocessing()) for path in labelled.paths])
-    return torch.from_numpy(images), torch.from_numpy(labelled.labels)
+    return preprocess_batch(labelled.paths, Preprocessing()), labelled.labels
 
 
-def train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, settings: TrainSettings,
+def train(images: np.ndarray, labels: np.ndarray, num_classes: int, settings: TrainSettings,
           log=print) -> nn.Module:
     """SGD with momentum, a linear warm-up over the first epoch and cosine decay after it."""
+    images, labels = torch.from_numpy(images), torch.from_numpy(labels)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)

@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from alexnet_export.errors import AlexNetExportError, InputError
+from alexnet_export.errors import AlexNetExportError
 from alexnet_export.models.spec import INPUT_NAME, Preprocessing
 from alexnet_export.hashing import file_sha256
-from alexnet_export.runtimes.preprocess import IMAGE_SUFFIXES, find_images, load_image, preprocess
+from alexnet_export.runtimes.preprocess import IMAGE_SUFFIXES, find_images, preprocess_readable
 
 MIN_IMAGES = 64
 RECOMMENDED_IMAGES = 256
@@ -84,14 +84,8 @@ def load_calibration_set(
         )
     order = np.random.default_rng(SELECTION_SEED).permutation(len(paths))
     wanted = [paths[i] for i in order[: count + VERIFY_HOLDOUT]]
-    images, used, skipped = [], [], []
-    for path in wanted:
-        try:
-            images.append(preprocess(load_image(path), preprocessing))
-            used.append(path)
-        except InputError as exc:
-            skipped.append(str(exc))
-        tick(1)
+    images, kept, skipped = preprocess_readable(wanted, preprocessing, tick)
+    used = [wanted[i] for i in kept]
     # Hold images out for verification even when the folder has fewer than count + holdout,
     # as long as calibration keeps its minimum.
     calibration_count = min(count, max(MIN_IMAGES, len(images) - VERIFY_HOLDOUT), len(images))
@@ -103,8 +97,7 @@ def load_calibration_set(
     digest = hashlib.sha256(preprocessing.to_json().encode())
     for path in used[:calibration_count]:
         digest.update(bytes.fromhex(file_sha256(path)))
-    stacked = np.stack(images)
-    return CalibrationSet(stacked[:calibration_count], stacked[calibration_count:], digest.hexdigest(), tuple(skipped))
+    return CalibrationSet(images[:calibration_count], images[calibration_count:], digest.hexdigest(), tuple(skipped))
 
 
 def default_cache_dir() -> Path:

@@ -44,10 +44,8 @@ class Runtime(ABC):
         if not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
             raise InputError(f"top_k is {top_k!r}; expected an integer from 1 to {num_classes}")
         logits = self.predict_in_allowed_batches(preprocess_batch(images, self.metadata.preprocessing))
-        probabilities = softmax(logits)
-        best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
         labels = self.metadata.labels
-        return [[(labels[i], float(row[i])) for i in order] for row, order in zip(probabilities, best)]
+        return [[(labels[i], p) for i, p in row] for row in top_predictions(logits, top_k)]
 
     def predict_in_allowed_batches(self, batch: np.ndarray) -> np.ndarray:
         """Split or pad so any number of images fits a model with a fixed or bounded batch."""
@@ -75,6 +73,13 @@ class Runtime(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(classes={self.metadata.num_classes}, device={self.device!r})"
+
+
+def top_predictions(logits: np.ndarray, top_k: int) -> list[list[tuple[int, float]]]:
+    """Per row of logits, the `top_k` (class index, probability) pairs, most likely first."""
+    probabilities = softmax(logits)
+    best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    return [[(int(i), float(row[i])) for i in order] for row, order in zip(probabilities, best)]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

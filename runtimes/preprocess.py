@@ -117,3 +117,18 @@ def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
 
 def preprocess_batch(images, spec: Preprocessing) -> np.ndarray:
     return np.stack([preprocess(load_image(image), spec) for image in images])
+
+
+def preprocess_readable(paths, spec: Preprocessing, tick=lambda n: None) -> tuple[np.ndarray, list[int], list[str]]:
+    """Preprocess the files that can be read, skipping the rest: (their images stacked, their
+    indices in `paths`, one message per skipped file). `tick(1)` after each file."""
+    images, kept, skipped = [], [], []
+    for index, path in enumerate(paths):
+        try:
+            images.append(preprocess(load_image(path), spec))
+            kept.append(index)
+        except InputError as exc:
+            skipped.append(str(exc))
+        tick(1)
+    stacked = np.stack(images) if images else np.empty((0, 3, spec.crop, spec.crop), np.float32)
+    return stacked, kept, skipped

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -32,7 +31,7 @@ from starlette.routing import Route
 
 from alexnet_export import __version__
 from alexnet_export.errors import AlexNetExportError, InputError
-from alexnet_export.runtimes.base import Runtime, softmax
+from alexnet_export.runtimes.base import Runtime, top_predictions
 from alexnet_export.runtimes.preprocess import preprocess_batch
 from alexnet_export.runtimes.registry import open_runtime_with_threads, runtime_kind
 from alexnet_export.serving import protocol
@@ -138,10 +137,9 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
             raise InputError("the request body is empty; send the image file as the body")
         async with service.decoding:
             images = await run_in_threadpool(preprocess_batch, [body], metadata.preprocessing)
-        probabilities = softmax(await service.batcher.submit(images))[0]
-        best = np.argsort(-probabilities, kind="stable")[:top_k]
+        best = top_predictions(await service.batcher.submit(images), top_k)[0]
         return JSONResponse({"model_name": settings.name, "model_version": protocol.MODEL_VERSION, "predictions": [
-            {"label": metadata.labels[i], "index": int(i), "probability": float(probabilities[i])} for i in best]})
+            {"label": metadata.labels[i], "index": i, "probability": p} for i, p in best]})
 
     async def stats(request):
         if "name" in request.path_params:
