@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from alexnet_export.events import Advance, Event, Note
 from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
 
 
@@ -68,19 +69,57 @@ def calibration_options(command):
 class ProgressLine:
     """A one-line progress display on stderr (redrawn in place on a terminal)."""
 
-    def __init__(self, label: str, total: int):
+    def __init__(self, label: str, total: int | None):
         self.label, self.total, self.done = label, total, 0
         self.started = time.perf_counter()
         self.interactive = sys.stderr.isatty()
         self._last_drawn = -1
 
     def __call__(self, count: int) -> None:
-        self.done += count
-        finished = self.done >= self.total
-        percent = int(100 * self.done / max(self.total, 1))
+        self.show(self.done + count)
+
+    def show(self, done: int) -> None:
+        """Draw `done` units finished: every change on a terminal, each quarter in a log."""
+        self.done = done
+        elapsed = time.perf_counter() - self.started
+        if self.total is None:  # open-ended (timed rounds): a counter, in place on a terminal only
+            if self.interactive:
+                click.echo(f"\r{self.label}: {done} ({elapsed:.0f}s)   ", err=True, nl=False)
+            return
+        finished = done >= self.total
+        percent = int(100 * done / max(self.total, 1))
         if self.interactive or finished or percent // 25 != self._last_drawn // 25:
             end = "\n" if finished else ("\r" if self.interactive else "\n")
-            elapsed = time.perf_counter() - self.started
-            click.echo(f"{self.label}: {self.done}/{self.total} ({elapsed:.0f}s)", err=True, nl=False)
+            click.echo(f"{self.label}: {done}/{self.total} ({elapsed:.0f}s)", err=True, nl=False)
             click.echo(end, err=True, nl=False)
             self._last_drawn = percent
+
+    def close(self) -> None:
+        """End an open-ended line on a terminal, so the next message starts on its own line."""
+        if self.total is None and self.interactive and self.done:
+            click.echo("", err=True)
+
+
+class TerminalReporter:
+    """Draws the library's progress events (alexnet_export.events) on stderr."""
+
+    def __init__(self):
+        self._bar: ProgressLine | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Advance):
+            if self._bar is None or self._bar.label != event.task:
+                self._end_bar()
+                self._bar = ProgressLine(event.task, event.total)
+            self._bar.show(event.done)
+            return
+        self._end_bar()
+        if isinstance(event, Note):
+            warn(event.text) if event.warning else say(f"note: {event.text}")
+        else:
+            say(event.text)
+
+    def _end_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -13,15 +13,38 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 CHANNELS = 3
 IMAGE_SIZE = 224
+IMAGE_DIMS = (CHANNELS, IMAGE_SIZE, IMAGE_SIZE)  # one input row; the batch dimension comes first
 DEFAULT_NUM_CLASSES = 1000
 # Checkpoint files the toolkit reads (models/weights.py) and runs eagerly (runtimes/registry.py).
 PICKLE_SUFFIXES = (".pt", ".pth")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
 
+# What a file's numbers are. The exporter writes one of PRECISIONS; a file quantized by another
+# tool is reported as FOREIGN_INT8 (its Q/DQ layout is unknown).
+FP32, FP16, INT8_CPU, INT8_TENSORRT, FOREIGN_INT8 = "fp32", "fp16", "int8-cpu", "int8-tensorrt", "int8"
+PRECISIONS = (FP32, FP16, INT8_CPU, INT8_TENSORRT)
+
 # Every key we write is namespaced so it never collides with keys other tools add.
 _KEY_PREFIX = "alexnet_export."
+NUM_CLASSES_KEY = _KEY_PREFIX + "num_classes"
+LABELS_KEY = _KEY_PREFIX + "labels"
+SOURCE_WEIGHTS_KEY = _KEY_PREFIX + "source_weights"
+PREPROCESSING_KEY = _KEY_PREFIX + "preprocessing"
+TOOL_VERSIONS_KEY = _KEY_PREFIX + "tool_versions"
 PRECISION_KEY = _KEY_PREFIX + "precision"
+INPUT_KEY = _KEY_PREFIX + "input"
+OUTPUT_KEY = _KEY_PREFIX + "output"
+LRN_KEY = _KEY_PREFIX + "lrn"  # "native" or "pooled" (exporter/lrn_pooled.py)
+CALIBRATION_KEY = _KEY_PREFIX + "calibration"  # method and ranges file of an INT8 file
+
+
+def precision_file_name(stem: str, precision: str) -> str:
+    """The default file name of a model in `precision`: alexnet.onnx, alexnet.fp16.onnx,
+    alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is unknown; expected one of {', '.join(PRECISIONS)}")
+    return f"{stem}.onnx" if precision == FP32 else f"{stem}.{precision}.onnx"
 
 
 @dataclass(frozen=True)
@@ -74,47 +97,53 @@ class ArtifactMetadata:
     source_weights: str  # "sha256:<hex> (<file name>)" or "random init, seed N"
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     tool_versions: dict[str, str] = field(default_factory=dict)
-    precision: str = "fp32"  # fp32, fp16, int8-tensorrt or int8-cpu
+    precision: str = FP32  # the label written at export; runtimes report what the graph holds
 
     def __post_init__(self):
         if len(self.labels) != self.num_classes:
             raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes; expected one label per class")
 
     def to_props(self) -> dict[str, str]:
+        dims = ", ".join(map(str, IMAGE_DIMS))
         return {
-            _KEY_PREFIX + "num_classes": str(self.num_classes),
-            _KEY_PREFIX + "labels": json.dumps(list(self.labels)),
-            _KEY_PREFIX + "source_weights": self.source_weights,
-            _KEY_PREFIX + "preprocessing": self.preprocessing.to_json(),
-            _KEY_PREFIX + "tool_versions": json.dumps(self.tool_versions, sort_keys=True),
+            NUM_CLASSES_KEY: str(self.num_classes),
+            LABELS_KEY: json.dumps(list(self.labels)),
+            SOURCE_WEIGHTS_KEY: self.source_weights,
+            PREPROCESSING_KEY: self.preprocessing.to_json(),
+            TOOL_VERSIONS_KEY: json.dumps(self.tool_versions, sort_keys=True),
             PRECISION_KEY: self.precision,
-            _KEY_PREFIX + "input": f"{INPUT_NAME}: float32 [batch, {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE}], normalised RGB",
-            _KEY_PREFIX + "output": f"{OUTPUT_NAME}: float32 [batch, num_classes], unnormalised scores",
+            INPUT_KEY: f"{INPUT_NAME}: float32 [batch, {dims}], normalised RGB",
+            OUTPUT_KEY: f"{OUTPUT_NAME}: float32 [batch, num_classes], unnormalised scores",
         }
 
     @classmethod
-    def from_props(cls, props: dict[str, str], num_classes: int) -> ArtifactMetadata:
+    def from_props(cls, props: dict[str, str], num_classes: int | None = None) -> ArtifactMetadata:
         """Read what `to_props` wrote; fall back to ImageNet defaults for files made elsewhere.
 
-        `num_classes` comes from the graph's output shape and wins over the metadata, which
-        is only a description and could be stale.
+        `num_classes` comes from the graph's output shape where there is one, and wins over the
+        metadata, which is only a description and could be stale; None reads the metadata's
+        count (DEFAULT_NUM_CLASSES when it has none).
         """
-        get = lambda key: props.get(_KEY_PREFIX + key)  # noqa: E731
+        get = props.get
         try:
-            labels = tuple(json.loads(get("labels"))) if get("labels") else None
-            preprocessing = Preprocessing.from_json(get("preprocessing")) if get("preprocessing") else Preprocessing()
-            versions = json.loads(get("tool_versions")) if get("tool_versions") else {}
+            if num_classes is None:
+                num_classes = int(get(NUM_CLASSES_KEY) or DEFAULT_NUM_CLASSES)
+            labels = tuple(json.loads(get(LABELS_KEY))) if get(LABELS_KEY) else None
+            preprocessing = Preprocessing.from_json(get(PREPROCESSING_KEY)) if get(PREPROCESSING_KEY) else Preprocessing()
+            versions = json.loads(get(TOOL_VERSIONS_KEY)) if get(TOOL_VERSIONS_KEY) else {}
         except (ValueError, TypeError) as exc:
             raise ValueError(f"the model's alexnet_export metadata is malformed: {exc}") from None
+        if num_classes < 1:
+            raise ValueError(f"the model's alexnet_export metadata gives {num_classes} classes; expected at least 1")
         if labels is None or len(labels) != num_classes:
             labels = default_labels(num_classes)
         return cls(
             num_classes=num_classes,
             labels=labels,
-            source_weights=get("source_weights") or "unknown (not made by alexnet-export)",
+            source_weights=get(SOURCE_WEIGHTS_KEY) or "unknown (not made by alexnet-export)",
             preprocessing=preprocessing,
             tool_versions=versions,
-            precision=get("precision") or "fp32",
+            precision=get(PRECISION_KEY) or FP32,
         )
 
 

@@ -1,0 +1,59 @@
+"""Progress events: how long library work tells its caller what it is doing.
+
+Library functions take `on_event: Listener` and call it with these dataclasses; they never
+print. The CLI draws them (core/cli_options.py: `TerminalReporter`), an app may log them or
+ignore them (the default). Typed events let each caller decide how to draw, instead of
+guessing from the words of a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stage begins, e.g. "tracing the model with torch.export"."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the user should know about the result; `warning` when it may be a problem."""
+
+    text: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Advance:
+    """`done` of `total` units of `task` are finished (total None: open-ended, e.g. timed rounds)."""
+
+    task: str
+    done: int
+    total: int | None = None
+
+
+Event = Union[Step, Note, Advance]
+Listener = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default listener: library calls are silent unless asked."""
+
+
+def counter(on_event: Listener, task: str, total: int | None) -> Callable[[int], None]:
+    """A `tick(n)` callback that reports `n` more units of `task` as Advance events.
+
+    Nothing is reported until the first tick, so work that turns out to be cached shows no bar.
+    """
+    done = 0
+
+    def tick(count: int) -> None:
+        nonlocal done
+        done += count
+        on_event(Advance(task, done, total))
+
+    return tick
