@@ -75,7 +75,7 @@ def load_calibration_set(
     Fails fast, before any inference, when fewer than MIN_IMAGES images can be read.
     """
     if count < MIN_IMAGES:
-        raise CalibrationError(f"--calib-count {count} is too small; calibration needs at least {MIN_IMAGES} images")
+        raise CalibrationError(f"asked to calibrate on {count} images; calibration needs at least {MIN_IMAGES}")
     paths = find_images(folder, "calibration folder")
     if len(paths) < MIN_IMAGES:
         raise CalibrationError(

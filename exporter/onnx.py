@@ -8,20 +8,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import onnx
 import torch
 
 from alexnet_export import __version__
 from alexnet_export.errors import ExportError, one_line
+from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
 from alexnet_export.exporter.lrn_pooled import POOLED_LRN_OPS, pool_lrn_nodes
 from alexnet_export.exporter.samples import synthetic_images
 from alexnet_export.exporter.verify import FP32_GATE, ParityReport, compare_runtimes, enforce
 from alexnet_export.models.alexnet import AlexNet
-from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME, ArtifactMetadata, Preprocessing
+from alexnet_export.models.spec import IMAGE_DIMS, INPUT_NAME, LRN_KEY, OUTPUT_NAME, ArtifactMetadata, Preprocessing
 from alexnet_export.runtimes.preprocess import preprocess_batch
 
 DEFAULT_OPSET = 18
@@ -33,9 +33,6 @@ EXPECTED_OPS = {"Conv", "Relu", "MaxPool", "LRN", "Flatten", "Reshape", "Gemm"}
 PROTOBUF_LIMIT = 2**31 - 1
 VERIFY_BATCHES = (1, 8)
 LRN_FORMS = ("native", "pooled")  # see exporter/lrn_pooled.py: native for TensorRT, pooled for ONNX Runtime CPUs
-LRN_KEY = "alexnet_export.lrn"
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -55,7 +52,7 @@ def export_onnx(
     batch: int | None = None,
     verify: bool = True,
     lrn: str = "native",
-    progress: Progress = lambda message: None,
+    on_event: Listener = ignore,
 ) -> ExportResult:
     """Export, check, verify against eager and only then move the file to `output`.
 
@@ -72,14 +69,14 @@ def export_onnx(
         raise ExportError(f"LRN form {lrn!r} is unknown; expected one of {', '.join(LRN_FORMS)}")
     model = model.eval()
     started = time.perf_counter()
-    progress(f"tracing the model with torch.export (opset {opset}, batch {batch or 'dynamic'})")
+    on_event(Step(f"tracing the model with torch.export (opset {opset}, batch {batch or 'dynamic'})"))
     proto = build_onnx_proto(model, metadata, opset=opset, batch=batch, lrn=lrn)
-    progress(f"traced and checked: {len(proto.graph.node)} nodes in {time.perf_counter() - started:.1f}s")
+    on_event(Step(f"traced and checked: {len(proto.graph.node)} nodes in {time.perf_counter() - started:.1f}s"))
     with atomic_output(output) as temporary:
         onnx.save_model(proto, str(temporary))
         report = None
         if verify:
-            progress("verifying ONNX Runtime against eager PyTorch")
+            on_event(Step("verifying ONNX Runtime against eager PyTorch"))
             report = verify_onnx_file(model, temporary, batch, metadata.preprocessing)
         size = temporary.stat().st_size
     return ExportResult(Path(output), size, tuple(node.op_type for node in proto.graph.node), report)
@@ -89,7 +86,7 @@ def build_onnx_proto(
     model: AlexNet, metadata: ArtifactMetadata, *, opset: int, batch: int | None, lrn: str = "native"
 ) -> onnx.ModelProto:
     # torch.export specialises a dynamic dimension whose example size is 1, so trace with 2.
-    example = torch.zeros(batch or 2, CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
+    example = torch.zeros(batch or 2, *IMAGE_DIMS)
     dynamic_shapes = None if batch else ({0: torch.export.Dim("batch", min=1)},)
     try:
         with _quiet_exporter():

@@ -13,24 +13,21 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from alexnet_export.errors import ExportError
+from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.hashing import file_sha256
-from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
+from alexnet_export.models.spec import IMAGE_DIMS
 from alexnet_export.runtimes.tensorrt_support import (
     ENGINE_INPUT,
     ENGINE_PRECISIONS,
-    IMAGE_DIMS,
     major_version,
     gpu_identity,
     import_tensorrt,
     sidecar_path,
     tensorrt_logger,
 )
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -48,33 +45,49 @@ class BuildSettings:
             raise ValueError(f"workspace is {self.workspace_mib} MiB; expected at least 1")
 
 
+@dataclass(frozen=True)
+class EngineResult:
+    path: Path
+    sidecar: Path
+    precision: str
+    settings: BuildSettings
+    gpu: dict  # {"name": ..., "compute_capability": ...}
+    tensorrt_version: str
+
+
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
     *,
-    precision: str,
-    settings: BuildSettings,
-    timing_cache_path: str | Path | None,
-    metadata_props: dict[str, str],
-    progress: Progress = lambda message: None,
-) -> Path:
-    """Build `engine_path` from `onnx_path` and write its sidecar; a failed build changes nothing."""
+    settings: BuildSettings = BuildSettings(),
+    timing_cache_path: str | Path | None = None,
+    on_event: Listener = ignore,
+) -> EngineResult:
+    """Build `engine_path` from `onnx_path` and write its sidecar; a failed build changes nothing.
+
+    The precision and the metadata the sidecar carries are read from the ONNX itself.
+    """
+    from alexnet_export.runtimes.onnx_graph import read_graph_facts
+
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    if precision not in ENGINE_PRECISIONS:
-        raise ExportError(f"precision {precision!r} cannot be built; expected one of {', '.join(ENGINE_PRECISIONS)}")
     if not onnx_path.is_file():
         raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file")
+    facts = read_graph_facts(onnx_path)
+    precision = facts.precision
+    if precision not in ENGINE_PRECISIONS:
+        raise ExportError(f"{onnx_path.name} is a {precision} file, which TensorRT does not build;"
+                          f" expected one of {', '.join(ENGINE_PRECISIONS)}")
     trt = import_tensorrt()
     gpu = gpu_identity()
-    progress(f"parsing {onnx_path.name}")
+    on_event(Step(f"parsing {onnx_path.name}"))
     builder, network, parser = _parse(trt, onnx_path)  # the parser owns weights: keep it until the build ends
     _check_network_input(network, settings)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
     config.add_optimization_profile(_batch_profile(builder, settings))
-    _use_timing_cache(config, timing_cache_path, progress)
+    _use_timing_cache(config, timing_cache_path, on_event)
     span = f"{settings.min_batch}..{settings.max_batch}"
-    progress(f"building the {precision} engine for {gpu['name']}, batch {span} (this takes minutes)")
+    on_event(Step(f"building the {precision} engine for {gpu['name']}, batch {span} (this takes minutes)"))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"TensorRT failed to build an engine from {onnx_path.name}; see its log above")
@@ -91,12 +104,12 @@ def build_engine(
         "batch": {"min": settings.min_batch, "opt": settings.opt_batch, "max": settings.max_batch},
         "source_onnx_sha256": file_sha256(onnx_path),
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metadata": dict(metadata_props),
+        "metadata": dict(facts.metadata_props),
     }
     with atomic_output(sidecar_path(engine_path)) as temporary:
         temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    progress(f"wrote {engine_path} and {sidecar_path(engine_path).name}")
-    return engine_path
+    on_event(Step(f"wrote {engine_path} and {sidecar_path(engine_path).name}"))
+    return EngineResult(engine_path, sidecar_path(engine_path), precision, settings, gpu, trt.__version__)
 
 
 def _parse(trt, onnx_path: Path):
@@ -129,7 +142,7 @@ def _check_network_input(network, settings: BuildSettings) -> None:
     shape = tuple(tensor.shape) if tensor is not None else ()
     if tensor is None or tensor.name != ENGINE_INPUT or shape[1:] != IMAGE_DIMS:
         found = f"{tensor.name} {list(shape)}" if tensor is not None else f"{network.num_inputs} inputs"
-        expected = f"{ENGINE_INPUT} [batch, {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE}]"
+        expected = f"{ENGINE_INPUT} [batch, {', '.join(map(str, IMAGE_DIMS))}]"
         raise ExportError(f"the ONNX input is {found}; expected one input {expected}")
     if shape[0] != -1 and not settings.min_batch == settings.max_batch == shape[0]:
         span = f"{settings.min_batch}..{settings.max_batch}"
@@ -143,16 +156,16 @@ def _batch_profile(builder, settings: BuildSettings):
     return profile
 
 
-def _use_timing_cache(config, path: str | Path | None, progress: Progress) -> None:
+def _use_timing_cache(config, path: str | Path | None, on_event: Listener) -> None:
     """Reuse kernel timings from earlier builds; a cache from another TensorRT or GPU starts afresh."""
     data = Path(path).read_bytes() if path is not None and Path(path).is_file() else b""
     cache = config.create_timing_cache(data)
     # set_timing_cache reports a refused cache with False; compare to False in case a build returns None.
     if cache is None or config.set_timing_cache(cache, ignore_mismatch=False) is False:
-        progress(f"timing cache {path} does not fit this TensorRT and GPU; starting a fresh one")
+        on_event(Step(f"timing cache {path} does not fit this TensorRT and GPU; starting a fresh one"))
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     elif data:
-        progress(f"reusing the timing cache {path}")
+        on_event(Step(f"reusing the timing cache {path}"))
 
 
 def _write_buffer(path: str | Path, data) -> None:

@@ -1,18 +1,21 @@
-"""From a verified FP32 ONNX to a verified FP16 or INT8 ONNX: the steps `onnx --precision` and
-`trt` share, each a function the CLI calls in order."""
+"""From a verified FP32 ONNX to a verified FP16 or INT8 ONNX: the step that the `onnx` and
+`trt` pipelines (exporter/pipeline.py) share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from alexnet_export.errors import AlexNetExportError
+from alexnet_export.events import Listener, Note, Step, counter, ignore
+from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
+    MIN_IMAGES,
     RECOMMENDED_IMAGES,
+    VERIFY_HOLDOUT,
     CalibrationSet,
     calibration_ranges,
     load_calibration_set,
@@ -20,11 +23,11 @@ from alexnet_export.exporter.calibration import (
 from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
 from alexnet_export.exporter.samples import synthetic_images
 from alexnet_export.exporter.verify import FP16_GATE, INT8_GATE, ParityReport, compare_runtimes, enforce
-from alexnet_export.models.spec import Preprocessing
-from alexnet_export.runtimes.preprocess import preprocess_batch
+from alexnet_export.models.spec import FP16, INT8_CPU, INT8_TENSORRT, Preprocessing
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
 
-Say = Callable[[str], None]
-Tick = Callable[[int], None]
+VARIANT_PRECISIONS = (FP16, INT8_CPU, INT8_TENSORRT)
 VERIFY_BATCH = 16
 SYNTHETIC_VERIFY_IMAGES = 32
 
@@ -43,73 +46,73 @@ class VariantResult:
     precision: str
     report: ParityReport
     verified_on: str  # which images the report is about
-    notes: tuple[str, ...]  # things the user should know (clamped weights, cache hit, ...)
+    notes: tuple[Note, ...]  # things the user should know (clamped weights, cache hit, ...)
 
 
 def make_variant(
     fp32_onnx: Path,
     precision: str,
     output: Path,
-    reference,
+    reference: Runtime,
     calibration: CalibrationOptions,
     preprocessing: Preprocessing,
     *,
-    say: Say = lambda message: None,
-    progress: Callable[[str, int], Tick] = lambda label, total: (lambda n: None),
+    on_event: Listener = ignore,
 ) -> VariantResult:
-    """Write `output` in `precision` ("fp16", "int8-tensorrt", "int8-cpu") and gate it.
+    """Write `output` in `precision` (FP16, INT8_TENSORRT or INT8_CPU) and gate it.
 
     reference: a runtime with `predict` (eager PyTorch when the model is at hand, else the
-    FP32 ONNX). The gate failing raises ParityError with the figures; the file is then removed.
-    progress(label, total) returns a tick function for a progress bar.
+    FP32 ONNX). The new file is verified under a temporary name beside `output` and renamed
+    into place only when it passes: a failed gate raises ParityError with the figures and
+    leaves `output` as it was, a good file from an earlier run included.
     """
+    if precision not in VARIANT_PRECISIONS:
+        raise AlexNetExportError(f"precision {precision!r} is unknown; expected one of {', '.join(VARIANT_PRECISIONS)}")
     notes = []
     calibration_set = None
     if calibration.folder is not None:
-        calibration_set = _load_images(calibration, preprocessing, say, progress)
-        notes.extend(_image_notes(calibration_set, calibrating=precision != "fp16"))
-    if precision == "fp16":
-        say("converting to FP16 (LRN stays FP32)")
-        clamped = to_fp16(fp32_onnx, output)
-        if clamped:
-            notes.append(f"{clamped} weights smaller than FP16 can hold were clamped to +-1e-7")
-    elif precision in ("int8-tensorrt", "int8-cpu"):
-        if calibration_set is None:
-            raise AlexNetExportError("INT8 needs calibration images: pass --calib-dir DIR (64 images or more)")
-        ranges = calibration_ranges(fp32_onnx, calibration_set, calibration.method, calibration.cache_dir,
-                                    tick=_lazy_tick(progress, f"calibrating ({calibration.method})", len(calibration_set.images)))
-        notes.append(f"calibration ranges {'reused from' if ranges.cache_hit else 'cached in'} {ranges.path}")
-        say(f"quantizing to {precision} Q/DQ")
-        (to_int8_tensorrt if precision == "int8-tensorrt" else to_int8_cpu)(fp32_onnx, ranges, output)
-    else:
-        raise AlexNetExportError(f"precision {precision!r} is unknown; expected fp16, int8-tensorrt or int8-cpu")
+        calibration_set = _load_images(calibration, preprocessing, on_event)
+        notes.extend(_image_notes(calibration_set, calibrating=precision != FP16))
+    elif precision != FP16:
+        raise AlexNetExportError(f"{precision} needs calibration images: a CalibrationOptions folder"
+                                 f" with {MIN_IMAGES} images or more")
     inputs, verified_on = _verification_inputs(calibration_set, preprocessing)
-    say(f"verifying {output.name} against the FP32 reference on {verified_on}")
-    try:
-        report = _compare(reference, output, inputs)
-        enforce(report, FP16_GATE if precision == "fp16" else INT8_GATE, f"{output.name} ({precision})")
-    except BaseException:
-        output.unlink(missing_ok=True)
-        raise
-    return VariantResult(output, precision, report, verified_on, tuple(notes))
+    with atomic_output(output) as staged:
+        if precision == FP16:
+            on_event(Step("converting to FP16 (LRN stays FP32)"))
+            clamped = to_fp16(fp32_onnx, staged)
+            if clamped:
+                notes.append(Note(f"{clamped} weights smaller than FP16 can hold were clamped to +-1e-7", warning=True))
+        else:
+            task = f"calibrating ({calibration.method})"
+            ranges = calibration_ranges(fp32_onnx, calibration_set, calibration.method, calibration.cache_dir,
+                                        tick=counter(on_event, task, len(calibration_set.images)))
+            notes.append(Note(f"calibration ranges {'reused from' if ranges.cache_hit else 'cached in'} {ranges.path}"))
+            on_event(Step(f"quantizing to {precision} Q/DQ"))
+            (to_int8_tensorrt if precision == INT8_TENSORRT else to_int8_cpu)(fp32_onnx, ranges, staged)
+        on_event(Step(f"verifying {output.name} against the FP32 reference on {verified_on}"))
+        report = _compare(reference, staged, inputs)
+        enforce(report, FP16_GATE if precision == FP16 else INT8_GATE, f"{output.name} ({precision})")
+    for note in notes:
+        on_event(note)
+    return VariantResult(Path(output), precision, report, verified_on, tuple(notes))
 
 
-def _load_images(calibration: CalibrationOptions, preprocessing, say: Say, progress) -> CalibrationSet:
-    from alexnet_export.exporter.calibration import VERIFY_HOLDOUT, find_images
-
-    available = len(find_images(calibration.folder))
+def _load_images(calibration: CalibrationOptions, preprocessing, on_event: Listener) -> CalibrationSet:
+    available = len(find_images(calibration.folder, "calibration folder"))
     wanted = min(available, calibration.count + VERIFY_HOLDOUT)
-    tick = _lazy_tick(progress, "reading calibration images", wanted) if available else (lambda n: None)
+    tick = counter(on_event, "reading calibration images", wanted)
     return load_calibration_set(calibration.folder, calibration.count, preprocessing, tick)
 
 
-def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[str]:
+def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[Note]:
     notes = []
     used = len(calibration_set.images)
     if calibrating and used < RECOMMENDED_IMAGES:
-        notes.append(f"warning: calibrating on {used} images; {RECOMMENDED_IMAGES} or more are recommended")
+        notes.append(Note(f"calibrating on {used} images; {RECOMMENDED_IMAGES} or more are recommended", warning=True))
     if calibration_set.skipped:
-        notes.append(f"skipped {len(calibration_set.skipped)} unreadable images, e.g. {calibration_set.skipped[0]}")
+        skipped = calibration_set.skipped
+        notes.append(Note(f"skipped {len(skipped)} unreadable images, e.g. {skipped[0]}", warning=True))
     return notes
 
 
@@ -120,7 +123,7 @@ def _verification_inputs(calibration_set: CalibrationSet | None, preprocessing) 
     if calibration_set is not None:
         return calibration_set.images, f"the {len(calibration_set.images)} calibration images (no images left to hold out)"
     images = synthetic_images(SYNTHETIC_VERIFY_IMAGES, seed=4321)
-    return preprocess_batch(images, preprocessing), f"{SYNTHETIC_VERIFY_IMAGES} generated photo-like images (pass --calib-dir to use real ones)"
+    return preprocess_batch(images, preprocessing), f"{SYNTHETIC_VERIFY_IMAGES} generated photo-like images (calibration images would be real ones)"
 
 
 def _compare(reference, candidate_path: Path, inputs: np.ndarray) -> ParityReport:
@@ -129,15 +132,3 @@ def _compare(reference, candidate_path: Path, inputs: np.ndarray) -> ParityRepor
     candidate = OnnxRuntime(candidate_path, providers=["CPUExecutionProvider"])
     batches = [inputs[i : i + VERIFY_BATCH] for i in range(0, len(inputs), VERIFY_BATCH)]
     return compare_runtimes(reference, candidate, batches)
-
-
-def _lazy_tick(progress, label: str, total: int) -> Tick:
-    """Open the progress bar on the first tick, so a cache hit shows none."""
-    state = {}
-
-    def tick(n: int) -> None:
-        if "tick" not in state:
-            state["tick"] = progress(label, total)
-        state["tick"](n)
-
-    return tick

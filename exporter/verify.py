@@ -28,7 +28,7 @@ class ParityGate:
     min_mean_cosine: float | None = None
 
 
-# ARCHITECTURE.md's gate for FP32: 1e-4 absolute. The relative bound keeps it meaningful for
+# The FP32 gate: 1e-4 absolute (docs/ARCHITECTURE.md). The relative bound keeps it meaningful for
 # models whose logits are tiny; measured errors are about 1e-7 of the logit scale.
 FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
 FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)

@@ -140,7 +140,8 @@ def load_alexnet(weights: str | Path | None = None, num_classes: int | None = No
     state = read_state_dict(weights)
     found = num_classes_of(state)
     if num_classes is not None and num_classes != found:
-        raise WeightsError(f"--num-classes is {num_classes} but {weights} has {found} classes ({FINAL_LAYER})")
+        raise WeightsError(f"asked for {num_classes} classes, but {weights} has {found} ({FINAL_LAYER});"
+                           " leave the class count out to read it from the checkpoint")
     model = AlexNet(found)
     check_state_dict(model, state)
     model.load_state_dict({key: value.float() for key, value in state.items()})

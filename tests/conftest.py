@@ -156,3 +156,32 @@ def calib_dir(tmp_path_factory, real_images) -> Path:
 @pytest.fixture(scope="session")
 def calibration_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("calibration-cache")
+
+
+# conv3's output channel 5 (weights and bias) times 300, conv4's weights on that input channel
+# divided by 300: the same FP32 function (ReLU is positively homogeneous and no LRN follows
+# conv3), but conv3's activation range is now one channel's, so per-tensor INT8 crushes the
+# other 383 channels. The CPU INT8 export of this model fails its gate.
+HARD_CHANNEL, HARD_FACTOR = 5, 300.0
+CONV3, CONV4 = "features.8", "features.10"
+
+
+@pytest.fixture(scope="session")
+def hard_int8_checkpoint(tmp_path_factory, small_model) -> Path:
+    """A .pt state dict of the 10-class model with one conv3 channel scaled up (see above)."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(small_model)
+    conv3, conv4 = model.get_submodule(CONV3), model.get_submodule(CONV4)
+    group_width = conv4.in_channels // conv4.groups
+    group, within = divmod(HARD_CHANNEL, group_width)
+    outputs = slice(group * conv4.out_channels // conv4.groups, (group + 1) * conv4.out_channels // conv4.groups)
+    with torch.no_grad():
+        conv3.weight[HARD_CHANNEL] *= HARD_FACTOR
+        conv3.bias[HARD_CHANNEL] *= HARD_FACTOR
+        conv4.weight[outputs, within] /= HARD_FACTOR
+    path = tmp_path_factory.mktemp("hard") / "hard.pt"
+    torch.save(model.state_dict(), path)
+    return path

@@ -141,9 +141,10 @@ def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir,
     (tmp_path / "out").mkdir()
     result = cli("trt", flag, "--num-classes", "10", "--calib-dir", calib_dir, "--calib-count", "64",
                  "--cache-dir", calibration_cache, "-o", "out/alexnet.engine", cwd=tmp_path)
-    precision_file = f"alexnet.{flag[2:]}.onnx"
+    precision = {"--int8": "int8-tensorrt", "--fp16": "fp16"}[flag]
+    precision_file = f"alexnet.{precision}.onnx"  # named by format: never confused with the CPU INT8 file
     _one_line_error(result, rf"TensorRT is not installed.*pip install 'alexnet-export\[trt\]'.*"
-                            rf"verified {flag[2:].upper()} ONNX is at out/{precision_file}")
+                            rf"verified {precision} ONNX is at out/{precision_file}")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["alexnet.onnx", precision_file])
     runtime = OnnxRuntime(tmp_path / "out" / precision_file)
     assert runtime.predict(np.zeros((2, 3, 224, 224), np.float32)).shape == (2, 10)
@@ -158,4 +159,4 @@ def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_
     shutil.copy(small_onnx, tmp_path / "model.onnx")
     to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")
     result = cli("trt", "--fp16", "--onnx", "model.fp16.onnx", "-o", "x.engine", cwd=tmp_path)
-    _one_line_error(result, r"--onnx model.fp16.onnx is a fp16 file; give the FP32 export", code=2)
+    _one_line_error(result, r"'--onnx': model.fp16.onnx is a fp16 file; give the FP32 export", code=2)

@@ -67,7 +67,7 @@ def test_missing_empty_and_small_folders_fail_before_any_work(tmp_path, calib_di
         shutil.copy(path, few / path.name)
     with pytest.raises(CalibrationError, match="found 10 image files"):
         load_calibration_set(few, 64, SPEC)
-    with pytest.raises(CalibrationError, match="--calib-count 10 is too small"):
+    with pytest.raises(CalibrationError, match="asked to calibrate on 10 images; calibration needs at least 64"):
         load_calibration_set(calib_dir, 10, SPEC)
 
 

@@ -1,0 +1,260 @@
+"""The toolkit's commands as library calls: one function per command, plain arguments, a result.
+
+    export_onnx_file(...)      what `alexnet-export onnx` does: a verified .onnx in any precision
+    make_precision_file(...)   an FP32 .onnx you have -> a verified FP16 or INT8 .onnx
+    build_tensorrt_engine(...) what `alexnet-export trt` does: FP32 ONNX, precision ONNX, engine
+
+Each step verifies its file before it is put in place, so a failure leaves what was there
+before. Progress goes to `on_event` (alexnet_export.events); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from alexnet_export.errors import AlexNetExportError
+from alexnet_export.events import Listener, Note, Step, ignore
+from alexnet_export.exporter.onnx import DEFAULT_OPSET, ExportResult, export_onnx
+from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine
+from alexnet_export.exporter.variants import CalibrationOptions, VariantResult, make_variant
+from alexnet_export.models.spec import (
+    FP16,
+    FP32,
+    INT8_CPU,
+    INT8_TENSORRT,
+    PRECISIONS,
+    ArtifactMetadata,
+    default_labels,
+    precision_file_name,
+)
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.tensorrt_support import ENGINE_PRECISIONS, TensorRTUnavailable, import_tensorrt
+
+DEFAULT_STEM = "alexnet"
+DEFAULT_ENGINE = Path(f"{DEFAULT_STEM}.engine")
+
+
+class PipelineError(AlexNetExportError, ValueError):
+    """The arguments of a pipeline call do not fit together."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model comes from: a checkpoint, or seeded random weights when `weights` is None.
+
+    num_classes: None reads it from the checkpoint (1000 for random weights).
+    labels: class names, or a file with one per line (default: ImageNet's names at 1000 classes).
+    """
+
+    weights: Path | None = None
+    num_classes: int | None = None
+    seed: int = 0
+    labels: Path | Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: object  # the eager AlexNet (torch.nn.Module)
+    metadata: ArtifactMetadata  # what its exported files will carry
+    random_init: bool
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """The result of `export_onnx_file`."""
+
+    path: Path
+    precision: str
+    size_bytes: int
+    num_classes: int
+    fp32: ExportResult  # the FP32 export and its parity with eager PyTorch (report None if not verified)
+    variant: VariantResult | None  # the FP16/INT8 step and its gate, for those precisions
+    seconds: float
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """The result of `build_tensorrt_engine`."""
+
+    engine: EngineResult
+    onnx_path: Path  # the verified ONNX the engine was built from, kept beside it
+    precision: str
+    fp32: ExportResult | None  # None when the build started from an existing FP32 .onnx
+    variant: VariantResult | None
+    seconds: float
+
+
+def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = ignore) -> LoadedModel:
+    """The eager model and the metadata its files will carry."""
+    from alexnet_export.exporter.onnx import tool_versions
+    from alexnet_export.models.labels import read_labels_file
+    from alexnet_export.models.weights import load_alexnet
+
+    on_event(Step(f"loading {'weights from ' + str(source.weights) if source.weights else 'random weights'}"))
+    loaded = load_alexnet(source.weights, num_classes=source.num_classes, seed=source.seed)
+    if loaded.random_init:
+        on_event(Note(f"no weights given: this AlexNet has random weights (seed {source.seed}); "
+                      "its predictions are meaningless.", warning=True))
+    classes = loaded.model.num_classes
+    if source.labels is None:
+        names = default_labels(classes)
+    elif isinstance(source.labels, (str, Path)):
+        names = read_labels_file(source.labels, classes)
+    else:
+        names = tuple(source.labels)
+    metadata = ArtifactMetadata(classes, names, loaded.source, tool_versions=tool_versions())
+    return LoadedModel(loaded.model, metadata, loaded.random_init)
+
+
+def export_onnx_file(
+    output: str | Path | None = None,
+    source: ModelSource = ModelSource(),
+    *,
+    precision: str = FP32,
+    calibration: CalibrationOptions = CalibrationOptions(),
+    opset: int = DEFAULT_OPSET,
+    batch: int | None = None,
+    lrn: str = "native",
+    verify: bool = True,
+    on_event: Listener = ignore,
+) -> OnnxFile:
+    """Export the model to one verified ONNX file in `precision` (one of PRECISIONS).
+
+    output: None writes `precision_file_name("alexnet", precision)` in the working folder.
+    batch: None for a dynamic batch, else the fixed batch size. lrn: "native" or "pooled"
+    (FP32 only). verify: False skips the FP32 parity check against eager PyTorch; FP16 and INT8
+    files are always gated against the FP32 model (INT8 needs `calibration.folder`).
+    """
+    started = time.perf_counter()
+    _check_precision(precision, PRECISIONS)
+    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision))
+    if precision in (INT8_CPU, INT8_TENSORRT) and calibration.folder is None:
+        raise PipelineError(f"{precision} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+    if lrn != "native" and precision != FP32:
+        raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
+                            " and the INT8 CPU file always uses the pooled form")
+    loaded = load_model(source, on_event=on_event)
+    if precision == FP32:
+        fp32 = export_onnx(loaded.model, output, loaded.metadata, opset=opset, batch=batch, verify=verify, lrn=lrn,
+                           on_event=on_event)
+        return OnnxFile(output, FP32, fp32.size_bytes, loaded.metadata.num_classes, fp32, None,
+                        time.perf_counter() - started)
+    # The FP32 file is a step on the way; export is deterministic, so the calibration cache
+    # (keyed by its hash) still hits on a re-run.
+    scratch_parent = output.parent if output.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=scratch_parent) as scratch:
+        fp32 = export_onnx(loaded.model, Path(scratch) / "fp32.onnx", loaded.metadata, opset=opset, batch=batch,
+                           verify=verify, on_event=on_event)
+        variant = make_variant(fp32.path, precision, output, _torch_reference(loaded.model), calibration,
+                               loaded.metadata.preprocessing, on_event=on_event)
+    return OnnxFile(output, precision, output.stat().st_size, loaded.metadata.num_classes, fp32, variant,
+                    time.perf_counter() - started)
+
+
+def make_precision_file(
+    fp32_onnx: str | Path,
+    precision: str,
+    output: str | Path | None = None,
+    *,
+    calibration: CalibrationOptions = CalibrationOptions(),
+    on_event: Listener = ignore,
+) -> VariantResult:
+    """From an FP32 .onnx made by `export_onnx_file`, a verified FP16 or INT8 file.
+
+    The FP32 file is the reference the gate compares against, and its metadata (labels,
+    preprocessing) carries over. output: None writes beside it, named by precision_file_name.
+    """
+    fp32_onnx = Path(fp32_onnx)
+    _check_precision(precision, (FP16, INT8_CPU, INT8_TENSORRT))
+    reference = _fp32_reference(fp32_onnx)
+    output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(_stem(fp32_onnx), precision))
+    return make_variant(fp32_onnx, precision, output, reference, calibration, reference.metadata.preprocessing,
+                        on_event=on_event)
+
+
+def build_tensorrt_engine(
+    output: str | Path = DEFAULT_ENGINE,
+    source: ModelSource | None = None,
+    *,
+    fp32_onnx: str | Path | None = None,
+    precision: str = FP32,
+    calibration: CalibrationOptions = CalibrationOptions(),
+    settings: BuildSettings = BuildSettings(),
+    timing_cache: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    on_event: Listener = ignore,
+) -> EngineBuild:
+    """Export (or take `fp32_onnx`), make and verify the precision ONNX on the CPU, build the engine.
+
+    precision: FP32, FP16 or INT8_TENSORRT (TensorRT's Q/DQ rules; needs calibration.folder).
+    The ONNX files are kept beside the engine under their default names (alexnet.onnx,
+    alexnet.fp16.onnx, alexnet.int8-tensorrt.onnx for alexnet.engine). Without TensorRT or a
+    GPU this raises TensorRTUnavailable after the verified ONNX is written, naming its path.
+    timing_cache: None keeps it beside the engine (alexnet.timing.cache).
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    _check_precision(precision, ENGINE_PRECISIONS)
+    if precision == INT8_TENSORRT and calibration.folder is None:
+        raise PipelineError("an INT8 engine needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+    if not output.parent.is_dir():
+        raise PipelineError(f"output folder {output.parent} does not exist; create it first")
+    if fp32_onnx is not None and source is not None:
+        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
+    fp32_result = None
+    if fp32_onnx is not None:
+        fp32_path = Path(fp32_onnx)
+        reference = _fp32_reference(fp32_path)
+        if reference.bounds.maximum is not None:
+            raise PipelineError(f"{fp32_path} has a fixed batch of {reference.bounds.maximum}; an engine with a"
+                                " batch range needs an FP32 export with a dynamic batch")
+    else:
+        loaded = load_model(source or ModelSource(), on_event=on_event)
+        fp32_path = output.with_name(precision_file_name(output.stem, FP32))
+        fp32_result = export_onnx(loaded.model, fp32_path, loaded.metadata, opset=opset, on_event=on_event)
+        reference = _torch_reference(loaded.model)
+    variant = None
+    onnx_path = fp32_path
+    if precision != FP32:
+        onnx_path = output.with_name(precision_file_name(output.stem, precision))
+        variant = make_variant(fp32_path, precision, onnx_path, reference, calibration,
+                               reference.metadata.preprocessing, on_event=on_event)
+    on_event(Step(f"{precision} ONNX for TensorRT, verified: {onnx_path}"))
+    try:
+        import_tensorrt()
+    except TensorRTUnavailable as exc:
+        raise TensorRTUnavailable(f"{exc}; the verified {precision} ONNX is at {onnx_path}") from None
+    engine = build_engine(onnx_path, output, settings=settings,
+                          timing_cache_path=timing_cache or output.with_suffix(".timing.cache"), on_event=on_event)
+    return EngineBuild(engine, onnx_path, precision, fp32_result, variant, time.perf_counter() - started)
+
+
+def _check_precision(precision: str, allowed: Sequence[str]) -> None:
+    if precision not in allowed:
+        raise PipelineError(f"precision {precision!r} is not one of {', '.join(allowed)}")
+
+
+def _fp32_reference(path: Path) -> Runtime:
+    """The FP32 .onnx as the reference runtime (CPU, the verification setting), refusing other precisions."""
+    from alexnet_export.runtimes.onnx import OnnxRuntime
+
+    reference = OnnxRuntime(path, providers=["CPUExecutionProvider"])
+    if reference.precision != FP32:
+        raise PipelineError(f"{path} is a {reference.precision} file; give the FP32 export, the precision"
+                            " file is made from it")
+    return reference
+
+
+def _torch_reference(model) -> Runtime:
+    from alexnet_export.runtimes.torch import TorchRuntime
+
+    return TorchRuntime(model)
+
+
+def _stem(path: Path) -> str:
+    """alexnet.onnx -> alexnet; the stem the precision files are named after."""
+    return path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.stem
