@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import TerminalReporter, calibration_options, model_options, warn
+from alexnet_export.cli_options import TerminalReporter, calibration_options, model_options
 from alexnet_export.exporter.pipeline import PipelineError
 from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
 
@@ -42,19 +42,6 @@ def _calibration(calib_dir, calib_count, calib_method, cache_dir):
     return CalibrationOptions(calib_dir, calib_count, calib_method, cache_dir)
 
 
-def _print_reports(fp32, variant) -> None:
-    """The parity tables of the steps that ran: eager vs FP32 ONNX, FP32 vs the precision file."""
-    if fp32 is not None:
-        if fp32.report is not None:
-            click.echo("parity, eager PyTorch vs ONNX Runtime FP32 (CPU):")
-            click.echo(fp32.report.table())
-        else:
-            warn("warning: --no-verify: the file was not compared with PyTorch.")
-    if variant is not None:
-        click.echo(f"parity, FP32 reference vs {variant.precision} ONNX Runtime (CPU), on {variant.verified_on}:")
-        click.echo(variant.report.table())
-
-
 @click.command("onnx")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the .onnx file (replaced atomically) [default: alexnet.onnx, alexnet.fp16.onnx, "
@@ -85,8 +72,8 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
     Examples:
       alexnet-export onnx --weights checkpoint.pt -o alexnet.onnx
       alexnet-export onnx --weights model.safetensors --labels classes.txt --batch 8
-      alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/ -o alexnet.int8.onnx
-      alexnet-export onnx --weights checkpoint.pt --precision int8-tensorrt --calib-dir photos/ -o alexnet.trt-int8.onnx
+      alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/     # alexnet.int8-cpu.onnx
+      alexnet-export onnx --weights checkpoint.pt --precision int8-tensorrt --calib-dir photos/
       alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
     """
@@ -101,7 +88,6 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
                               calibration=_calibration(calib_dir, calib_count, calib_method, cache_dir), opset=opset,
                               batch=None if batch == "dynamic" else batch, lrn=lrn, verify=not no_verify,
                               on_event=TerminalReporter())
-    _print_reports(result.fp32, result.variant)
     click.echo(f"wrote {result.path} ({precision}, {result.size_bytes / 1e6:.1f} MB, {result.num_classes} classes) "
                f"in {result.seconds:.1f}s")
 
@@ -128,7 +114,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
     TensorRT 10 and 11 build strongly typed networks: the precision is in the ONNX (FP16
     tensors, or INT8 QuantizeLinear/DequantizeLinear with TensorRT's rules), so the file that
     decides the numbers is made and checked here with ONNX Runtime, and kept beside the engine
-    (alexnet.fp16.onnx / alexnet.int8.onnx for -o alexnet.engine). The build itself needs
+    (alexnet.fp16.onnx / alexnet.int8-tensorrt.onnx for -o alexnet.engine). The build itself needs
     TensorRT and an NVIDIA GPU (`pip install 'alexnet-export[trt]'`); without them the command
     stops after the verified ONNX with an error that says so.
 
@@ -160,5 +146,4 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
                                        on_event=TerminalReporter())
     except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
         raise click.BadParameter(str(exc), param_hint="--onnx") from None
-    _print_reports(result.fp32, result.variant)
     click.echo(f"wrote {result.engine.path} ({precision}, batch {min_batch}..{max_batch}) in {result.seconds:.1f}s")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.events import Advance, Event, Note
+from alexnet_export.events import Advance, Event, Note, Verified
 from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
 
 
@@ -114,7 +114,10 @@ class TerminalReporter:
             self._bar.show(event.done)
             return
         self._end_bar()
-        if isinstance(event, Note):
+        if isinstance(event, Verified):  # a result, not progress: stdout
+            click.echo(f"{event.title}:")
+            click.echo(event.report.table())
+        elif isinstance(event, Note):
             warn(event.text) if event.warning else say(f"note: {event.text}")
         else:
             say(event.text)

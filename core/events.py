@@ -1,8 +1,8 @@
 """Progress events: how long library work tells its caller what it is doing.
 
 Library functions take `on_event: Listener` and call it with these dataclasses; they never
-print. The CLI draws them (core/cli_options.py: `TerminalReporter`), an app may log them or
-ignore them (the default). Typed events let each caller decide how to draw, instead of
+print. The CLI draws them (core/cli_options.py: `TerminalReporter`: results on stdout,
+progress on stderr), an app may log them or ignore them (the default). Typed events let each caller decide how to draw, instead of
 guessing from the words of a message.
 """
 
@@ -36,7 +36,15 @@ class Advance:
     total: int | None = None
 
 
-Event = Union[Step, Note, Advance]
+@dataclass(frozen=True)
+class Verified:
+    """A file passed its parity gate; `report` (exporter/verify.py's ParityReport) has the figures."""
+
+    title: str  # what was compared with what, and on which inputs
+    report: object
+
+
+Event = Union[Step, Note, Advance, Verified]
 Listener = Callable[[Event], None]
 
 

@@ -14,7 +14,7 @@ import torch
 
 from alexnet_export import __version__
 from alexnet_export.errors import ExportError, one_line
-from alexnet_export.events import Listener, Step, ignore
+from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
 from alexnet_export.exporter.lrn_pooled import POOLED_LRN_OPS, pool_lrn_nodes
@@ -79,6 +79,10 @@ def export_onnx(
             on_event(Step("verifying ONNX Runtime against eager PyTorch"))
             report = verify_onnx_file(model, temporary, batch, metadata.preprocessing)
         size = temporary.stat().st_size
+    if report is None:
+        on_event(Note("not verified: the file was not compared with eager PyTorch", warning=True))
+    else:
+        on_event(Verified("parity, eager PyTorch vs ONNX Runtime FP32 (CPU)", report))
     return ExportResult(Path(output), size, tuple(node.op_type for node in proto.graph.node), report)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.events import Listener, Note, Step, counter, ignore
+from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
@@ -95,6 +95,7 @@ def make_variant(
         enforce(report, FP16_GATE if precision == FP16 else INT8_GATE, f"{output.name} ({precision})")
     for note in notes:
         on_event(note)
+    on_event(Verified(f"parity, FP32 reference vs {precision} ONNX Runtime (CPU), on {verified_on}", report))
     return VariantResult(Path(output), precision, report, verified_on, tuple(notes))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import ExportError, ParityError
-from alexnet_export.events import Advance, Note, Step
+from alexnet_export.events import Advance, Note, Step, Verified
 from alexnet_export.exporter.pipeline import (
     ModelSource,
     PipelineError,
@@ -60,6 +60,8 @@ def test_export_onnx_file_names_files_by_format_and_reports_events(tmp_path, mon
     warnings = [e.text for e in events if isinstance(e, Note) and e.warning]
     assert any("random weights (seed 3)" in text for text in warnings)
     assert any(isinstance(e, Step) and "FP16" in e.text for e in events)
+    checks = [e for e in events if isinstance(e, Verified)]  # both gates, in order, with their figures
+    assert [c.report for c in checks] == [result.fp32.report, result.variant.report] and "fp16" in checks[1].title
 
 
 def test_model_source_labels_may_be_a_list(tmp_path):
