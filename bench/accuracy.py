@@ -72,8 +72,8 @@ def image_set(folder: str | Path, class_names: Sequence[str] | None = None) -> I
         raise InputError(
             f"class folder{'s' if len(unknown) > 1 else ''} {listed} {'are' if len(unknown) > 1 else 'is'} not among"
             f" the model's {len(class_names)} labels"
-            f" ({shown}); name the folders after the labels, or give the model its labels"
-            " (`onnx --labels` when exporting; `verify --labels` for a checkpoint)"
+            f" ({shown}); name the folders after the labels, or give the model its labels",
+            argument="class_names",
         )
     # ImageNet's names repeat (two "crane" classes, two "maillot"): such a folder is ambiguous.
     ambiguous = [name for name in folders if len(indices[name]) > 1]

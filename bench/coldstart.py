@@ -7,18 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alexnet_export.bench.results import ColdStart
+
 # Runs in the child: import, load, first inference (timed together), then one run per batch
 # size so the peak resident memory includes the largest batch.
 _CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
 import numpy as np
+from alexnet_export.models.spec import IMAGE_DIMS
 from alexnet_export.runtimes.registry import open_runtime
 runtime = open_runtime(sys.argv[1], **json.loads(sys.argv[2]))
-runtime.predict(np.zeros((runtime.bounds.minimum, 3, 224, 224), np.float32))
+runtime.predict(np.zeros((runtime.bounds.minimum, *IMAGE_DIMS), np.float32))
 cold = time.perf_counter() - start
 for size in json.loads(sys.argv[3]):
-    runtime.predict(np.zeros((size, 3, 224, 224), np.float32))
+    runtime.predict(np.zeros((size, *IMAGE_DIMS), np.float32))
 # VmHWM is this process's own high-water mark; ru_maxrss would carry the forking parent's.
 try:
     status = open("/proc/self/status").read()
@@ -26,17 +29,17 @@ try:
 except (OSError, StopIteration):
     import resource
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"cold_start_s": cold, "peak_rss_mb": kib / 1024}))
+print(json.dumps({"seconds": cold, "peak_rss_mb": kib / 1024}))
 """
 
 
-def cold_start(path: Path, options: dict, batch_sizes: list[int], timeout: float = 600) -> dict:
-    """{"cold_start_s", "peak_rss_mb"} for `path`, or {"error": message} when the child failed."""
+def cold_start(path: Path, options: dict, batch_sizes: list[int], timeout: float = 600) -> ColdStart:
+    """The cold start and peak memory of `path` opened with `options` (JSON values), or the child's error."""
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path), json.dumps(options), json.dumps(batch_sizes)],
         capture_output=True, text=True, timeout=timeout,
     )
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        return {"error": lines[-1] if lines else f"exit {result.returncode}"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        return ColdStart(error=lines[-1] if lines else f"exit {result.returncode}")
+    return ColdStart(**json.loads(result.stdout.strip().splitlines()[-1]))

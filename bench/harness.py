@@ -18,12 +18,14 @@ import numpy as np
 
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
+from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.runtimes.registry import KNOWN_SUFFIXES, open_runtime_with_threads, runtime_kind
+from alexnet_export.events import Advance, Listener, Step, ignore
+from alexnet_export.models.spec import FP32, IMAGE_DIMS
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.registry import backend_for
 
-Tick = Callable[[str], None]
-RESULT_FIELDS = ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
-                 "images_per_s", "roofline_fraction", "rounds")
+__all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,8 @@ class Settings:
 @dataclass
 class Subject:
     path: Path
-    runtime: object
-    precision: str
-    options: dict = field(default_factory=dict)
+    runtime: Runtime
+    options: dict = field(default_factory=dict)  # what it was opened with, for the cold start's fresh process
 
     @property
     def name(self) -> str:
@@ -65,66 +66,48 @@ def check_models(paths: list[Path]) -> None:
     for path in paths:
         if not path.is_file():
             raise ModelLoadError(f"model {path} does not exist or is not a file")
-        if runtime_kind(path) is None:
-            raise ModelLoadError(f"cannot benchmark {path}: suffix {path.suffix or '(none)'!r};"
-                                 f" expected one of {', '.join(KNOWN_SUFFIXES)}")
+        backend_for(path)
 
 
 def open_subject(path: Path, threads: int) -> Subject:
-    kind = runtime_kind(path)
-    runtime = open_runtime_with_threads(path, threads)
-    if kind == "onnx":
-        return Subject(path, runtime, _onnx_precision(path), {"threads": threads})
-    if kind == "checkpoint":
-        return Subject(path, runtime, "fp32 eager", {"threads": threads})
-    return Subject(path, runtime, runtime.metadata.precision, {})
+    backend = backend_for(path)
+    options = backend.taken(threads=threads, spinning=False)
+    return Subject(path, backend.open(path, **options), options)
 
 
-def _onnx_precision(path: Path) -> str:
-    import onnx
-
-    from alexnet_export.exporter.precision import precision_of
-
-    return precision_of(onnx.load(str(path), load_external_data=False))
-
-
-def run_benchmark(paths: list[Path], settings: Settings, say: Tick = lambda message: None) -> dict:
+def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ignore) -> BenchResult:
     paths = [Path(p) for p in paths]
     check_models(paths)
-    say(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads")
+    on_event(Step(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads"))
     gflops_before = matmul_gflops(settings.threads)
     subjects = [open_subject(path, settings.threads) for path in paths]
     rng = np.random.default_rng(0)
-    rows = []
+    timed = []
     for size in settings.batch_sizes:
         runnable = [s for s in subjects if _fits(s, size)]
-        batch = rng.normal(size=(size, 3, 224, 224)).astype(np.float32)
+        batch = rng.normal(size=(size, *IMAGE_DIMS)).astype(np.float32)
         timings = _interleave({s.name: (lambda s=s: s.runtime.predict(batch)) for s in runnable}, settings,
-                              lambda done: say(f"batch {size}: round {done}"))
-        for subject in runnable:
-            rows.append(_row(subject, size, timings[subject.name]))
-    say("timing classify() end to end (decode + preprocess + infer) at batch 1")
-    classify_rows = _classify_rows(subjects, settings, say)
+                              on_event, f"batch {size}")
+        timed.extend((subject, size, timings[subject.name]) for subject in runnable)
+    on_event(Step("timing classify() end to end (decode + preprocess + infer) at batch 1"))
+    classify_rows = _classify_rows(subjects, settings, on_event)
     # Measured again after the timing, and the better of the two kept: a busy moment at the
     # start would otherwise lower the roofline and flatter every result.
-    gflops = max(gflops_before, matmul_gflops(settings.threads))
-    rows = [{**row, "roofline_fraction": _roofline_fraction(row, gflops)} for row in rows]
+    roofline = Roofline(max(gflops_before, matmul_gflops(settings.threads)), ALEXNET_GFLOP_PER_IMAGE)
     cold = {}
     if settings.cold_start:
         for subject in subjects:
-            say(f"cold start of {subject.name} in a fresh process")
+            on_event(Step(f"cold start of {subject.name} in a fresh process"))
             cold[subject.name] = cold_start(subject.path, subject.options, list(settings.batch_sizes))
-    return {
-        "machine": describe_machine(settings.threads),
-        "settings": {"batch_sizes": list(settings.batch_sizes), "threads": settings.threads, "warmup": settings.warmup,
-                     "iterations": settings.iterations, "seconds": settings.seconds, "onnxruntime_spinning": False},
-        "roofline": {"matmul_gflops": gflops, "gflop_per_image": ALEXNET_GFLOP_PER_IMAGE,
-                     "images_per_s": gflops / ALEXNET_GFLOP_PER_IMAGE},
-        "models": [{"model": s.name, "path": str(s.path), "precision": s.precision, "device": s.runtime.device,
-                    "file_mb": s.file_mb, **cold.get(s.name, {})} for s in subjects],
-        "results": rows,
-        "classify": classify_rows,
-    }
+    return BenchResult(
+        machine=describe_machine(settings.threads),
+        settings=settings,
+        roofline=roofline,
+        models=[ModelInfo(s.name, str(s.path), s.runtime.precision, s.runtime.device, s.file_mb, cold.get(s.name))
+                for s in subjects],
+        results=[_row(subject, size, seconds, roofline) for subject, size, seconds in timed],
+        classify=classify_rows,
+    )
 
 
 def _fits(subject: Subject, size: int) -> bool:
@@ -132,7 +115,8 @@ def _fits(subject: Subject, size: int) -> bool:
     return size >= bounds.minimum and (bounds.maximum is None or size <= bounds.maximum)
 
 
-def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_round: Callable[[int], None]) -> dict:
+def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_event: Listener, task: str) -> dict:
+    """Per name, the seconds of each timed round; reports each round as an Advance of `task`."""
     names = list(calls)
     for _ in range(settings.warmup):
         for name in names:
@@ -146,7 +130,7 @@ def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_r
             calls[name]()
             times[name].append(time.perf_counter() - begin)
         done += 1
-        on_round(done)
+        on_event(Advance(task, done, settings.iterations))
     return times
 
 
@@ -156,24 +140,18 @@ def _more(settings: Settings, done: int, elapsed: float) -> bool:
     return done < 3 or elapsed < settings.seconds
 
 
-def _row(subject: Subject, size: int, seconds: list[float]) -> dict:
+def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline) -> Row:
     p50, p90, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 99))
-    return {
-        "model": subject.name, "precision": subject.precision, "device": subject.runtime.device,
-        "file_mb": round(subject.file_mb, 1), "batch": size,
-        "p50_ms": p50 * 1e3, "p90_ms": p90 * 1e3, "p99_ms": p99 * 1e3, "images_per_s": size / p50,
-        "roofline_fraction": None, "rounds": len(seconds),
-    }
+    precision = subject.runtime.precision
+    images_per_s = size / p50
+    # Only FP32 results: the roofline is the FP32 rate.
+    fraction = images_per_s / roofline.images_per_s if precision == FP32 else None
+    return Row(model=subject.name, precision=precision, device=subject.runtime.device,
+               file_mb=round(subject.file_mb, 1), batch=size, p50_ms=p50 * 1e3, p90_ms=p90 * 1e3, p99_ms=p99 * 1e3,
+               images_per_s=images_per_s, roofline_fraction=fraction, rounds=len(seconds))
 
 
-def _roofline_fraction(row: dict, gflops: float) -> float | None:
-    """Only FP32 results: the roofline is the FP32 rate."""
-    if not row["precision"].startswith("fp32"):
-        return None
-    return row["images_per_s"] * ALEXNET_GFLOP_PER_IMAGE / gflops
-
-
-def _classify_rows(subjects: list[Subject], settings: Settings, say: Tick) -> list[dict]:
+def _classify_rows(subjects: list[Subject], settings: Settings, on_event: Listener) -> list[ClassifyRow]:
     from PIL import Image
 
     from alexnet_export.exporter.samples import synthetic_images
@@ -183,6 +161,6 @@ def _classify_rows(subjects: list[Subject], settings: Settings, say: Tick) -> li
         photo = Path(folder) / "photo.jpg"
         Image.fromarray(synthetic_images(1, seed=5)[0]).resize((640, 480)).save(photo, quality=90)
         timings = _interleave({s.name: (lambda s=s: s.runtime.classify(photo)) for s in runnable}, settings,
-                              lambda done: say(f"classify: round {done}"))
-    return [{"model": s.name, "precision": s.precision, "p50_ms": float(np.median(timings[s.name])) * 1e3,
-             "p90_ms": float(np.percentile(timings[s.name], 90)) * 1e3} for s in runnable]
+                              on_event, "classify")
+    return [ClassifyRow(s.name, s.runtime.precision, float(np.median(timings[s.name])) * 1e3,
+                        float(np.percentile(timings[s.name], 90)) * 1e3) for s in runnable]

@@ -5,54 +5,58 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from alexnet_export.bench.results import BenchResult, ClassifyRow, ModelInfo, Row
 from alexnet_export.errors import AlexNetExportError
 from alexnet_export.exporter.atomic import atomic_output
 
 COLUMNS = ("model", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "roofline")
 
 
-def _cells(row: dict) -> tuple[str, ...]:
-    roofline = f"{row['roofline_fraction']:.0%}" if row["roofline_fraction"] is not None else "-"
-    return (row["model"], row["precision"], str(row["batch"]), f"{row['p50_ms']:.1f}", f"{row['p90_ms']:.1f}",
-            f"{row['p99_ms']:.1f}", f"{row['images_per_s']:.1f}", roofline)
+def _cells(row: Row) -> tuple[str, ...]:
+    roofline = f"{row.roofline_fraction:.0%}" if row.roofline_fraction is not None else "-"
+    return (row.model, row.precision, str(row.batch), f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}",
+            f"{row.p99_ms:.1f}", f"{row.images_per_s:.1f}", roofline)
 
 
-def _model_cells(model: dict) -> tuple[str, ...]:
-    cold = f"{model['cold_start_s']:.2f}" if "cold_start_s" in model else model.get("error", "-")
-    rss = f"{model['peak_rss_mb']:.0f}" if "peak_rss_mb" in model else "-"
-    return (model["model"], model["precision"], model["device"], f"{model['file_mb']:.1f}", cold, rss)
+def _model_cells(model: ModelInfo) -> tuple[str, ...]:
+    cold, rss = "-", "-"
+    if model.cold is not None and model.cold.error is not None:
+        cold = model.cold.error
+    elif model.cold is not None:
+        cold, rss = f"{model.cold.seconds:.2f}", f"{model.cold.peak_rss_mb:.0f}"
+    return (model.model, model.precision, model.device, f"{model.file_mb:.1f}", cold, rss)
 
 
 MODEL_COLUMNS = ("model", "precision", "device", "file MB", "cold start s", "peak RSS MB")
 CLASSIFY_COLUMNS = ("model", "precision", "classify p50 ms", "p90 ms")
 
 
-def _classify_cells(row: dict) -> tuple[str, ...]:
-    return (row["model"], row["precision"], f"{row['p50_ms']:.1f}", f"{row['p90_ms']:.1f}")
+def _classify_cells(row: ClassifyRow) -> tuple[str, ...]:
+    return (row.model, row.precision, f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}")
 
 
-def _header(result: dict) -> str:
-    machine, roofline = result["machine"], result["roofline"]
+def _header(result: BenchResult) -> str:
+    machine, roofline = result.machine, result.roofline
     libraries = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items())
     return (f"{machine['cpu']}, {machine['cores']} cores ({', '.join(machine['cpu_flags']) or 'no SIMD flags read'}),"
             f" {machine['threads']} threads; {libraries}\n"
-            f"FP32 matmul {roofline['matmul_gflops']:.0f} GFLOP/s -> roofline {roofline['images_per_s']:.0f} images/s"
-            f" at {roofline['gflop_per_image']} GFLOP/image; ONNX Runtime spinning off; runtimes interleaved per round")
+            f"FP32 matmul {roofline.matmul_gflops:.0f} GFLOP/s -> roofline {roofline.images_per_s:.0f} images/s"
+            f" at {roofline.gflop_per_image} GFLOP/image; ONNX Runtime spinning off; runtimes interleaved per round")
 
 
-def format_table(result: dict) -> str:
+def format_table(result: BenchResult) -> str:
     parts = [_header(result),
-             _text_table(COLUMNS, [_cells(r) for r in result["results"]]),
-             _text_table(MODEL_COLUMNS, [_model_cells(m) for m in result["models"]]),
-             _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result["classify"]])]
+             _text_table(COLUMNS, [_cells(r) for r in result.results]),
+             _text_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
+             _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
     return "\n\n".join(parts)
 
 
-def to_markdown(result: dict) -> str:
+def to_markdown(result: BenchResult) -> str:
     parts = [_header(result).replace("\n", "  \n"),
-             _markdown_table(COLUMNS, [_cells(r) for r in result["results"]]),
-             _markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result["models"]]),
-             _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result["classify"]])]
+             _markdown_table(COLUMNS, [_cells(r) for r in result.results]),
+             _markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
+             _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
     return "\n\n".join(parts) + "\n"
 
 
@@ -61,11 +65,11 @@ def write_text(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def write_json(path: Path, result: dict) -> None:
-    write_text(path, json.dumps(result, indent=2) + "\n")
+def write_json(path: Path, result: BenchResult) -> None:
+    write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
 
 
-def plot(path: Path, result: dict) -> None:
+def plot(path: Path, result: BenchResult) -> None:
     """Latency and throughput against batch size, one line per model."""
     try:
         import matplotlib
@@ -73,16 +77,16 @@ def plot(path: Path, result: dict) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise AlexNetExportError("--plot needs matplotlib: pip install 'alexnet-export[bench]'") from None
+        raise AlexNetExportError("plotting needs matplotlib: pip install 'alexnet-export[bench]'") from None
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for model in dict.fromkeys(r["model"] for r in result["results"]):
-        rows = [r for r in result["results"] if r["model"] == model]
-        sizes = [r["batch"] for r in rows]
-        label = f"{model} ({rows[0]['precision']})"
-        latency.plot(sizes, [r["p50_ms"] for r in rows], marker="o", label=label)
-        throughput.plot(sizes, [r["images_per_s"] for r in rows], marker="o", label=label)
-    throughput.axhline(result["roofline"]["images_per_s"], color="grey", linestyle="--", label="FP32 roofline")
-    sizes = sorted({r["batch"] for r in result["results"]})
+    for model in dict.fromkeys(r.model for r in result.results):
+        rows = [r for r in result.results if r.model == model]
+        sizes = [r.batch for r in rows]
+        label = f"{model} ({rows[0].precision})"
+        latency.plot(sizes, [r.p50_ms for r in rows], marker="o", label=label)
+        throughput.plot(sizes, [r.images_per_s for r in rows], marker="o", label=label)
+    throughput.axhline(result.roofline.images_per_s, color="grey", linestyle="--", label="FP32 roofline")
+    sizes = sorted({r.batch for r in result.results})
     for axis, title in ((latency, "p50 latency (ms)"), (throughput, "throughput (images/s)")):
         axis.set_xscale("log", base=2)
         axis.set_xticks(sizes, [str(size) for size in sizes])
@@ -90,7 +94,7 @@ def plot(path: Path, result: dict) -> None:
         axis.set_title(title)
         axis.grid(alpha=0.3)
     throughput.legend(fontsize=7)
-    figure.suptitle(f"{result['machine']['cpu']}, {result['machine']['threads']} threads", fontsize=9)
+    figure.suptitle(f"{result.machine['cpu']}, {result.machine['threads']} threads", fontsize=9)
     figure.tight_layout()
     with atomic_output(path) as temporary:
         figure.savefig(temporary, format="png", dpi=110)

@@ -24,7 +24,7 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except AlexNetExportError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(str(exc) + _flag_hint(self, ctx, exc.argument)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing was written.", err=True)
             sys.exit(130)
@@ -34,6 +34,15 @@ class _Group(click.Group):
             raise click.ClickException(
                 f"unexpected {type(exc).__name__}: {one_line(exc, 300)} (set {DEBUG_ENV}=1 for the traceback)"
             ) from None
+
+
+def _flag_hint(group: click.Group, ctx: click.Context, argument: str | None) -> str:
+    """" (--flag)" for the option of the running command that sets `argument`, which the library's
+    error names in API terms; "" when it has none."""
+    command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    flags = [param.opts[0] for param in getattr(command, "params", ())
+             if param.name == argument and isinstance(param, click.Option)]
+    return f" ({flags[0]})" if flags else ""
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -87,21 +96,23 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox):
       alexnet-export predict checkpoint.pt cat.jpg
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
     """
-    from alexnet_export.runtimes.registry import open_runtime, runtime_kind
+    from alexnet_export.runtimes.registry import ONNX, backend_for, backends_taking
 
+    backend = backend_for(model)
     options = {}
     if num_classes is not None:
-        if runtime_kind(model) != "checkpoint":
-            raise click.BadParameter("only applies to a checkpoint MODEL", param_hint="--num-classes")
+        if not backend.takes("num_classes"):
+            raise click.BadParameter(f"only applies to {backends_taking('num_classes')}", param_hint="--num-classes")
         options["num_classes"] = num_classes
     if sandbox:
-        if runtime_kind(model) != "onnx":
-            raise click.BadParameter("applies to .onnx models", param_hint="--sandbox")
+        if backend is not ONNX:  # the sandbox probes ONNX Runtime's native code
+            raise click.BadParameter(f"applies to {ONNX.description} ({', '.join(ONNX.suffixes)})",
+                                     param_hint="--sandbox")
         from alexnet_export.runtimes.untrusted import load_untrusted
 
         runtime = load_untrusted(model)
     else:
-        runtime = open_runtime(model, **options)
+        runtime = backend.open(model, **options)
     if top_k > runtime.metadata.num_classes:
         raise click.BadParameter(f"{top_k} is more than the model's {runtime.metadata.num_classes} classes",
                                  param_hint="--top-k")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import batch_sizes_option, say
+from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, say
 
 
 @click.command("bench")
@@ -40,7 +40,7 @@ def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_
     if iterations is not None and seconds is not None:
         raise click.UsageError("give --iterations or --seconds, not both")
     settings = Settings(batch_sizes, threads, warmup, None if seconds else (iterations or 20), seconds, not no_cold_start)
-    result = run_benchmark(list(models), settings, say=_progress)
+    result = run_benchmark(list(models), settings, on_event=TerminalReporter())
     click.echo(format_table(result))
     if json_path:
         write_json(json_path, result)
@@ -51,12 +51,3 @@ def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_
     for path in filter(None, (json_path, markdown, plot)):
         say(f"wrote {path}")
 
-
-def _progress(message: str) -> None:
-    # Round counters redraw in place on a terminal; other messages get their own line.
-    import sys
-
-    if "round" in message and sys.stderr.isatty():
-        click.echo(f"\r{message}   ", err=True, nl=False)
-    elif "round" not in message:
-        click.echo(message, err=True)

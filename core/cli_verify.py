@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from alexnet_export.cli_options import ProgressLine, say
+from alexnet_export.errors import InputError
 
 
 @click.command("verify")
@@ -45,7 +46,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
     """
     from alexnet_export.bench.accuracy import evaluate, image_set
     from alexnet_export.models.labels import read_labels_file
-    from alexnet_export.runtimes.registry import open_runtime, runtime_kind
+    from alexnet_export.runtimes.registry import backend_for, backends_taking, open_runtime
 
     if not labels_from_folders and reference is None:
         raise click.UsageError("nothing to measure: pass --labels-from-folders (accuracy), --reference MODEL"
@@ -54,9 +55,11 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.UsageError("--min-accuracy needs --labels-from-folders")
     if min_agreement is not None and reference is None:
         raise click.UsageError("--min-agreement needs --reference")
-    if labels_file is not None and runtime_kind(model) != "checkpoint":
-        raise click.BadParameter("only applies to a checkpoint MODEL; an .onnx carries its labels", param_hint="--labels")
-    runtime = open_runtime(model)
+    backend = backend_for(model)
+    if labels_file is not None and not backend.takes("labels"):
+        raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
+                                 " labels", param_hint="--labels")
+    runtime = backend.open(model)
     if labels_file is not None:
         try:
             names = read_labels_file(labels_file, runtime.metadata.num_classes)
@@ -64,7 +67,12 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
             raise click.BadParameter(str(exc), param_hint="--labels") from None
         runtime.metadata = replace(runtime.metadata, labels=names)
     reference_runtime = open_runtime(reference) if reference is not None else None
-    images = image_set(folder, runtime.metadata.labels if labels_from_folders else None)
+    try:
+        images = image_set(folder, runtime.metadata.labels if labels_from_folders else None)
+    except InputError as exc:
+        if exc.argument != "class_names":
+            raise
+        raise InputError(f"{exc} (`onnx --labels` when exporting; `verify --labels` for a checkpoint)") from None
     say(f"{len(images.paths)} images under {folder}" + (f", {images.classes_seen} class folders" if labels_from_folders else ""))
     result = evaluate(runtime, images, reference_runtime, batch_size, tick=ProgressLine("evaluating", len(images.paths)))
     if as_json:

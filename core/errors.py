@@ -6,7 +6,15 @@ Each class also derives from the builtin a Python caller would expect to catch.
 
 
 class AlexNetExportError(Exception):
-    """Base class: the message says what was wrong and what was expected."""
+    """Base class: the message says what was wrong and what was expected.
+
+    Library messages speak in API terms; `argument` names the function argument at fault, if
+    one is, so that the CLI can name its own flag for it (core/cli.py).
+    """
+
+    def __init__(self, *args, argument: str | None = None):
+        super().__init__(*args)
+        self.argument = argument
 
 
 class WeightsError(AlexNetExportError, ValueError):
@@ -19,6 +27,10 @@ class ModelLoadError(AlexNetExportError, ValueError):
 
 class ProviderError(AlexNetExportError, RuntimeError):
     """An execution provider that was asked for is missing or failed to load."""
+
+
+class OptionError(AlexNetExportError, TypeError):
+    """A keyword option that the backend opening a file does not take."""
 
 
 class InputError(AlexNetExportError, ValueError):

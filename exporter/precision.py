@@ -90,19 +90,3 @@ def _label(model: onnx.ModelProto, precision: str, calibration: str) -> None:
     del model.metadata_props[:]
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
-
-
-QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger"}
-
-
-def precision_of(model: onnx.ModelProto) -> str:
-    """What the graph holds: our label when the graph agrees with it, else what the graph shows.
-
-    Files quantized or converted by other tools keep the FP32 file's label in their metadata.
-    """
-    labelled = next((p.value for p in model.metadata_props if p.key == PRECISION_KEY), "fp32")
-    if any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
-        return labelled if labelled.startswith("int8") else "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
-        return "fp16"
-    return "fp32"

@@ -16,14 +16,18 @@ Prediction = list[tuple[str, float]]
 
 
 class Runtime(ABC):
-    """A loaded model. Subclasses set `metadata`, `bounds` and `device`, and implement `_run`.
+    """A loaded model. Subclasses set `metadata`, `bounds`, `device` and `precision` when they
+    open a file, and implement `_run`.
 
     `predict` may be called from many threads at once: subclasses keep no per-call state.
     """
 
     metadata: ArtifactMetadata
     bounds: BatchBounds = BatchBounds()
-    device: str  # what actually runs it, e.g. "CPUExecutionProvider" or "torch cpu"
+    device: str  # what actually runs it, e.g. "CPUExecutionProvider" or "torch eager cpu"
+    # What the numbers are: one of models/spec.py's PRECISIONS, or FOREIGN_INT8. Decided once, from
+    # what runs (the graph, the engine's build), never from the metadata label, which can be stale.
+    precision: str
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits, float32 (batch, num_classes), for a preprocessed float32 NCHW batch."""

@@ -6,15 +6,20 @@ import ctypes
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import onnxruntime as ort
 
-from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError, one_line
+from alexnet_export.errors import InferenceError, ModelLoadError, OptionError, ProviderError, one_line
 from alexnet_export.models.spec import CHANNELS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
+from alexnet_export.runtimes.onnx_graph import read_graph_facts
+
+# A provider is a name or a (name, options) pair, as ONNX Runtime takes them.
+Provider = Union[str, tuple[str, dict]]
+Providers = Union[Provider, Sequence[Provider]]
 
 # Best first. TensorRT and CUDA need GPU libraries that may be absent even where the
 # onnxruntime-gpu wheel lists them as available.
@@ -28,21 +33,27 @@ _PROVIDER_LIBRARIES = {
 class OnnxRuntime(Runtime):
     """Run an exported .onnx file.
 
-    providers: None picks the best provider that loads here (TensorRT, CUDA, then CPU);
-    an explicit list must be honoured in full, or this raises ProviderError instead of
-    quietly running on something else. `self.providers` says what actually runs.
+    providers: None picks the best provider that loads here (TensorRT, CUDA, then CPU). Else a
+    name, a (name, options dict) pair, or a list or tuple of names and pairs, best first; what is
+    asked for must be honoured in full, or this raises ProviderError instead of quietly running
+    on something else. `self.providers` says what actually runs.
     threads: intra-op threads (None: ONNX Runtime's default, one per core).
+    spinning: False stops the intra-op threads from spinning after each run. Spinning keeps the
+    cores busy and slows whatever shares the machine (other sessions, a server's event loop) for
+    no gain between runs; bench and serve turn it off.
     tensorrt_cache_dir: run on ONNX Runtime's TensorRT provider and keep the engines it builds
     (and its timing cache) in this folder, so later sessions skip the minutes-long build. The
     provider must load: there is no silent fallback.
+    `self.precision` is what the graph holds (runtimes/onnx_graph.py), whatever its label says.
     """
 
     def __init__(
         self,
         path: str | Path,
-        providers: Sequence[str] | None = None,
+        providers: Providers | None = None,
         *,
         threads: int | None = None,
+        spinning: bool = True,
         session_options: ort.SessionOptions | None = None,
         tensorrt_cache_dir: str | Path | None = None,
     ):
@@ -52,6 +63,10 @@ class OnnxRuntime(Runtime):
         options = session_options or ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if providers is not None:
+            providers = _provider_list(providers)
         if tensorrt_cache_dir is not None:
             providers = _with_tensorrt_cache(providers, Path(tensorrt_cache_dir))
         requested = _resolve_providers(providers)
@@ -78,6 +93,7 @@ class OnnxRuntime(Runtime):
             self.metadata = ArtifactMetadata.from_props(props, num_classes)
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
+        self.precision = read_graph_facts(self.path).precision
 
     def _describe_io(self) -> tuple[str, str]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -112,27 +128,50 @@ class OnnxRuntime(Runtime):
         self.session = None
 
 
-def _resolve_providers(providers: Sequence[str] | None) -> list[str]:
+def _resolve_providers(providers: list[Provider] | None) -> list[Provider]:
     available = ort.get_available_providers()
     if providers is None:
         return [p for p in PREFERRED_PROVIDERS if p in available and _provider_loads(p)]
-    if isinstance(providers, (str, tuple)):
-        providers = [providers]
     unknown = [name for name in map(_provider_name, providers) if name not in available]
     if unknown:
         raise ProviderError(
             f"execution provider {unknown[0]} is not available in this onnxruntime build;"
             f" available: {', '.join(available)}"
         )
-    return list(providers)
+    return providers
 
 
-def _provider_name(provider) -> str:
-    """ONNX Runtime takes a name or a (name, options) pair."""
-    return provider[0] if isinstance(provider, tuple) else provider
+def _provider_list(providers: Providers) -> list[Provider]:
+    """`providers` as the list ONNX Runtime takes: names and (name, options) tuples.
+
+    One name or one pair is one provider; any other list or tuple is a list of providers (a
+    tuple of names is names, not a pair: its second item is no options dict).
+    """
+    if isinstance(providers, str) or _is_pair(providers):
+        providers = [providers]
+    if not isinstance(providers, (list, tuple)):
+        raise _providers_error(f"is {providers!r}")
+    odd = [provider for provider in providers if not isinstance(provider, str) and not _is_pair(provider)]
+    if odd:
+        raise _providers_error(f"holds {odd[0]!r}")
+    return [provider if isinstance(provider, str) else tuple(provider) for provider in providers]
 
 
-def _with_tensorrt_cache(providers, folder: Path) -> list:
+def _providers_error(found: str) -> OptionError:
+    return OptionError(f"providers {found}; expected a provider name, a (name, options dict) pair, or a list or"
+                       " tuple of those", argument="providers")
+
+
+def _is_pair(provider) -> bool:
+    return (isinstance(provider, (list, tuple)) and len(provider) == 2 and isinstance(provider[0], str)
+            and isinstance(provider[1], dict))
+
+
+def _provider_name(provider: Provider) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def _with_tensorrt_cache(providers: list[Provider] | None, folder: Path) -> list[Provider]:
     """TensorRT first, with its engine and timing caches in `folder`; the rest as asked (default CUDA, CPU)."""
     folder.mkdir(parents=True, exist_ok=True)
     options = {

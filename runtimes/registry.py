@@ -1,62 +1,80 @@
-"""Pick the runtime for a model file by its suffix."""
+"""The one table of backends: which files each runs, with which runtime and options.
+
+Everything that picks a runtime for a file (the CLI, bench, serve, the Triton repository)
+asks this table; adding a backend is a row here and its runtime's module. Runtime classes are
+imported when a file is opened, so importing this module imports neither torch nor onnxruntime.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 
-from alexnet_export.errors import ModelLoadError
+from alexnet_export.errors import ModelLoadError, OptionError
 from alexnet_export.models.spec import CHECKPOINT_SUFFIXES
 from alexnet_export.runtimes.base import Runtime
 
-ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan")
-KNOWN_SUFFIXES = ONNX_SUFFIXES + CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES
-_KINDS = {
-    **dict.fromkeys(ONNX_SUFFIXES, "onnx"),
-    **dict.fromkeys(CHECKPOINT_SUFFIXES, "checkpoint"),
-    **dict.fromkeys(ENGINE_SUFFIXES, "engine"),
-}
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "onnx", "checkpoint", "engine"
+    description: str  # what its files are, for messages: "a PyTorch checkpoint"
+    suffixes: tuple[str, ...]  # lower case, with the dot
+    runtime: str  # "module:Class", imported when a file is opened
+    options: frozenset[str]  # the keyword options its runtime takes (tests/runtimes/test_registry.py keeps them true)
+    platform: str  # the platform it serves as, in Triton's words (the KServe v2 model metadata's "platform")
+
+    def takes(self, option: str) -> bool:
+        return option in self.options
+
+    def taken(self, **options) -> dict:
+        """The `options` this backend takes, for settings that apply only where they do (e.g. threads)."""
+        return {name: value for name, value in options.items() if self.takes(name)}
+
+    def runtime_class(self) -> type[Runtime]:
+        module, name = self.runtime.split(":")
+        return getattr(import_module(module), name)
+
+    def open(self, path: str | Path, **options) -> Runtime:
+        """The runtime for `path`; an option this backend does not take is an OptionError, before any loading."""
+        for option in options:
+            if not self.takes(option):
+                raise OptionError(f"option {option!r} does not apply to {Path(path).name}, {self.description};"
+                                  f" it takes {', '.join(sorted(self.options))}", argument=option)
+        return self.runtime_class()(path, **options)
 
 
-def runtime_kind(path: str | Path) -> str | None:
-    """"onnx", "checkpoint" or "engine" by suffix; None for files no runtime loads."""
-    return _KINDS.get(Path(path).suffix.lower())
+ONNX = Backend(
+    "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx:OnnxRuntime",
+    frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir"}), "onnxruntime_onnx")
+CHECKPOINT = Backend(
+    "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch:TorchRuntime",
+    frozenset({"num_classes", "seed", "labels", "threads"}), "pytorch")
+ENGINE = Backend(
+    "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt:TensorRTRuntime",
+    frozenset({"device"}), "tensorrt_plan")
+BACKENDS = (ONNX, CHECKPOINT, ENGINE)
+KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 
 
-def open_runtime(path: str | Path, **options) -> Runtime:
-    """OnnxRuntime for .onnx, TorchRuntime for checkpoints, TensorRTRuntime for engines."""
-    kind = runtime_kind(path)
-    if kind == "onnx":
-        from alexnet_export.runtimes.onnx import OnnxRuntime
-
-        return OnnxRuntime(path, **options)
-    if kind == "checkpoint":
-        from alexnet_export.runtimes.torch import TorchRuntime
-
-        return TorchRuntime(path, **options)
-    if kind == "engine":
-        from alexnet_export.runtimes.tensorrt import TensorRTRuntime
-
-        return TensorRTRuntime(path, **options)
-    suffix = Path(path).suffix
+def backend_for(path: str | Path) -> Backend:
+    """The backend that runs `path`, by its suffix; ModelLoadError for a file no backend runs."""
+    suffix = Path(path).suffix.lower()
+    for backend in BACKENDS:
+        if suffix in backend.suffixes:
+            return backend
     raise ModelLoadError(
-        f"don't know how to run {path}: suffix {suffix or '(none)'!r}; expected one of {', '.join(KNOWN_SUFFIXES)}"
+        f"don't know how to run {path}: suffix {Path(path).suffix or '(none)'!r};"
+        f" expected one of {', '.join(KNOWN_SUFFIXES)}"
     )
 
 
-def open_runtime_with_threads(path: str | Path, threads: int | None) -> Runtime:
-    """`open_runtime` with `threads` intra-op threads where the backend takes them (None: its default).
+def backends_taking(option: str) -> str:
+    """Which files take `option`, for messages: "a PyTorch checkpoint (.pt, .pth, .safetensors)"."""
+    return " or ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.takes(option))
 
-    ONNX Runtime's threads stop spinning after each run: spinning keeps the cores busy and slows
-    whatever shares the machine (other sessions, a server's event loop) for no gain between runs.
-    """
-    kind = runtime_kind(path)
-    if kind == "onnx":
-        import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return open_runtime(path, threads=threads, session_options=options)
-    if kind == "checkpoint":
-        return open_runtime(path, threads=threads)
-    return open_runtime(path)
+def open_runtime(path: str | Path, **options) -> Runtime:
+    """The runtime for `path` (OnnxRuntime, TorchRuntime or TensorRTRuntime, by suffix) with `options`."""
+    return backend_for(path).open(path, **options)

@@ -17,7 +17,6 @@ import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
 from alexnet_export.runtimes.tensorrt_support import (
-    IMAGE_DIMS,
     REBUILD_HINT,
     TensorRTUnavailable,
     check_sidecar,
@@ -28,7 +27,7 @@ from alexnet_export.runtimes.tensorrt_support import (
     read_sidecar,
     tensorrt_logger,
 )
-from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.models.spec import IMAGE_DIMS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
 
@@ -37,6 +36,8 @@ FLOAT32_BYTES = 4
 
 class TensorRTRuntime(Runtime):
     """Run a TensorRT engine file (with its `.json` sidecar) on CUDA device `device`.
+
+    `self.precision` is the one the engine was built in, from its sidecar.
 
     Device buffers for the engine's largest batch are allocated once; `close()` frees them.
     """
@@ -62,6 +63,7 @@ class TensorRTRuntime(Runtime):
                 self.close()
             raise
         self.device = f"TensorRT {trt.__version__} on {gpu['name']}"
+        self.precision = sidecar["precision"]
 
     def _open(self, trt, sidecar: dict) -> None:
         self._trt_runtime = trt.Runtime(tensorrt_logger())
@@ -182,7 +184,8 @@ def _io_names(trt, engine, path: Path) -> tuple[str, str]:
             raise ModelLoadError(f"{path} tensor {name!r} is {engine.get_tensor_dtype(name)}; expected float32")
     shape = tuple(engine.get_tensor_shape(inputs[0]))
     if shape[1:] != IMAGE_DIMS:
-        raise ModelLoadError(f"{path} input {inputs[0]!r} has shape {list(shape)}; expected [batch, 3, 224, 224]")
+        raise ModelLoadError(f"{path} input {inputs[0]!r} has shape {list(shape)};"
+                             f" expected [batch, {', '.join(map(str, IMAGE_DIMS))}]")
     return inputs[0], outputs[0]
 
 

@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 from alexnet_export.errors import AlexNetExportError, ModelLoadError
-from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME
+from alexnet_export.models.spec import FP16, FP32, INPUT_NAME, INT8_TENSORRT
 
 ENGINE_INPUT = INPUT_NAME
-IMAGE_DIMS = (CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
 # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take.
-ENGINE_PRECISIONS = ("fp32", "fp16", "int8-tensorrt")
+ENGINE_PRECISIONS = (FP32, FP16, INT8_TENSORRT)
 INSTALL_HINT = "on a machine with an NVIDIA GPU run: pip install 'alexnet-export[trt]'"
 REBUILD_HINT = "rebuild it with `alexnet-export trt`"
 SIDECAR_KEYS = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "batch", "metadata")

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from alexnet_export.models.spec import ArtifactMetadata, default_labels
+from alexnet_export.models.spec import FP32, ArtifactMetadata, default_labels
 from alexnet_export.runtimes.base import Runtime
 
 
@@ -55,7 +55,8 @@ class TorchRuntime(Runtime):
             labels=tuple(labels) if labels is not None else default_labels(classes),
             source_weights=source,
         )
-        self.device = "torch cpu"
+        self.device = "torch eager cpu"
+        self.precision = FP32
         self._torch = torch
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

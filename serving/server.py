@@ -33,14 +33,12 @@ from alexnet_export import __version__
 from alexnet_export.errors import AlexNetExportError, InputError
 from alexnet_export.runtimes.base import Runtime, top_predictions
 from alexnet_export.runtimes.preprocess import preprocess_batch
-from alexnet_export.runtimes.registry import open_runtime_with_threads, runtime_kind
+from alexnet_export.runtimes.registry import ONNX, backend_for
 from alexnet_export.serving import protocol
 from alexnet_export.serving.batcher import BatcherClosed, DynamicBatcher
-from alexnet_export.serving.triton_repo import ONNX_PLATFORM, PLAN_PLATFORM
 
 log = logging.getLogger("uvicorn.error")  # configured by uvicorn, so our lines land beside its own
 
-PLATFORMS = {"onnx": ONNX_PLATFORM, "engine": PLAN_PLATFORM, "checkpoint": "pytorch"}
 INFER_TYPES = ("", "application/json", "application/octet-stream")
 IMAGE_TYPES = ("image/*", "application/octet-stream")
 DEFAULT_TOP_K = 5
@@ -94,7 +92,7 @@ class _Service:
 
 
 def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") -> Starlette:
-    service = _Service(runtime, settings, platform or PLATFORMS["onnx"])
+    service = _Service(runtime, settings, platform or ONNX.platform)
     metadata = runtime.metadata
 
     async def live(request):
@@ -303,13 +301,15 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
     """Load `model`, listen, serve until SIGTERM or Ctrl-C, answer what is in flight, return."""
     import uvicorn
 
-    runtime = open_runtime_with_threads(model, threads_per_worker(settings.workers))
+    backend = backend_for(model)
+    # Spinning threads would take the cores from the event loop between batches.
+    runtime = backend.open(model, **backend.taken(threads=threads_per_worker(settings.workers), spinning=False))
     if not is_loopback(host):
         say(f"warning: listening on {host}, reachable from other machines; the server has no authentication"
             " (use --host 127.0.0.1 behind a proxy that has)")
     sock = listen(host, port)
     address = sock.getsockname()
-    app = create_app(runtime, settings, PLATFORMS[runtime_kind(model)])
+    app = create_app(runtime, settings, backend.platform)
     config = uvicorn.Config(app, lifespan="on", log_level="info" if access_log else "warning",
                             access_log=access_log, timeout_graceful_shutdown=GRACEFUL_SECONDS,
                             # uvicorn counts the connection asking too, so N + 1 admits N.
@@ -318,7 +318,7 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
     batching = (f"dynamic batching up to {settings.max_batch} images within {settings.max_queue_delay_ms:g} ms"
                 if settings.batching else f"no batching (requests of up to {settings.max_batch} images)")
     say(f"serving {model} as {settings.name!r}: {runtime.metadata.num_classes} classes, "
-        f"{runtime.metadata.precision}, on {runtime.device}; {batching}; {settings.workers} worker(s)")
+        f"{runtime.precision}, on {runtime.device}; {batching}; {settings.workers} worker(s)")
     host_text = f"[{address[0]}]" if ":" in address[0] else address[0]
     say(f"listening on http://{host_text}:{address[1]} (SIGTERM or Ctrl-C stops it after the requests in flight)")
     # uvicorn re-raises a stop signal once it has shut down gracefully; with these handlers in place

@@ -5,7 +5,7 @@
         config.pbtxt
         labels.txt
         1/model.onnx
-      alexnet_engine/     platform tensorrt_plan
+      alexnet_trt/        platform tensorrt_plan (an engine's model name ends in _trt)
         config.pbtxt
         labels.txt
         1/model.plan
@@ -25,13 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME
+from alexnet_export.models.spec import (
+    FOREIGN_INT8,
+    FP16,
+    IMAGE_DIMS,
+    INPUT_NAME,
+    INT8_CPU,
+    INT8_TENSORRT,
+    OUTPUT_NAME,
+    ArtifactMetadata,
+)
+from alexnet_export.runtimes.registry import ENGINE, ONNX
 
 KINDS = ("cpu", "gpu")
 # The tensors' type in the KServe v2 protocol; Triton's config spells it TYPE_FP32. The local server
 # (serving/server.py) uses the same names, type and dims, so one client works against both.
 DATATYPE = "FP32"
-ONNX_PLATFORM, PLAN_PLATFORM = "onnxruntime_onnx", "tensorrt_plan"
 
 
 class RepositoryError(AlexNetExportError, ValueError):
@@ -49,14 +58,19 @@ class ServingOptions:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise RepositoryError(f"instance kind {self.kind!r} is unknown; expected cpu or gpu")
-        if self.max_batch < 1 or self.instances < 1 or self.max_queue_delay_us < 0:
-            raise RepositoryError("--max-batch and --instances must be positive and the queue delay not negative")
+            raise RepositoryError(f"instance kind {self.kind!r} is unknown; expected cpu or gpu", argument="kind")
+        for name in ("max_batch", "instances"):
+            if getattr(self, name) < 1:
+                raise RepositoryError(f"{name} is {getattr(self, name)}; expected at least 1", argument=name)
+        if self.max_queue_delay_us < 0:
+            raise RepositoryError(f"max_queue_delay_us is {self.max_queue_delay_us}; expected 0 or more",
+                                  argument="max_queue_delay_us")
         too_big = [size for size in self.preferred_batch if not 1 <= size <= self.max_batch]
         if too_big:
-            raise RepositoryError(f"preferred batch sizes {too_big} must lie in 1..{self.max_batch} (--max-batch)")
+            raise RepositoryError(f"preferred batch sizes {too_big} must lie in 1..{self.max_batch} (max_batch)",
+                                  argument="preferred_batch")
         if self.onnx_tensorrt and self.kind != "gpu":
-            raise RepositoryError("the TensorRT accelerator needs --kind gpu")
+            raise RepositoryError("the TensorRT accelerator (onnx_tensorrt) needs kind 'gpu'", argument="kind")
 
 
 @dataclass(frozen=True)
@@ -77,28 +91,29 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
     runtime = OnnxRuntime(onnx_path, providers=["CPUExecutionProvider"])
     if runtime.bounds.maximum is not None:
         raise RepositoryError(f"{onnx_path} has a fixed batch of {runtime.bounds.maximum}; Triton batching needs an "
-                              "export with --batch dynamic")
+                              "export with a dynamic batch")
     name = model_name(onnx_path)
-    accelerator = _tensorrt_accelerator(runtime.metadata.precision) if options.onnx_tensorrt else ""
-    config = _config(name, ONNX_PLATFORM, runtime.metadata.num_classes, options, accelerator)
-    return _write_model(repo, name, ONNX_PLATFORM, onnx_path, "model.onnx", config, runtime.metadata.labels, force)
+    accelerator = _tensorrt_accelerator(runtime.precision) if options.onnx_tensorrt else ""
+    config = _config(name, ONNX.platform, runtime.metadata.num_classes, options, accelerator)
+    return _write_model(repo, name, ONNX.platform, onnx_path, "model.onnx", config, runtime.metadata.labels, force)
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
-    from alexnet_export.models.spec import ArtifactMetadata
     from alexnet_export.runtimes.tensorrt_support import read_sidecar
 
     if options.kind != "gpu":
-        raise RepositoryError("a TensorRT engine runs on a GPU: use --kind gpu")
+        raise RepositoryError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")
     sidecar = read_sidecar(engine_path)
     if options.max_batch > sidecar["batch"]["max"]:
-        raise RepositoryError(f"--max-batch {options.max_batch} exceeds the engine's profile maximum "
-                              f"{sidecar['batch']['max']}; rebuild it with a larger --max-batch")
-    num_classes = int(sidecar["metadata"].get("alexnet_export.num_classes", "0")) or 1000
-    metadata = ArtifactMetadata.from_props(sidecar["metadata"], num_classes)
+        raise RepositoryError(f"max_batch {options.max_batch} exceeds the engine's profile maximum "
+                              f"{sidecar['batch']['max']}; rebuild it with a larger maximum batch", argument="max_batch")
+    try:
+        metadata = ArtifactMetadata.from_props(sidecar["metadata"])
+    except ValueError as exc:
+        raise RepositoryError(f"{engine_path}: {exc}") from None
     name = model_name(engine_path, "_trt")
-    config = _config(name, PLAN_PLATFORM, num_classes, options, "")
-    return _write_model(repo, name, PLAN_PLATFORM, engine_path, "model.plan", config, metadata.labels, force)
+    config = _config(name, ENGINE.platform, metadata.num_classes, options, "")
+    return _write_model(repo, name, ENGINE.platform, engine_path, "model.plan", config, metadata.labels, force)
 
 
 def _config(name: str, platform: str, num_classes: int, options: ServingOptions, accelerator: str) -> str:
@@ -108,7 +123,7 @@ def _config(name: str, platform: str, num_classes: int, options: ServingOptions,
         f'platform: "{platform}"',
         f"max_batch_size: {options.max_batch}",
         f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_{DATATYPE} format: FORMAT_NCHW'
-        f' dims: [ {CHANNELS}, {IMAGE_SIZE}, {IMAGE_SIZE} ] }} ]',
+        f' dims: [ {", ".join(map(str, IMAGE_DIMS))} ] }} ]',
         f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_{DATATYPE} dims: [ {num_classes} ] label_filename: "labels.txt" }} ]',
         f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {options.max_queue_delay_us} }}",
         f"instance_group [ {{ count: {options.instances} kind: KIND_{options.kind.upper()} }} ]",
@@ -119,7 +134,8 @@ def _config(name: str, platform: str, num_classes: int, options: ServingOptions,
 
 
 def _tensorrt_accelerator(precision: str) -> str:
-    mode = "FP16" if precision == "fp16" else ("INT8" if precision.startswith("int8") else "FP32")
+    """Triton's TensorRT accelerator in the file's precision (INT8 for every INT8 flavour, foreign ones included)."""
+    mode = {FP16: "FP16", INT8_CPU: "INT8", INT8_TENSORRT: "INT8", FOREIGN_INT8: "INT8"}.get(precision, "FP32")
     return ("optimization { execution_accelerators { gpu_execution_accelerator : [ { name : \"tensorrt\" "
             f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
 
@@ -128,7 +144,7 @@ def _write_model(repo: Path, name, platform, source: Path, file_name, config, la
     """Build the model folder beside its final place, then rename it in: never half a model."""
     folder = repo / name
     if folder.exists() and not force:
-        raise RepositoryError(f"{folder} already exists; pass --force to replace it")
+        raise RepositoryError(f"{folder} already exists; pass force=True to replace it", argument="force")
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=repo))
     try:

@@ -102,7 +102,8 @@ def test_usage_and_input_errors_are_one_line(cli, small_onnx, calib_dir, tmp_pat
     result = cli("verify", small_onnx, "--images", calib_dir)
     assert result.returncode == 2 and "nothing to measure" in result.stderr
     result = cli("verify", small_onnx, "--images", calib_dir, "--labels", small_onnx, "--reference", small_onnx)
-    assert result.returncode == 2 and "only applies to a checkpoint MODEL" in result.stderr
+    assert result.returncode == 2
+    assert "only applies to a PyTorch checkpoint (.pt, .pth, .safetensors); an ONNX model carries its labels" in result.stderr
     result = cli("verify", small_onnx, "--images", calib_dir, "--min-agreement", "99", "--labels-from-folders")
     assert result.returncode == 2 and "--min-agreement needs --reference" in result.stderr
     renamed = tmp_path / "photos" / "cats"

@@ -5,7 +5,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from alexnet_export.errors import InputError, ModelLoadError, ProviderError
+from alexnet_export.errors import InputError, ModelLoadError, OptionError, ProviderError
 from alexnet_export.runtimes import OnnxRuntime, open_runtime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 
@@ -30,6 +30,39 @@ def test_default_providers_pick_one_that_loads_and_say_so(small_onnx):
 def test_unknown_provider_is_an_error_not_a_fallback(small_onnx):
     with pytest.raises(ProviderError, match="NoSuchExecutionProvider is not available.*available: .*CPUExecutionProvider"):
         OnnxRuntime(small_onnx, providers=["NoSuchExecutionProvider"])
+
+
+@pytest.mark.parametrize("providers", [
+    "CPUExecutionProvider",
+    ("CPUExecutionProvider",),
+    ["CPUExecutionProvider"],
+    ("CPUExecutionProvider", {}),
+    [("CPUExecutionProvider", {})],
+    (("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"}),),
+], ids=["name", "tuple of names", "list of names", "pair", "list of pairs", "tuple of pairs"])
+def test_providers_take_names_pairs_and_sequences_of_them(small_onnx, providers):
+    assert OnnxRuntime(small_onnx, providers=providers).providers == ("CPUExecutionProvider",)
+
+
+def test_a_tuple_of_names_is_names_not_a_pair(small_onnx):
+    """Two names in a tuple used to be taken as one (name, options) pair."""
+    with pytest.raises(ProviderError, match=r"^execution provider NoSuchExecutionProvider is not available"):
+        OnnxRuntime(small_onnx, providers=("NoSuchExecutionProvider", "CPUExecutionProvider"))
+    with pytest.raises(ProviderError, match="NoSuchExecutionProvider is not available"):
+        OnnxRuntime(small_onnx, providers=[("CPUExecutionProvider", {}), "NoSuchExecutionProvider"])
+
+
+@pytest.mark.parametrize("providers, found", [(["CPUExecutionProvider", 3], "holds 3"), (7, "is 7")])
+def test_providers_of_another_shape_are_named(small_onnx, providers, found):
+    with pytest.raises(OptionError, match=rf"^providers {found}; expected a provider name, a \(name, options dict\)"):
+        OnnxRuntime(small_onnx, providers=providers)
+
+
+def test_spinning_can_be_turned_off(small_onnx):
+    key = "session.intra_op.allow_spinning"
+    assert OnnxRuntime(small_onnx, spinning=False).session.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ONNX Runtime's default, spinning
+        OnnxRuntime(small_onnx).session.get_session_options().get_session_config_entry(key)
 
 
 @pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),

@@ -477,10 +477,10 @@ class Absent(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Absent())
 import uvicorn
-from alexnet_export.runtimes.registry import open_runtime_with_threads
+from alexnet_export.runtimes.registry import open_runtime
 from alexnet_export.serving.server import ServeSettings, create_app, listen
 sock = listen("127.0.0.1", 0)
-server = uvicorn.Server(uvicorn.Config(create_app(open_runtime_with_threads(sys.argv[1], None), ServeSettings()),
+server = uvicorn.Server(uvicorn.Config(create_app(open_runtime(sys.argv[1], spinning=False), ServeSettings()),
                                        log_level="warning", lifespan="on"))
 thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
 thread.start()

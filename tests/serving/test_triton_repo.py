@@ -55,14 +55,26 @@ def test_engine_model_config(tmp_path, model_config_pb2):
     assert (entry.folder / "labels.txt").read_text().splitlines() == labels
     with pytest.raises(RepositoryError, match="exceeds the engine's profile maximum 32"):
         add_engine(tmp_path / "repo2", engine, ServingOptions(kind="gpu", max_batch=64))
-    with pytest.raises(RepositoryError, match="use --kind gpu"):
+    with pytest.raises(RepositoryError, match="use kind 'gpu'"):
         add_engine(tmp_path / "repo3", engine, ServingOptions())
+
+
+def test_engine_without_a_class_count_has_the_default(tmp_path, model_config_pb2):
+    """A sidecar's metadata without num_classes reads as ImageNet's 1000, labels included."""
+    engine = tmp_path / "alexnet.plan"
+    engine.write_bytes(b"engine bytes")
+    sidecar_path(engine).write_text(json.dumps({
+        "tensorrt_version": "10.13.0", "gpu_name": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp32",
+        "batch": {"min": 1, "opt": 8, "max": 32}, "metadata": {}}))
+    entry = add_engine(tmp_path / "repo", engine, ServingOptions(kind="gpu"))
+    assert list(_parse(model_config_pb2, entry.folder).output[0].dims) == [1000]
+    assert (entry.folder / "labels.txt").read_text().splitlines()[0] == "tench"
 
 
 def test_existing_models_are_not_overwritten_without_force(tmp_path, small_onnx):
     add_onnx(tmp_path, small_onnx, ServingOptions())
     (tmp_path / "small" / "config.pbtxt").write_text("mine")
-    with pytest.raises(RepositoryError, match="already exists; pass --force"):
+    with pytest.raises(RepositoryError, match="already exists; pass force=True to replace it"):
         add_onnx(tmp_path, small_onnx, ServingOptions())
     assert (tmp_path / "small" / "config.pbtxt").read_text() == "mine"
     add_onnx(tmp_path, small_onnx, ServingOptions(), force=True)
@@ -73,7 +85,9 @@ def test_existing_models_are_not_overwritten_without_force(tmp_path, small_onnx)
 @pytest.mark.parametrize("options, message", [
     (dict(preferred_batch=(64,), max_batch=32), r"preferred batch sizes \[64\] must lie in 1..32"),
     (dict(kind="tpu"), "instance kind 'tpu' is unknown"),
-    (dict(onnx_tensorrt=True), "needs --kind gpu"),
+    (dict(onnx_tensorrt=True), r"\(onnx_tensorrt\) needs kind 'gpu'"),
+    (dict(instances=0), "instances is 0; expected at least 1"),
+    (dict(max_queue_delay_us=-1), "max_queue_delay_us is -1; expected 0 or more"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(RepositoryError, match=message):
@@ -85,5 +99,8 @@ def test_cli(cli, tmp_path, small_onnx):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "repo" / "small" / "config.pbtxt").is_file()
     again = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx)
-    assert again.returncode == 1 and "already exists; pass --force" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().endswith("already exists; pass force=True to replace it (--force)")
+    gpu_only = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx, "--onnx-tensorrt")
+    assert gpu_only.returncode == 1 and gpu_only.stderr.strip().endswith("needs kind 'gpu' (--kind)")
     assert cli("triton", "--repo", tmp_path / "repo").returncode == 2

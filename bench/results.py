@@ -1,0 +1,101 @@
+"""What a benchmark run returns: typed rows, and `to_dict()` for the JSON that `bench --json` writes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alexnet_export.bench.harness import Settings
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model at one batch size."""
+
+    model: str  # file name
+    precision: str  # the runtime's, models/spec.py's words
+    device: str
+    file_mb: float
+    batch: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    images_per_s: float
+    roofline_fraction: float | None  # FP32 rows only: the roofline is the FP32 rate
+    rounds: int
+
+
+RESULT_FIELDS = tuple(f.name for f in fields(Row))
+
+
+@dataclass(frozen=True)
+class ClassifyRow:
+    """`classify()` end to end (decode, preprocess, infer) at batch 1."""
+
+    model: str
+    precision: str
+    p50_ms: float
+    p90_ms: float
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """Import, load and first inference in a fresh process, and its peak memory; or why the child failed."""
+
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"error": self.error}
+        return {"cold_start_s": self.seconds, "peak_rss_mb": self.peak_rss_mb}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    path: str
+    precision: str
+    device: str
+    file_mb: float
+    cold: ColdStart | None = None  # None: not measured
+
+    def to_dict(self) -> dict:
+        facts = {"model": self.model, "path": self.path, "precision": self.precision, "device": self.device,
+                 "file_mb": self.file_mb}
+        return {**facts, **(self.cold.to_dict() if self.cold is not None else {})}
+
+
+@dataclass(frozen=True)
+class Roofline:
+    matmul_gflops: float  # the machine's FP32 matrix-multiply rate at the benchmark's threads
+    gflop_per_image: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.matmul_gflops / self.gflop_per_image
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    machine: dict  # describe_machine's, which the scripts in benchmarks/ share
+    settings: Settings
+    roofline: Roofline
+    models: list[ModelInfo] = field(default_factory=list)
+    results: list[Row] = field(default_factory=list)
+    classify: list[ClassifyRow] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        settings = self.settings
+        return {
+            "machine": self.machine,
+            "settings": {"batch_sizes": list(settings.batch_sizes), "threads": settings.threads,
+                         "warmup": settings.warmup, "iterations": settings.iterations, "seconds": settings.seconds,
+                         "onnxruntime_spinning": False},
+            "roofline": {**asdict(self.roofline), "images_per_s": self.roofline.images_per_s},
+            "models": [model.to_dict() for model in self.models],
+            "results": [asdict(row) for row in self.results],
+            "classify": [asdict(row) for row in self.classify],
+        }

@@ -1,0 +1,71 @@
+"""The table of backends: what each runs and takes, asked by everything that opens a file."""
+
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alexnet_export.errors import ModelLoadError, OptionError
+from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
+from alexnet_export.runtimes.registry import BACKENDS, CHECKPOINT, ENGINE, ONNX, KNOWN_SUFFIXES, backend_for, open_runtime
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_each_backend_lists_exactly_the_options_its_runtime_takes(backend):
+    parameters = list(inspect.signature(backend.runtime_class()).parameters.values())
+    assert parameters[0].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD  # the file
+    assert backend.options == {p.name for p in parameters[1:]}
+
+
+@pytest.mark.parametrize("name, backend", [("m.onnx", ONNX), ("M.ONNX", ONNX), ("w.pt", CHECKPOINT), ("w.pth", CHECKPOINT),
+                                           ("w.safetensors", CHECKPOINT), ("a.engine", ENGINE), ("a.plan", ENGINE)])
+def test_backend_by_suffix(name, backend):
+    assert backend_for(name) is backend
+
+
+def test_every_suffix_has_one_backend():
+    assert len(KNOWN_SUFFIXES) == len(set(KNOWN_SUFFIXES)) == sum(len(b.suffixes) for b in BACKENDS)
+
+
+def test_unknown_suffix_names_the_known_ones():
+    with pytest.raises(ModelLoadError, match=r"^don't know how to run model.tflite: suffix '\.tflite'; expected one of "
+                                             r"\.onnx, \.pt, \.pth, \.safetensors, \.engine, \.plan$"):
+        backend_for("model.tflite")
+
+
+def test_an_option_the_backend_does_not_take_is_one_line_naming_both(tmp_path):
+    # The file does not exist: the option is refused before anything is loaded.
+    with pytest.raises(OptionError, match=r"^option 'threads' does not apply to m.engine, a TensorRT engine; it takes "
+                                          r"device$") as raised:
+        open_runtime(tmp_path / "m.engine", threads=2)
+    assert isinstance(raised.value, TypeError) and raised.value.argument == "threads"
+    with pytest.raises(OptionError, match="option 'num_classes' does not apply to m.onnx, an ONNX model; it takes"
+                                          " providers, session_options, spinning, tensorrt_cache_dir, threads"):
+        open_runtime(tmp_path / "m.onnx", num_classes=10)
+
+
+def test_taken_keeps_the_options_a_backend_takes():
+    assert ONNX.taken(threads=2, spinning=False) == {"threads": 2, "spinning": False}
+    assert CHECKPOINT.taken(threads=2, spinning=False) == {"threads": 2}
+    assert ENGINE.taken(threads=2, spinning=False) == {}
+
+
+def test_open_runtime_passes_options_on(small_onnx, small_model, tmp_path):
+    import torch
+
+    runtime = open_runtime(small_onnx, providers=("CPUExecutionProvider",), threads=1)
+    assert isinstance(runtime, OnnxRuntime) and runtime.session.get_session_options().intra_op_num_threads == 1
+    torch.save(small_model.state_dict(), tmp_path / "small.pt")
+    eager = open_runtime(tmp_path / "small.pt", labels=[f"thing {i}" for i in range(10)])
+    assert isinstance(eager, TorchRuntime) and eager.metadata.labels[3] == "thing 3"
+    assert eager.precision == "fp32" and eager.device == "torch eager cpu"
+
+
+def test_the_registry_imports_no_framework():
+    code = ("import sys, json; from alexnet_export.runtimes.registry import backend_for; backend_for('m.engine');"
+            "print(json.dumps([m for m in ('torch', 'onnx', 'onnxruntime', 'tensorrt') if m in sys.modules]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
