@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from alexnet_export.errors import InputError
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
+
+# DLPack's DLDeviceType codes (dlpack.h): where an array's memory is.
+DLPACK_CPU, DLPACK_CUDA, DLPACK_CUDA_HOST = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -26,28 +30,65 @@ class BatchBounds:
 
 
 def check_batch(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE) -> np.ndarray:
-    """Return `batch` as a C-contiguous float32 NCHW array, or raise InputError."""
+    """Return `batch` as a C-contiguous float32 NCHW array of finite numbers, or raise InputError."""
+    batch = check_array(batch, bounds, size)
+    check_finite(batch)
+    return batch
+
+
+def check_array(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE) -> np.ndarray:
+    """`batch` as a C-contiguous float32 NCHW numpy array, checked for everything but its values."""
     if not isinstance(batch, np.ndarray):
         raise InputError(
-            f"predict() takes a numpy array, got {type(batch).__name__}; use classify() for images"
+            f"predict() takes a numpy array or a DLPack array (torch, CuPy), got {type(batch).__name__};"
+            " use classify() for images"
         )
+    hint = " (raw pixels? use classify(), which normalises them)" if batch.dtype == np.uint8 else ""
+    check_layout(batch.shape, str(batch.dtype), batch.dtype == np.float32, bounds, size, hint)
+    # Contiguous here, so the finiteness check and the backend both read one block.
+    return np.ascontiguousarray(batch)
+
+
+def check_layout(shape: tuple, dtype: str, is_float32: bool, bounds: BatchBounds = BatchBounds(),
+                 size: int = IMAGE_SIZE, dtype_hint: str = "") -> None:
+    """Dtype, rank, channels, spatial size and batch bounds of any array (numpy, DLPack), by its description."""
+    shape = tuple(int(dim) for dim in shape)
     expected_shape = f"(batch, {CHANNELS}, {size}, {size})"
-    if batch.dtype != np.float32:
-        hint = " (raw pixels? use classify(), which normalises them)" if batch.dtype == np.uint8 else ""
-        raise InputError(f"input dtype is {batch.dtype}; expected float32{hint}")
-    if batch.ndim != 4:
-        raise InputError(f"input has shape {batch.shape} (rank {batch.ndim}); expected rank 4 {expected_shape}")
-    if batch.shape[1] != CHANNELS:
-        hint = " (looks like NHWC: use batch.transpose(0, 3, 1, 2))" if batch.shape[3] == CHANNELS else ""
-        raise InputError(f"input has {batch.shape[1]} channels in shape {batch.shape}; expected {expected_shape}{hint}")
-    if batch.shape[2:] != (size, size):
-        raise InputError(f"input has spatial size {batch.shape[2]}x{batch.shape[3]}; expected {size}x{size}")
-    count = batch.shape[0]
+    if not is_float32:
+        raise InputError(f"input dtype is {dtype}; expected float32{dtype_hint}")
+    if len(shape) != 4:
+        raise InputError(f"input has shape {shape} (rank {len(shape)}); expected rank 4 {expected_shape}")
+    if shape[1] != CHANNELS:
+        hint = " (looks like NHWC: use batch.transpose(0, 3, 1, 2))" if shape[3] == CHANNELS else ""
+        raise InputError(f"input has {shape[1]} channels in shape {shape}; expected {expected_shape}{hint}")
+    if shape[2:] != (size, size):
+        raise InputError(f"input has spatial size {shape[2]}x{shape[3]}; expected {size}x{size}")
+    count = shape[0]
     if count < bounds.minimum or (bounds.maximum is not None and count > bounds.maximum):
         raise InputError(f"input batch size is {count}; this model takes a batch of {bounds.describe()}")
-    # Contiguous first: isfinite and the backend both read faster from one block.
-    batch = np.ascontiguousarray(batch)
+
+
+def check_finite(batch: np.ndarray) -> None:
+    # isfinite().all() measured faster than min()/max() or a float64 sum (5.5 vs 8.1 vs 10.1 ms at batch 64, AMD EPYC).
     if not np.isfinite(batch).all():
-        bad = int(batch.size - np.count_nonzero(np.isfinite(batch)))
-        raise InputError(f"input contains {bad} NaN or infinite values; expected finite numbers")
-    return batch
+        raise non_finite_error(int(batch.size - np.count_nonzero(np.isfinite(batch))))
+
+
+def non_finite_error(count: int) -> InputError:
+    """The one message for NaN or infinite inputs, wherever they are found (host or device)."""
+    return InputError(f"input contains {count} NaN or infinite values; expected finite numbers")
+
+
+def callers_kind(array):
+    """The `from_dlpack` of the library `array` came from, to hand results back as its kind; or InputError."""
+    library = type(array).__module__.split(".")[0]
+    from_dlpack = getattr(sys.modules.get(library), "from_dlpack", None)
+    if from_dlpack is None:
+        raise InputError(f"predict() got a {type(array).__name__} whose library {library!r} has no from_dlpack to"
+                         " return logits as its kind; expected a numpy array, a torch tensor or a CuPy array")
+    return from_dlpack
+
+
+def dlpack_device(array) -> tuple[int, int]:
+    kind, index = array.__dlpack_device__()
+    return int(kind), int(index)

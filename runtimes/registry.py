@@ -47,10 +47,11 @@ class Backend:
 
 ONNX = Backend(
     "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx:OnnxRuntime",
-    frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir"}), "onnxruntime_onnx")
+    frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir", "tf32", "enable_cuda_graph"}),
+    "onnxruntime_onnx")
 CHECKPOINT = Backend(
     "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch:TorchRuntime",
-    frozenset({"num_classes", "seed", "labels", "threads"}), "pytorch")
+    frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch")
 ENGINE = Backend(
     "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt:TensorRTRuntime",
     frozenset({"device"}), "tensorrt_plan")

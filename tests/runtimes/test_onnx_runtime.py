@@ -94,7 +94,7 @@ def test_predict_gives_logits(onnx_runtime, batch):
         (lambda b: b[:0], "batch size is 0; this model takes a batch of >= 1"),
         (lambda b: np.where(np.arange(b.size).reshape(b.shape) == 5, np.nan, b).astype(np.float32), "1 NaN or infinite"),
         (lambda b: np.full_like(b, np.inf), "NaN or infinite"),
-        (lambda b: b.tolist(), "takes a numpy array, got list"),
+        (lambda b: b.tolist(), r"takes a numpy array or a DLPack array \(torch, CuPy\), got list"),
     ],
 )
 def test_bad_inputs_are_named_before_onnx_runtime_sees_them(onnx_runtime, batch, make, message):

@@ -42,7 +42,7 @@ def test_an_option_the_backend_does_not_take_is_one_line_naming_both(tmp_path):
         open_runtime(tmp_path / "m.engine", threads=2)
     assert isinstance(raised.value, TypeError) and raised.value.argument == "threads"
     with pytest.raises(OptionError, match="option 'num_classes' does not apply to m.onnx, an ONNX model; it takes"
-                                          " providers, session_options, spinning, tensorrt_cache_dir, threads"):
+                                          " enable_cuda_graph, providers, session_options, spinning, tensorrt_cache_dir, tf32, threads"):
         open_runtime(tmp_path / "m.onnx", num_classes=10)
 
 
