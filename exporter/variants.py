@@ -130,6 +130,18 @@ def _verification_inputs(calibration_set: CalibrationSet | None, preprocessing) 
 def _compare(reference, candidate_path: Path, inputs: np.ndarray) -> ParityReport:
     from alexnet_export.runtimes.onnx import OnnxRuntime
 
-    candidate = OnnxRuntime(candidate_path, providers=["CPUExecutionProvider"])
+    return compare_in_batches(reference, OnnxRuntime(candidate_path, providers=["CPUExecutionProvider"]), inputs)
+
+
+def compare_in_batches(reference: Runtime, candidate: Runtime, inputs: np.ndarray) -> ParityReport:
+    """Both runtimes on `inputs` in batches of VERIFY_BATCH, the figures of every image in one report."""
     batches = [inputs[i : i + VERIFY_BATCH] for i in range(0, len(inputs), VERIFY_BATCH)]
     return compare_runtimes(reference, candidate, batches)
+
+
+def held_out_inputs(calibration: CalibrationOptions, preprocessing: Preprocessing,
+                    on_event: Listener = ignore) -> tuple[np.ndarray, str]:
+    """The inputs a converted file is verified on, and what they are: held-out calibration
+    images when a folder is given, else generated photo-like ones (as for every precision file)."""
+    calibration_set = _load_images(calibration, preprocessing, on_event) if calibration.folder is not None else None
+    return _verification_inputs(calibration_set, preprocessing)

@@ -19,6 +19,7 @@ from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
 from alexnet_export.runtimes.tensorrt_support import (
     REBUILD_HINT,
     TensorRTUnavailable,
+    check_runs_here,
     check_sidecar,
     cuda_call,
     gpu_identity,
@@ -26,6 +27,7 @@ from alexnet_export.runtimes.tensorrt_support import (
     import_tensorrt,
     read_sidecar,
     tensorrt_logger,
+    tensorrt_name,
 )
 from alexnet_export.models.spec import IMAGE_DIMS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
@@ -53,6 +55,10 @@ class TensorRTRuntime(Runtime):
         trt, self._cudart = _load_backends(device)
         gpu = _gpu(device)
         try:
+            check_runs_here(trt, gpu)
+        except TensorRTUnavailable as exc:
+            raise ProviderError(str(exc)) from None
+        try:
             check_sidecar(sidecar, trt.__version__, gpu)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
@@ -62,7 +68,9 @@ class TensorRTRuntime(Runtime):
             with contextlib.suppress(Exception):  # keep the load error, not a cleanup one
                 self.close()
             raise
-        self.device = f"TensorRT {trt.__version__} on {gpu['name']}"
+        self.device = f"{tensorrt_name(trt)} on {gpu['name']}"
+        self.cuda_device = device
+        self.tf32 = None  # fixed when the engine was built, and not recorded in its sidecar
         self.precision = sidecar["precision"]
 
     def _open(self, trt, sidecar: dict) -> None:

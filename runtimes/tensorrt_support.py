@@ -8,6 +8,7 @@ nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from pathlib import Path
 
@@ -20,6 +21,12 @@ ENGINE_PRECISIONS = (FP32, FP16, INT8_TENSORRT)
 INSTALL_HINT = "on a machine with an NVIDIA GPU run: pip install 'alexnet-export[trt]'"
 REBUILD_HINT = "rebuild it with `alexnet-export trt`"
 SIDECAR_KEYS = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "batch", "metadata")
+# TensorRT for RTX: the same Builder/OnnxParser/Runtime API family, used where `tensorrt` is absent.
+# Its module, as the tensorrt-rtx-cu13-bindings wheel names it (NVIDIA's API pages call it tensorrt_rtx),
+# and the compute capabilities its engines run on (its support matrix: Turing, Ampere RTX, Ada,
+# Blackwell); not 8.0 (A100) nor 9.0 (H100, H200).
+RTX_MODULE = "tensorrt_rtx_bindings"
+RTX_COMPUTE_CAPABILITIES = ("7.5", "8.6", "8.9", "12.0", "12.1")
 
 
 class TensorRTUnavailable(AlexNetExportError, RuntimeError):
@@ -27,10 +34,15 @@ class TensorRTUnavailable(AlexNetExportError, RuntimeError):
 
 
 def import_tensorrt():
+    """`tensorrt` (10 or newer), else TensorRT for RTX; TensorRTUnavailable naming both if neither imports."""
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise TensorRTUnavailable(f"TensorRT is not installed ({exc}); {INSTALL_HINT}") from None
+        try:
+            return importlib.import_module(RTX_MODULE)
+        except ImportError:
+            raise TensorRTUnavailable(f"TensorRT is not installed ({exc}), nor TensorRT for RTX ({RTX_MODULE});"
+                                      f" {INSTALL_HINT}") from None
     if major_version(trt.__version__) < 10:
         raise TensorRTUnavailable(f"TensorRT {trt.__version__} is too old (10 or newer needed); {INSTALL_HINT}")
     return trt
@@ -46,6 +58,23 @@ def import_cudart():
         except ImportError as exc:
             raise TensorRTUnavailable(f"cuda-python is not installed ({exc}); {INSTALL_HINT}") from None
     return cudart
+
+
+def is_rtx(trt) -> bool:
+    return trt.__name__.split(".")[0] == RTX_MODULE
+
+
+def tensorrt_name(trt) -> str:
+    """"TensorRT 10.9.0" or "TensorRT for RTX 1.7.1.116": their version numbers overlap in nothing else."""
+    return f"TensorRT{' for RTX' if is_rtx(trt) else ''} {trt.__version__}"
+
+
+def check_runs_here(trt, gpu: dict) -> None:
+    """TensorRT for RTX builds anywhere but runs engines on its compute capabilities only: refuse the others."""
+    if is_rtx(trt) and gpu.get("compute_capability") not in RTX_COMPUTE_CAPABILITIES:
+        raise TensorRTUnavailable(
+            f"{tensorrt_name(trt)} runs engines on compute capability {', '.join(RTX_COMPUTE_CAPABILITIES)};"
+            f" {gpu.get('name')} is {gpu.get('compute_capability')}: install TensorRT (pip install tensorrt) for this GPU")
 
 
 def cuda_call(cudart, result: tuple, call: str, error: type[Exception] = RuntimeError):

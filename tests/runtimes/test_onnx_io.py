@@ -83,3 +83,15 @@ def test_tf32_given_twice_differently_is_refused_before_loading(small_onnx):
         OnnxRuntime(small_onnx, providers=[("CUDAExecutionProvider", {"use_tf32": "1"})], tf32=False)
     with pytest.raises(OptionError, match="^tf32=False is set on ONNX Runtime's CUDA provider only"):
         OnnxRuntime(small_onnx, providers=["TensorrtExecutionProvider", "CUDAExecutionProvider"], tf32=False)
+
+
+def test_without_any_tensorrt_the_error_names_both_builders():
+    import importlib.util
+
+    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
+
+    if importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx_bindings"):
+        pytest.skip("a TensorRT is installed here")
+    with pytest.raises(TensorRTUnavailable, match=r"^TensorRT is not installed .*, nor TensorRT for RTX"
+                                                  r" \(tensorrt_rtx_bindings\); on a machine with an NVIDIA GPU"):
+        import_tensorrt()
