@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import TerminalReporter, calibration_options, model_options
+from alexnet_export.cli_options import (
+    TerminalReporter,
+    calibration_from,
+    calibration_options,
+    model_options,
+    model_source,
+)
 from alexnet_export.exporter.pipeline import PipelineError
 from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
 
@@ -28,18 +34,6 @@ class _BatchType(click.ParamType):
         if size < 1:
             self.fail(f"{value!r} is neither 'dynamic' nor a positive integer", param, ctx)
         return size
-
-
-def _source(weights, num_classes, seed, labels):
-    from alexnet_export.exporter.pipeline import ModelSource
-
-    return ModelSource(weights, num_classes, seed, labels)
-
-
-def _calibration(calib_dir, calib_count, calib_method, cache_dir):
-    from alexnet_export.exporter.variants import CalibrationOptions
-
-    return CalibrationOptions(calib_dir, calib_count, calib_method, cache_dir)
 
 
 @click.command("onnx")
@@ -84,8 +78,8 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
     if lrn == "pooled" and precision != "fp32":
         raise click.UsageError("--lrn pooled applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                                " and the INT8 CPU file always uses the pooled form")
-    result = export_onnx_file(output, _source(weights, num_classes, seed, labels), precision=ONNX_PRECISIONS[precision],
-                              calibration=_calibration(calib_dir, calib_count, calib_method, cache_dir), opset=opset,
+    result = export_onnx_file(output, model_source(weights, num_classes, seed, labels), precision=ONNX_PRECISIONS[precision],
+                              calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir), opset=opset,
                               batch=None if batch == "dynamic" else batch, lrn=lrn, verify=not no_verify,
                               on_event=TerminalReporter())
     click.echo(f"wrote {result.path} ({precision}, {result.size_bytes / 1e6:.1f} MB, {result.num_classes} classes) "
@@ -130,18 +124,16 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
     precision = precision or "fp32"
     if precision == "int8" and calib_dir is None:
         raise click.UsageError("--int8 needs --calib-dir DIR (a folder of 64 or more images)")
-    if fp32_onnx is not None and (weights is not None or num_classes is not None or labels is not None):
-        raise click.UsageError("--onnx already holds the model: leave out --weights, --num-classes and --labels")
     try:
         settings = BuildSettings(min_batch, opt_batch, max_batch, workspace)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not output.parent.is_dir():
         raise click.UsageError(f"output folder {output.parent} does not exist")
-    source = None if fp32_onnx is not None else _source(weights, num_classes, seed, labels)
+    source = model_source(weights, num_classes, seed, labels, fp32_onnx)
     try:
         result = build_tensorrt_engine(output, source, fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
-                                       calibration=_calibration(calib_dir, calib_count, calib_method, cache_dir),
+                                       calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                        settings=settings, timing_cache=timing_cache, opset=opset,
                                        on_event=TerminalReporter())
     except PipelineError as exc:  # every other argument was checked above: this one is about --onnx

@@ -49,6 +49,24 @@ def model_options(command):
     return command
 
 
+def model_source(weights, num_classes, seed, labels, fp32_onnx=None):
+    """The pipeline's ModelSource for the model options, or None where --onnx already holds the model."""
+    from alexnet_export.exporter.pipeline import ModelSource
+
+    if fp32_onnx is None:
+        return ModelSource(weights, num_classes, seed, labels)
+    if weights is not None or num_classes is not None or labels is not None:
+        raise click.UsageError("--onnx already holds the model: leave out --weights, --num-classes and --labels")
+    return None
+
+
+def calibration_from(calib_dir, calib_count, calib_method, cache_dir):
+    """The pipeline's CalibrationOptions for the calibration options."""
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    return CalibrationOptions(calib_dir, calib_count, calib_method, cache_dir)
+
+
 def calibration_options(command):
     """Images for INT8 calibration (and real-image verification of FP16)."""
     decorators = [

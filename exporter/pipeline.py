@@ -3,6 +3,7 @@
     export_onnx_file(...)      what `alexnet-export onnx` does: a verified .onnx in any precision
     make_precision_file(...)   an FP32 .onnx you have -> a verified FP16 or INT8 .onnx
     build_tensorrt_engine(...) what `alexnet-export trt` does: FP32 ONNX, precision ONNX, engine
+    export_openvino_ir(...)    what `alexnet-export openvino` does: an IR in FP32, BF16 or INT8
 
 Each step verifies its file before it is put in place, so a failure leaves what was there
 before. Progress goes to `on_event` (alexnet_export.events); nothing here prints.
@@ -17,15 +18,25 @@ from pathlib import Path
 from typing import Sequence
 
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.events import Listener, Note, Step, ignore
+from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.exporter.onnx import DEFAULT_OPSET, ExportResult, export_onnx
 from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine
-from alexnet_export.exporter.variants import CalibrationOptions, VariantResult, make_variant
+from alexnet_export.exporter.variants import (
+    CalibrationOptions,
+    VariantResult,
+    compare_in_batches,
+    held_out_inputs,
+    make_variant,
+)
+from alexnet_export.exporter.verify import BF16_GATE, FP32_GATE, INT8_GATE, ParityReport, enforce
 from alexnet_export.models.spec import (
+    BF16,
     FP16,
     FP32,
     INT8_CPU,
+    INT8_OPENVINO,
     INT8_TENSORRT,
+    OPENVINO_PRECISIONS,
     PRECISIONS,
     ArtifactMetadata,
     default_labels,
@@ -36,6 +47,7 @@ from alexnet_export.runtimes.tensorrt_support import ENGINE_PRECISIONS, TensorRT
 
 DEFAULT_STEM = "alexnet"
 DEFAULT_ENGINE = Path(f"{DEFAULT_STEM}.engine")
+IR_GATES = {FP32: FP32_GATE, BF16: BF16_GATE, INT8_OPENVINO: INT8_GATE}
 
 
 class PipelineError(AlexNetExportError, ValueError):
@@ -73,6 +85,19 @@ class OnnxFile:
     num_classes: int
     fp32: ExportResult  # the FP32 export and its parity with eager PyTorch (report None if not verified)
     variant: VariantResult | None  # the FP16/INT8 step and its gate, for those precisions
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IrFile:
+    """The result of `export_openvino_ir`."""
+
+    path: Path  # the .xml; the .bin is beside it
+    precision: str
+    report: ParityReport  # the IR under OpenVINO against the reference
+    verified_on: str
+    fp32: ExportResult | None
+    variant: VariantResult | None  # the Q/DQ ONNX an INT8 IR is converted from
     seconds: float
 
 
@@ -205,18 +230,11 @@ def build_tensorrt_engine(
         raise PipelineError(f"output folder {output.parent} does not exist; create it first")
     if fp32_onnx is not None and source is not None:
         raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
-    fp32_result = None
-    if fp32_onnx is not None:
-        fp32_path = Path(fp32_onnx)
-        reference = _fp32_reference(fp32_path)
-        if reference.bounds.maximum is not None:
-            raise PipelineError(f"{fp32_path} has a fixed batch of {reference.bounds.maximum}; an engine with a"
-                                " batch range needs an FP32 export with a dynamic batch")
-    else:
-        loaded = load_model(source or ModelSource(), on_event=on_event)
-        fp32_path = output.with_name(precision_file_name(output.stem, FP32))
-        fp32_result = export_onnx(loaded.model, fp32_path, loaded.metadata, opset=opset, on_event=on_event)
-        reference = _torch_reference(loaded.model)
+    fp32_path, reference, fp32_result = _fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),
+                                                    opset, on_event)
+    if reference.bounds.maximum is not None:
+        raise PipelineError(f"{fp32_path} has a fixed batch of {reference.bounds.maximum}; an engine with a"
+                            " batch range needs an FP32 export with a dynamic batch")
     variant = None
     onnx_path = fp32_path
     if precision != FP32:
@@ -231,6 +249,71 @@ def build_tensorrt_engine(
     engine = build_engine(onnx_path, output, settings=settings,
                           timing_cache_path=timing_cache or output.with_suffix(".timing.cache"), on_event=on_event)
     return EngineBuild(engine, onnx_path, precision, fp32_result, variant, time.perf_counter() - started)
+
+
+def export_openvino_ir(
+    output: str | Path | None = None,
+    source: ModelSource | None = None,
+    *,
+    fp32_onnx: str | Path | None = None,
+    precision: str = FP32,
+    calibration: CalibrationOptions = CalibrationOptions(),
+    opset: int = DEFAULT_OPSET,
+    threads: int | None = None,
+    on_event: Listener = ignore,
+) -> IrFile:
+    """An OpenVINO IR (.xml + .bin) of the model, verified under OpenVINO before it is put in place.
+
+    precision: FP32, BF16 (an FP32 IR that runs in BF16; needs a CPU with BF16, checked before any
+    work) or INT8_OPENVINO (from the TensorRT-rule Q/DQ file; needs calibration.folder).
+    output: None writes alexnet.xml / alexnet.bf16.xml / alexnet.int8.xml in the working folder.
+    The FP32 ONNX on the way is a temporary file unless `fp32_onnx` is given.
+    """
+    from alexnet_export.exporter.openvino import staged_ir, write_ir
+    from alexnet_export.runtimes.openvino import OpenVinoRuntime, OpenVinoUnavailable, cpu_supports, import_openvino
+
+    started = time.perf_counter()
+    _check_precision(precision, OPENVINO_PRECISIONS)
+    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "xml"))
+    if precision == INT8_OPENVINO and calibration.folder is None:
+        raise PipelineError("an INT8 IR needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+    if fp32_onnx is not None and source is not None:
+        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
+    ov = import_openvino()
+    if not cpu_supports(ov.Core(), "CPU", precision):
+        raise OpenVinoUnavailable("this CPU has no BF16 instructions (AVX512_BF16 or AMX), so a BF16 IR could"
+                                  " neither be verified nor run here; make the FP32 or INT8 IR")
+    scratch_parent = output.parent if output.parent.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=scratch_parent) as scratch:
+        fp32_path, reference, fp32_result = _fp32_start(fp32_onnx, source, Path(scratch) / "fp32.onnx", opset, on_event)
+        preprocessing = reference.metadata.preprocessing
+        variant, onnx_for_ir = None, fp32_path
+        if precision == INT8_OPENVINO:
+            variant = make_variant(fp32_path, INT8_TENSORRT, Path(scratch) / "int8.onnx", reference, calibration,
+                                   preprocessing, on_event=on_event)
+            onnx_for_ir = variant.path
+        inputs, verified_on = held_out_inputs(calibration, preprocessing)
+        with staged_ir(output) as staged:
+            on_event(Step(f"converting {'the Q/DQ file' if variant else 'the FP32 file'} to an OpenVINO IR"))
+            write_ir(onnx_for_ir, staged, precision)
+            on_event(Step(f"verifying {output.name} under OpenVINO against the reference on {verified_on}"))
+            candidate = OpenVinoRuntime(staged, threads=threads)
+            report = compare_in_batches(reference, candidate, inputs)
+            enforce(report, IR_GATES[precision], f"{output.name} ({precision})")
+            candidate.close()
+    on_event(Verified(f"parity, reference vs {precision} OpenVINO IR ({candidate.device}), on {verified_on}", report))
+    return IrFile(output, precision, report, verified_on, fp32_result, variant, time.perf_counter() - started)
+
+
+def _fp32_start(fp32_onnx, source: ModelSource | None, export_path: Path, opset: int,
+                on_event: Listener) -> tuple[Path, Runtime, ExportResult | None]:
+    """The FP32 .onnx to convert from, the runtime to verify against, and the export's result:
+    the given FP32 file as its own reference, or a fresh export to `export_path` and eager PyTorch."""
+    if fp32_onnx is not None:
+        return Path(fp32_onnx), _fp32_reference(Path(fp32_onnx)), None
+    loaded = load_model(source or ModelSource(), on_event=on_event)
+    result = export_onnx(loaded.model, export_path, loaded.metadata, opset=opset, on_event=on_event)
+    return export_path, _torch_reference(loaded.model), result
 
 
 def _check_precision(precision: str, allowed: Sequence[str]) -> None:

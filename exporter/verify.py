@@ -33,6 +33,8 @@ class ParityGate:
 FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
 FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
 INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
+# BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
+BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
 DECISIVE_ERROR_PERCENTILE = 95
 
 

@@ -24,6 +24,10 @@ CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
 # tool is reported as FOREIGN_INT8 (its Q/DQ layout is unknown).
 FP32, FP16, INT8_CPU, INT8_TENSORRT, FOREIGN_INT8 = "fp32", "fp16", "int8-cpu", "int8-tensorrt", "int8"
 PRECISIONS = (FP32, FP16, INT8_CPU, INT8_TENSORRT)
+# OpenVINO IRs: BF16 is a way to run an FP32 IR (the IR says so, the runtime applies it); the INT8
+# IR holds TensorRT-rule Q/DQ as FakeQuantize, which OpenVINO's CPU plugin runs as INT8.
+BF16, INT8_OPENVINO = "bf16", "int8-openvino"
+OPENVINO_PRECISIONS = (FP32, BF16, INT8_OPENVINO)
 
 # Every key we write is namespaced so it never collides with keys other tools add.
 _KEY_PREFIX = "alexnet_export."
@@ -37,14 +41,18 @@ INPUT_KEY = _KEY_PREFIX + "input"
 OUTPUT_KEY = _KEY_PREFIX + "output"
 LRN_KEY = _KEY_PREFIX + "lrn"  # "native" or "pooled" (exporter/lrn_pooled.py)
 CALIBRATION_KEY = _KEY_PREFIX + "calibration"  # method and ranges file of an INT8 file
+FLOAT_LAYERS_KEY = _KEY_PREFIX + "float_layers"  # layers an INT8 file keeps in float: "conv4,fc8"
 
 
-def precision_file_name(stem: str, precision: str) -> str:
+def precision_file_name(stem: str, precision: str, extension: str = "onnx") -> str:
     """The default file name of a model in `precision`: alexnet.onnx, alexnet.fp16.onnx,
-    alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is unknown; expected one of {', '.join(PRECISIONS)}")
-    return f"{stem}.onnx" if precision == FP32 else f"{stem}.{precision}.onnx"
+    alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name.
+    OpenVINO IRs (extension "xml"): alexnet.xml, alexnet.bf16.xml, alexnet.int8.xml."""
+    known = OPENVINO_PRECISIONS if extension == "xml" else PRECISIONS
+    if precision not in known:
+        raise ValueError(f"precision {precision!r} is unknown; expected one of {', '.join(known)}")
+    word = "int8" if precision == INT8_OPENVINO else precision  # .xml already says OpenVINO
+    return f"{stem}.{extension}" if precision == FP32 else f"{stem}.{word}.{extension}"
 
 
 @dataclass(frozen=True)

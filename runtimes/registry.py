@@ -55,7 +55,10 @@ CHECKPOINT = Backend(
 ENGINE = Backend(
     "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt:TensorRTRuntime",
     frozenset({"device"}), "tensorrt_plan")
-BACKENDS = (ONNX, CHECKPOINT, ENGINE)
+OPENVINO = Backend(
+    "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino:OpenVinoRuntime",
+    frozenset({"threads", "device"}), "openvino")
+BACKENDS = (ONNX, CHECKPOINT, ENGINE, OPENVINO)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 
 

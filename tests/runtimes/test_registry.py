@@ -9,7 +9,16 @@ import pytest
 
 from alexnet_export.errors import ModelLoadError, OptionError
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
-from alexnet_export.runtimes.registry import BACKENDS, CHECKPOINT, ENGINE, ONNX, KNOWN_SUFFIXES, backend_for, open_runtime
+from alexnet_export.runtimes.registry import (
+    BACKENDS,
+    CHECKPOINT,
+    ENGINE,
+    KNOWN_SUFFIXES,
+    ONNX,
+    OPENVINO,
+    backend_for,
+    open_runtime,
+)
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
@@ -20,7 +29,8 @@ def test_each_backend_lists_exactly_the_options_its_runtime_takes(backend):
 
 
 @pytest.mark.parametrize("name, backend", [("m.onnx", ONNX), ("M.ONNX", ONNX), ("w.pt", CHECKPOINT), ("w.pth", CHECKPOINT),
-                                           ("w.safetensors", CHECKPOINT), ("a.engine", ENGINE), ("a.plan", ENGINE)])
+                                           ("w.safetensors", CHECKPOINT), ("a.engine", ENGINE), ("a.plan", ENGINE),
+                                           ("a.xml", OPENVINO)])
 def test_backend_by_suffix(name, backend):
     assert backend_for(name) is backend
 
@@ -31,7 +41,7 @@ def test_every_suffix_has_one_backend():
 
 def test_unknown_suffix_names_the_known_ones():
     with pytest.raises(ModelLoadError, match=r"^don't know how to run model.tflite: suffix '\.tflite'; expected one of "
-                                             r"\.onnx, \.pt, \.pth, \.safetensors, \.engine, \.plan$"):
+                                             r"\.onnx, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml$"):
         backend_for("model.tflite")
 
 

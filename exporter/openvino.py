@@ -1,0 +1,80 @@
+"""ONNX -> OpenVINO IR (.xml + .bin) carrying the toolkit's metadata, written as a pair.
+
+The IR is converted from a verified ONNX file (FP32, or for INT8 the TensorRT-rule Q/DQ file,
+whose QuantizeLinear/DequantizeLinear pairs OpenVINO turns into FakeQuantize and its CPU plugin
+runs as INT8: all five convolutions in u8 and the three fully connected layers in i8, read from
+the compiled model's runtime graph). The precision to run in is stored in rt_info, where
+runtimes/openvino.py reads it. Weights stay FP32 in the .bin (`compress_to_fp16=False`): IR
+storage precision is not inference precision, and FP16 storage would change FP32 results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from alexnet_export.errors import ExportError, one_line
+from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.runtimes.onnx_graph import read_graph_facts
+from alexnet_export.runtimes.openvino import RT_INFO_SECTION, import_openvino
+
+_PREFIX = RT_INFO_SECTION + "."
+
+
+def write_ir(onnx_path: str | Path, xml_path: str | Path, precision: str) -> None:
+    """Convert `onnx_path` and save `xml_path` (+ .bin beside it), labelled `precision`. Not atomic:
+    callers write into `staged_ir`."""
+    ov = import_openvino()
+    props = dict(read_graph_facts(onnx_path).metadata_props)
+    props[PRECISION_KEY] = precision
+    try:
+        model = ov.convert_model(str(onnx_path))
+    except Exception as exc:  # the converter raises its own types with paragraphs of text
+        raise ExportError(f"OpenVINO cannot convert {Path(onnx_path).name}: {one_line(exc, 400)}") from None
+    for key, value in props.items():
+        if key.startswith(_PREFIX):
+            model.set_rt_info(value, [RT_INFO_SECTION, key[len(_PREFIX):]])
+    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+
+
+def bin_path(xml_path: str | Path) -> Path:
+    """OpenVINO reads the weights from the .bin of the same name."""
+    return Path(xml_path).with_suffix(".bin")
+
+
+@contextmanager
+def staged_ir(xml_path: str | Path) -> Iterator[Path]:
+    """Yield an .xml path in a hidden folder beside `xml_path`; on success the .bin, then the .xml
+    replace the targets. On any exception the folder goes and the targets keep what they held.
+
+    The two renames are not one atomic step: a crash between them leaves the new .bin beside the
+    old .xml. They follow each other directly, after every check has passed.
+    """
+    xml_path = Path(xml_path)
+    folder = xml_path.parent if str(xml_path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"output folder {folder} does not exist; create it first")
+    if xml_path.suffix.lower() != ".xml":
+        raise ExportError(f"an OpenVINO IR is an .xml file (its weights go to the .bin beside it); got {xml_path.name}")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{xml_path.name}.", suffix=".partial", dir=folder))
+    except OSError as exc:
+        raise ExportError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    staged = staging / "model.xml"
+    try:
+        yield staged
+        _move_in(staged, xml_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_in(staged: Path, xml_path: Path) -> None:
+    try:
+        os.replace(bin_path(staged), bin_path(xml_path))
+        os.replace(staged, xml_path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {xml_path}: {exc.strerror or exc}") from None
