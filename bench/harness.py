@@ -16,12 +16,13 @@ from typing import Callable
 
 import numpy as np
 
+from alexnet_export.bench import device as gpu
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
-from alexnet_export.models.spec import FP32, IMAGE_DIMS
+from alexnet_export.models.spec import FP16, FP32, IMAGE_DIMS
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.registry import backend_for
 
@@ -49,10 +50,15 @@ class Subject:
     path: Path
     runtime: Runtime
     options: dict = field(default_factory=dict)  # what it was opened with, for the cold start's fresh process
+    splits: dict = field(default_factory=dict)  # batch -> its device-time split (bench/device.py), CUDA only
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def on_cuda(self) -> bool:
+        return getattr(self.runtime, "cuda_device", None) is not None  # runtimes set it where CUDA runs them
 
     @property
     def file_mb(self) -> float:
@@ -81,6 +87,11 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
     on_event(Step(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads"))
     gflops_before = matmul_gflops(settings.threads)
     subjects = [open_subject(path, settings.threads) for path in paths]
+    device_gflops = {}
+    if any(s.on_cuda for s in subjects):
+        on_event(Step("measuring the GPU's matrix-multiply rate in each precision"))
+        device_gflops = {math: rate for math in sorted({_math(s.runtime) for s in subjects if s.on_cuda})
+                         if (rate := gpu.matmul_gflops(math)) is not None}
     rng = np.random.default_rng(0)
     timed = []
     for size in settings.batch_sizes:
@@ -89,11 +100,14 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         timings = _interleave({s.name: (lambda s=s: s.runtime.predict(batch)) for s in runnable}, settings,
                               on_event, f"batch {size}")
         timed.extend((subject, size, timings[subject.name]) for subject in runnable)
+        for subject in (s for s in runnable if s.on_cuda):  # traced apart from the timing: tracing slows calls
+            on_event(Step(f"tracing {subject.name}'s device work at batch {size}"))
+            subject.splits[size] = gpu.transfer_split(lambda s=subject: s.runtime.predict(batch), rounds=5)
     on_event(Step("timing classify() end to end (decode + preprocess + infer) at batch 1"))
     classify_rows = _classify_rows(subjects, settings, on_event)
     # Measured again after the timing, and the better of the two kept: a busy moment at the
     # start would otherwise lower the roofline and flatter every result.
-    roofline = Roofline(max(gflops_before, matmul_gflops(settings.threads)), ALEXNET_GFLOP_PER_IMAGE)
+    roofline = Roofline(max(gflops_before, matmul_gflops(settings.threads)), ALEXNET_GFLOP_PER_IMAGE, device_gflops)
     cold = {}
     if settings.cold_start:
         for subject in subjects:
@@ -144,11 +158,25 @@ def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline) 
     p50, p90, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 99))
     precision = subject.runtime.precision
     images_per_s = size / p50
-    # Only FP32 results: the roofline is the FP32 rate.
-    fraction = images_per_s / roofline.images_per_s if precision == FP32 else None
+    if subject.on_cuda:  # never the CPU's rate on a GPU row: the GPU's, in the row's math, where measured
+        math = _math(subject.runtime)
+        rate = roofline.device_gflops.get(math)
+        fraction, basis = (images_per_s * roofline.gflop_per_image / rate, f"cuda {math}") if rate else (None, None)
+    else:  # only FP32 results: the CPU roofline is the FP32 rate
+        fraction, basis = (images_per_s / roofline.images_per_s, "cpu fp32") if precision == FP32 else (None, None)
     return Row(model=subject.name, precision=precision, device=subject.runtime.device,
                file_mb=round(subject.file_mb, 1), batch=size, p50_ms=p50 * 1e3, p90_ms=p90 * 1e3, p99_ms=p99 * 1e3,
-               images_per_s=images_per_s, roofline_fraction=fraction, rounds=len(seconds))
+               images_per_s=images_per_s, roofline_fraction=fraction, rounds=len(seconds), roofline_basis=basis,
+               **(subject.splits.get(size) or {}))
+
+
+def _math(runtime: Runtime) -> str:
+    """The matmul precision that bounds a CUDA runtime: its file's, and TF32 for FP32 unless it runs strict."""
+    if runtime.precision == FP16:
+        return "fp16"
+    if runtime.precision.startswith("int8"):
+        return "int8"
+    return "fp32" if getattr(runtime, "tf32", None) is False else "tf32"  # None: TensorRT's default allows TF32
 
 
 def _classify_rows(subjects: list[Subject], settings: Settings, on_event: Listener) -> list[ClassifyRow]:

@@ -16,6 +16,8 @@ LIBRARIES = ("alexnet-export", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx"
 
 
 def describe_machine(threads: int) -> dict:
+    from alexnet_export.bench.device import describe_gpu
+
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -24,6 +26,7 @@ def describe_machine(threads: int) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "libraries": {name: _version(name) for name in LIBRARIES if _version(name)},
+        "gpu": describe_gpu(),  # None where torch sees no CUDA GPU
     }
 
 

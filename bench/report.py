@@ -10,12 +10,23 @@ from alexnet_export.errors import AlexNetExportError
 from alexnet_export.exporter.atomic import atomic_output
 
 COLUMNS = ("model", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "roofline")
+# Added where a row ran on CUDA: the device's share of the call, as trtexec splits it.
+DEVICE_COLUMNS = ("device ms", "H2D ms", "compute ms", "D2H ms")
 
 
-def _cells(row: Row) -> tuple[str, ...]:
-    roofline = f"{row.roofline_fraction:.0%}" if row.roofline_fraction is not None else "-"
-    return (row.model, row.precision, str(row.batch), f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}",
-            f"{row.p99_ms:.1f}", f"{row.images_per_s:.1f}", roofline)
+def _cells(row: Row, device: bool = False) -> tuple[str, ...]:
+    roofline = f"{row.roofline_fraction:.0%} {row.roofline_basis}" if row.roofline_fraction is not None else "-"
+    cells = (row.model, row.precision, str(row.batch), f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}",
+             f"{row.p99_ms:.1f}", f"{row.images_per_s:.1f}", roofline)
+    if not device:
+        return cells
+    split = (row.device_ms, row.h2d_ms, row.compute_ms, row.d2h_ms)
+    return cells + tuple(f"{value:.2f}" if value is not None else "-" for value in split)
+
+
+def _result_table(result: BenchResult, table) -> str:
+    device = any(row.device_ms is not None for row in result.results)
+    return table(COLUMNS + (DEVICE_COLUMNS if device else ()), [_cells(r, device) for r in result.results])
 
 
 def _model_cells(model: ModelInfo) -> tuple[str, ...]:
@@ -41,12 +52,21 @@ def _header(result: BenchResult) -> str:
     return (f"{machine['cpu']}, {machine['cores']} cores ({', '.join(machine['cpu_flags']) or 'no SIMD flags read'}),"
             f" {machine['threads']} threads; {libraries}\n"
             f"FP32 matmul {roofline.matmul_gflops:.0f} GFLOP/s -> roofline {roofline.images_per_s:.0f} images/s"
-            f" at {roofline.gflop_per_image} GFLOP/image; ONNX Runtime spinning off; runtimes interleaved per round")
+            f" at {roofline.gflop_per_image} GFLOP/image; ONNX Runtime spinning off; runtimes interleaved per round"
+            + _gpu_header(machine.get("gpu"), roofline.device_gflops))
+
+
+def _gpu_header(card: dict | None, rates: dict) -> str:
+    if card is None:
+        return ""
+    measured = ", ".join(f"{math} {rate / 1e3:.0f} TFLOP/s" for math, rate in rates.items()) or "not measured"
+    return (f"\nGPU: {card['name']} (sm {card['compute_capability']}), driver {card['driver'] or 'unknown'},"
+            f" CUDA {card['cuda']}; matmul {measured}")
 
 
 def format_table(result: BenchResult) -> str:
     parts = [_header(result),
-             _text_table(COLUMNS, [_cells(r) for r in result.results]),
+             _result_table(result, _text_table),
              _text_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
              _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
     return "\n\n".join(parts)
@@ -54,7 +74,7 @@ def format_table(result: BenchResult) -> str:
 
 def to_markdown(result: BenchResult) -> str:
     parts = [_header(result).replace("\n", "  \n"),
-             _markdown_table(COLUMNS, [_cells(r) for r in result.results]),
+             _result_table(result, _markdown_table),
              _markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
              _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
     return "\n\n".join(parts) + "\n"

@@ -22,8 +22,14 @@ class Row:
     p90_ms: float
     p99_ms: float
     images_per_s: float
-    roofline_fraction: float | None  # FP32 rows only: the roofline is the FP32 rate
+    roofline_fraction: float | None  # CPU: FP32 rows only; CUDA: the GPU's rate in the row's math, where measured
     rounds: int
+    roofline_basis: str | None = None  # "cpu fp32", "cuda tf32", "cuda fp16", ...: which rate the fraction is of
+    # CUDA rows: mean per call from CUDA's activity trace (bench/device.py); None on the CPU or where unmeasured.
+    device_ms: float | None = None  # device busy time: the three below
+    h2d_ms: float | None = None
+    compute_ms: float | None = None
+    d2h_ms: float | None = None
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Row))
@@ -72,6 +78,7 @@ class ModelInfo:
 class Roofline:
     matmul_gflops: float  # the machine's FP32 matrix-multiply rate at the benchmark's threads
     gflop_per_image: float
+    device_gflops: dict = field(default_factory=dict)  # the GPU's matmul rate per math (bench/device.py); {} without CUDA
 
     @property
     def images_per_s(self) -> float:

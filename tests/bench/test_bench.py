@@ -31,6 +31,8 @@ def test_every_model_and_batch_has_every_field(result):
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms
         assert row.images_per_s == pytest.approx(row.batch / row.p50_ms * 1e3)
         assert row.precision == "fp32" and row.rounds == 3 and 0 < row.roofline_fraction < 5
+        assert row.roofline_basis == "cpu fp32"  # CPU rows: the CPU's FP32 rate, and no device split
+        assert (row.device_ms, row.h2d_ms, row.compute_ms, row.d2h_ms) == (None, None, None, None)
     for model in result.models:
         assert model.cold.seconds > 0 and model.cold.peak_rss_mb > 50 and model.file_mb > 100
     assert [(m.precision, m.device) for m in result.models] == [("fp32", "CPUExecutionProvider"),
@@ -44,16 +46,18 @@ def test_every_model_and_batch_has_every_field(result):
 def test_json_keeps_its_keys(result):
     data = result.to_dict()
     assert list(data) == ["machine", "settings", "roofline", "models", "results", "classify"]
-    assert list(data["machine"]) == ["cpu", "cores", "cpu_flags", "threads", "platform", "python", "libraries"]
+    assert list(data["machine"]) == ["cpu", "cores", "cpu_flags", "threads", "platform", "python", "libraries", "gpu"]
+    assert data["machine"]["gpu"] is None and data["roofline"]["device_gflops"] == {}  # no CUDA here
     assert data["settings"] == {"batch_sizes": [1, 2], "threads": 1, "warmup": 1, "iterations": 3, "seconds": None,
                                 "onnxruntime_spinning": False}
-    assert list(data["roofline"]) == ["matmul_gflops", "gflop_per_image", "images_per_s"]
+    assert list(data["roofline"]) == ["matmul_gflops", "gflop_per_image", "device_gflops", "images_per_s"]
     assert data["roofline"]["images_per_s"] == pytest.approx(data["roofline"]["matmul_gflops"] / 1.286)
     assert [list(m) for m in data["models"]] == [
         ["model", "path", "precision", "device", "file_mb", "cold_start_s", "peak_rss_mb"]] * 2
     assert [tuple(r) for r in data["results"]] == [RESULT_FIELDS] * 4
     assert RESULT_FIELDS == ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
-                             "images_per_s", "roofline_fraction", "rounds")
+                             "images_per_s", "roofline_fraction", "rounds", "roofline_basis", "device_ms", "h2d_ms",
+                             "compute_ms", "d2h_ms")
     assert [list(r) for r in data["classify"]] == [["model", "precision", "p50_ms", "p90_ms"]] * 2
 
 
