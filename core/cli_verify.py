@@ -10,6 +10,8 @@ import click
 
 from alexnet_export.cli_options import ProgressLine, say
 from alexnet_export.errors import InputError
+from alexnet_export.exporter.layer_errors import describe_layer
+from alexnet_export.exporter.layers import LAYERS
 
 
 @click.command("verify")
@@ -28,9 +30,13 @@ from alexnet_export.errors import InputError
               help="Exit 1 when top-1 accuracy (percent) is below this.")
 @click.option("--min-agreement", type=click.FloatRange(0, 100),
               help="Exit 1 when top-1 agreement with --reference (percent) is below this.")
+@click.option("--per-layer", is_flag=True,
+              help=f"Also compare every layer's output with --reference (both .onnx): SQNR, cosine, max abs error "
+                   f"and the noise each layer adds, for {', '.join(layer.name for layer in LAYERS)}; names the "
+                   f"layer that adds the most.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def verify_command(model, folder, labels_from_folders, reference, labels_file, batch_size, min_accuracy,
-                   min_agreement, as_json):
+                   min_agreement, per_layer, as_json):
     """Measure MODEL on your own images: top-1/top-5 accuracy when the folders name the classes,
     and agreement with a reference model (top-1 agreement, top-5 overlap, cosine, max error).
 
@@ -43,6 +49,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
       alexnet-export verify alexnet.int8.onnx --images val/ --labels-from-folders --reference checkpoint.pt
       alexnet-export verify alexnet.fp16.onnx --images photos/ --reference alexnet.onnx --min-agreement 99
       alexnet-export verify checkpoint.pt --labels classes.txt --images val/ --labels-from-folders
+      alexnet-export verify alexnet.int8-cpu.onnx --per-layer --reference alexnet.onnx --images photos/
     """
     from alexnet_export.bench.accuracy import evaluate, image_set
     from alexnet_export.models.labels import read_labels_file
@@ -55,6 +62,8 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.UsageError("--min-accuracy needs --labels-from-folders")
     if min_agreement is not None and reference is None:
         raise click.UsageError("--min-agreement needs --reference")
+    if per_layer and reference is None:
+        raise click.UsageError("--per-layer needs --reference FP32.onnx (the file to compare each layer with)")
     backend = backend_for(model)
     if labels_file is not None and not backend.takes("labels"):
         raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
@@ -75,11 +84,23 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise InputError(f"{exc} (`onnx --labels` when exporting; `verify --labels` for a checkpoint)") from None
     say(f"{len(images.paths)} images under {folder}" + (f", {images.classes_seen} class folders" if labels_from_folders else ""))
     result = evaluate(runtime, images, reference_runtime, batch_size, tick=ProgressLine("evaluating", len(images.paths)))
+    layers = None
+    if per_layer:
+        from alexnet_export.bench.layers import per_layer_errors
+
+        layers = per_layer_errors(model, reference, images.paths, runtime.metadata.preprocessing, batch_size,
+                                  tick=ProgressLine("comparing layers", len(images.paths)))
     if as_json:
         click.echo(json.dumps({"model": str(model), "reference": str(reference) if reference else None,
-                               "images_folder": str(folder), **result.to_dict()}, indent=2))
+                               "images_folder": str(folder), **result.to_dict(),
+                               **({"per_layer": layers.to_dict()} if layers else {})}, indent=2))
     else:
         click.echo(_report(model, runtime, reference, result))
+        if layers:
+            click.echo(f"per layer, {model} against {reference} on {layers.images} images"
+                       f" (the noise each layer adds is a share of its output's power):")
+            click.echo(layers.table())
+            click.echo(f"most noise enters at {describe_layer(layers.worst)}")
     _gate(result, min_accuracy, min_agreement)
 
 

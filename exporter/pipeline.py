@@ -24,6 +24,7 @@ from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_
 from alexnet_export.exporter.variants import (
     CalibrationOptions,
     VariantResult,
+    check_float_layers,
     compare_in_batches,
     held_out_inputs,
     make_variant,
@@ -145,6 +146,8 @@ def export_onnx_file(
     batch: int | None = None,
     lrn: str = "native",
     verify: bool = True,
+    keep_float: Sequence[str] = (),
+    auto_keep_float: bool = False,
     on_event: Listener = ignore,
 ) -> OnnxFile:
     """Export the model to one verified ONNX file in `precision` (one of PRECISIONS).
@@ -153,9 +156,11 @@ def export_onnx_file(
     batch: None for a dynamic batch, else the fixed batch size. lrn: "native" or "pooled"
     (FP32 only). verify: False skips the FP32 parity check against eager PyTorch; FP16 and INT8
     files are always gated against the FP32 model (INT8 needs `calibration.folder`).
+    keep_float, auto_keep_float: INT8 layers kept in float, named or searched for (make_variant).
     """
     started = time.perf_counter()
     _check_precision(precision, PRECISIONS)
+    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision))
     if precision in (INT8_CPU, INT8_TENSORRT) and calibration.folder is None:
         raise PipelineError(f"{precision} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
@@ -175,7 +180,8 @@ def export_onnx_file(
         fp32 = export_onnx(loaded.model, Path(scratch) / "fp32.onnx", loaded.metadata, opset=opset, batch=batch,
                            verify=verify, on_event=on_event)
         variant = make_variant(fp32.path, precision, output, _torch_reference(loaded.model), calibration,
-                               loaded.metadata.preprocessing, on_event=on_event)
+                               loaded.metadata.preprocessing, keep_float=keep_float, auto_keep_float=auto_keep_float,
+                               on_event=on_event)
     return OnnxFile(output, precision, output.stat().st_size, loaded.metadata.num_classes, fp32, variant,
                     time.perf_counter() - started)
 
@@ -186,6 +192,8 @@ def make_precision_file(
     output: str | Path | None = None,
     *,
     calibration: CalibrationOptions = CalibrationOptions(),
+    keep_float: Sequence[str] = (),
+    auto_keep_float: bool = False,
     on_event: Listener = ignore,
 ) -> VariantResult:
     """From an FP32 .onnx made by `export_onnx_file`, a verified FP16 or INT8 file.
@@ -195,10 +203,11 @@ def make_precision_file(
     """
     fp32_onnx = Path(fp32_onnx)
     _check_precision(precision, (FP16, INT8_CPU, INT8_TENSORRT))
+    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     reference = _fp32_reference(fp32_onnx)
     output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(_stem(fp32_onnx), precision))
     return make_variant(fp32_onnx, precision, output, reference, calibration, reference.metadata.preprocessing,
-                        on_event=on_event)
+                        keep_float=keep_float, auto_keep_float=auto_keep_float, on_event=on_event)
 
 
 def build_tensorrt_engine(
@@ -211,6 +220,8 @@ def build_tensorrt_engine(
     settings: BuildSettings = BuildSettings(),
     timing_cache: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
+    keep_float: Sequence[str] = (),
+    auto_keep_float: bool = False,
     on_event: Listener = ignore,
 ) -> EngineBuild:
     """Export (or take `fp32_onnx`), make and verify the precision ONNX on the CPU, build the engine.
@@ -224,6 +235,7 @@ def build_tensorrt_engine(
     started = time.perf_counter()
     output = Path(output)
     _check_precision(precision, ENGINE_PRECISIONS)
+    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     if precision == INT8_TENSORRT and calibration.folder is None:
         raise PipelineError("an INT8 engine needs calibration images: CalibrationOptions(folder=...) with 64 or more")
     if not output.parent.is_dir():
@@ -240,7 +252,8 @@ def build_tensorrt_engine(
     if precision != FP32:
         onnx_path = output.with_name(precision_file_name(output.stem, precision))
         variant = make_variant(fp32_path, precision, onnx_path, reference, calibration,
-                               reference.metadata.preprocessing, on_event=on_event)
+                               reference.metadata.preprocessing, keep_float=keep_float,
+                               auto_keep_float=auto_keep_float, on_event=on_event)
     on_event(Step(f"{precision} ONNX for TensorRT, verified: {onnx_path}"))
     try:
         import_tensorrt()

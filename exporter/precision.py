@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import onnx
 
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.exporter.calibration import Ranges, ort_method, quiet_onnxruntime_quantization
+from alexnet_export.exporter.keep_float import bypass_input_qdq, plan_float_layers
 from alexnet_export.exporter.lrn_pooled import pool_lrn_nodes
-from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.models.spec import FLOAT_LAYERS_KEY, PRECISION_KEY
 
 CALIBRATION_KEY = "alexnet_export.calibration"
 
@@ -60,33 +62,41 @@ def _int8_settings(precision: str) -> dict:
             "extra_options": {"OpTypesToExcludeOutputQuantization": ["Gemm"]}, "rewrite": pool_lrn_nodes}
 
 
-def to_int8_tensorrt(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) -> None:
-    _quantize(fp32_onnx, ranges, output, "int8-tensorrt", **_int8_settings("int8-tensorrt"))
+def to_int8_tensorrt(fp32_onnx: str | Path, ranges: Ranges, output: str | Path, keep_float: Sequence[str] = ()) -> None:
+    """keep_float: layer names (exporter/layers.py) whose weights and inputs stay float."""
+    _quantize(fp32_onnx, ranges, output, "int8-tensorrt", keep_float, **_int8_settings("int8-tensorrt"))
 
 
-def to_int8_cpu(fp32_onnx: str | Path, ranges: Ranges, output: str | Path) -> None:
-    _quantize(fp32_onnx, ranges, output, "int8-cpu", **_int8_settings("int8-cpu"))
+def to_int8_cpu(fp32_onnx: str | Path, ranges: Ranges, output: str | Path, keep_float: Sequence[str] = ()) -> None:
+    """keep_float: layer names (exporter/layers.py) whose weights and inputs stay float."""
+    _quantize(fp32_onnx, ranges, output, "int8-cpu", keep_float, **_int8_settings("int8-cpu"))
 
 
-def _quantize(fp32_onnx, ranges: Ranges, output, precision: str, rewrite=None, **settings) -> None:
+def _quantize(fp32_onnx, ranges: Ranges, output, precision: str, keep_float: Sequence[str], rewrite=None,
+              **settings) -> None:
     from onnxruntime.quantization import quantize_static
 
+    model = onnx.load(str(fp32_onnx))
+    plan = plan_float_layers(model, keep_float)
     with atomic_output(output) as temporary, quiet_onnxruntime_quantization():
         # The cache already holds the ranges, so no calibration data is needed here.
-        quantize_static(str(fp32_onnx), str(temporary), None, calibrate_method=ort_method(ranges.method),
-                        calibration_cache_path=str(ranges.path), **settings)
+        quantize_static(model, str(temporary), None, calibrate_method=ort_method(ranges.method),
+                        calibration_cache_path=str(ranges.path), nodes_to_exclude=sorted(plan.nodes), **settings)
         model = onnx.load(str(temporary))
+        bypass_input_qdq(model, plan)
         if rewrite is not None:
             rewrite(model)
-        _label(model, precision, f"{ranges.method}, ranges {ranges.path.name}")
+        _label(model, precision, f"{ranges.method}, ranges {ranges.path.name}", plan.layers)
         onnx.save_model(model, str(temporary))
 
 
-def _label(model: onnx.ModelProto, precision: str, calibration: str) -> None:
+def _label(model: onnx.ModelProto, precision: str, calibration: str, float_layers: Sequence[str] = ()) -> None:
     props = {p.key: p.value for p in model.metadata_props}
     props[PRECISION_KEY] = precision
     if calibration:
         props[CALIBRATION_KEY] = calibration
+    if float_layers:
+        props[FLOAT_LAYERS_KEY] = ",".join(float_layers)
     del model.metadata_props[:]
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)

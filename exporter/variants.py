@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from alexnet_export.errors import AlexNetExportError
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
 from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.exporter.auto_keep import Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
     MIN_IMAGES,
@@ -20,6 +22,7 @@ from alexnet_export.exporter.calibration import (
     calibration_ranges,
     load_calibration_set,
 )
+from alexnet_export.exporter.layers import weighted_layers
 from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
 from alexnet_export.exporter.samples import synthetic_images
 from alexnet_export.exporter.verify import FP16_GATE, INT8_GATE, ParityReport, compare_runtimes, enforce
@@ -47,6 +50,8 @@ class VariantResult:
     report: ParityReport
     verified_on: str  # which images the report is about
     notes: tuple[Note, ...]  # things the user should know (clamped weights, cache hit, ...)
+    float_layers: tuple[str, ...] = ()  # INT8 layers kept in float, asked for or found
+    search: KeepFloatSearch | None = None  # auto_keep_float's search: before/after figures, speed
 
 
 def make_variant(
@@ -57,9 +62,16 @@ def make_variant(
     calibration: CalibrationOptions,
     preprocessing: Preprocessing,
     *,
+    keep_float: Sequence[str] = (),
+    auto_keep_float: bool = False,
     on_event: Listener = ignore,
 ) -> VariantResult:
     """Write `output` in `precision` (FP16, INT8_TENSORRT or INT8_CPU) and gate it.
+
+    keep_float: INT8 only, layer names (exporter/layers.py: conv1..conv5, fc6..fc8) whose weights
+    and input activations stay float. auto_keep_float: when the INT8 file fails its gate, keep the
+    fewest more layers in float that make it pass (exporter/auto_keep.py). A failed INT8 gate
+    raises Int8GateError, which names the layer where the noise enters.
 
     reference: a runtime with `predict` (eager PyTorch when the model is at hand, else the
     FP32 ONNX). The new file is verified under a temporary name beside `output` and renamed
@@ -68,7 +80,8 @@ def make_variant(
     """
     if precision not in VARIANT_PRECISIONS:
         raise AlexNetExportError(f"precision {precision!r} is unknown; expected one of {', '.join(VARIANT_PRECISIONS)}")
-    notes = []
+    keep_float = check_float_layers(precision, keep_float, auto_keep_float)
+    notes, search = [], None
     calibration_set = None
     if calibration.folder is not None:
         calibration_set = _load_images(calibration, preprocessing, on_event)
@@ -88,15 +101,37 @@ def make_variant(
             ranges = calibration_ranges(fp32_onnx, calibration_set, calibration.method, calibration.cache_dir,
                                         tick=counter(on_event, task, len(calibration_set.images)))
             notes.append(Note(f"calibration ranges {'reused from' if ranges.cache_hit else 'cached in'} {ranges.path}"))
-            on_event(Step(f"quantizing to {precision} Q/DQ"))
-            (to_int8_tensorrt if precision == INT8_TENSORRT else to_int8_cpu)(fp32_onnx, ranges, staged)
+            in_float = f", {', '.join(keep_float)} in float" if keep_float else ""
+            on_event(Step(f"quantizing to {precision} Q/DQ{in_float}"))
+            quantize = to_int8_tensorrt if precision == INT8_TENSORRT else to_int8_cpu
+            quantize(fp32_onnx, ranges, staged, keep_float)
         on_event(Step(f"verifying {output.name} against the FP32 reference on {verified_on}"))
         report = _compare(reference, staged, inputs)
-        enforce(report, FP16_GATE if precision == FP16 else INT8_GATE, f"{output.name} ({precision})")
+        what = f"{output.name} ({precision})"
+        if precision == FP16:
+            enforce(report, FP16_GATE, what)
+        elif report.failures(INT8_GATE):
+            if not auto_keep_float:
+                raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(report.failures(INT8_GATE))}",
+                                    report, layer_analysis(fp32_onnx, staged, inputs))
+            search = search_float_layers(
+                fp32_onnx, staged, report, inputs,
+                lambda path, layers: quantize(fp32_onnx, ranges, path, [*keep_float, *layers]),
+                lambda path: _compare(reference, path, inputs), staged, what, on_event=on_event)
+            keep_float, report = weighted_layers([*keep_float, *search.layers]), search.after
     for note in notes:
         on_event(note)
     on_event(Verified(f"parity, FP32 reference vs {precision} ONNX Runtime (CPU), on {verified_on}", report))
-    return VariantResult(Path(output), precision, report, verified_on, tuple(notes))
+    return VariantResult(Path(output), precision, report, verified_on, tuple(notes), keep_float, search)
+
+
+def check_float_layers(precision: str, keep_float: Sequence[str], auto_keep_float: bool) -> tuple[str, ...]:
+    """keep_float checked (known layers with weights, an INT8 precision), in network order."""
+    layers = weighted_layers(keep_float)
+    if (layers or auto_keep_float) and precision not in (INT8_CPU, INT8_TENSORRT):
+        raise AlexNetExportError(f"keep_float and auto_keep_float apply to INT8 files; precision {precision!r} has no"
+                                 " INT8 layers", argument="keep_float" if layers else "auto_keep_float")
+    return layers
 
 
 def _load_images(calibration: CalibrationOptions, preprocessing, on_event: Listener) -> CalibrationSet:

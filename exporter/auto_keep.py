@@ -1,0 +1,151 @@
+"""When an INT8 file fails its gate: find where it loses accuracy, and the fewest layers to keep
+in float (exporter/keep_float.py) that make it pass.
+
+Ranking: the per-layer error of the all-INT8 file (exporter/layer_errors.py) says where the
+noise enters; the layer that reads that tensor is tried first, because keeping it in float
+removes the rounding of its input. Each try is a real quantization gated on the same images as
+the file itself, so a layer is kept only for a measured pass. The first single layer that
+passes ends the search (one layer is the fewest); when none does, layers are added in the order
+of their measured single-layer gain, up to MAX_KEPT.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from alexnet_export.errors import ParityError
+from alexnet_export.events import Listener, Step, ignore
+from alexnet_export.exporter.layer_errors import LayerReport, compare_layers, describe_layer, onnx_layers
+from alexnet_export.exporter.layers import LAYERS, WEIGHTED
+from alexnet_export.exporter.verify import INT8_GATE, ParityReport
+
+# Past half of the weighted layers the file is mostly float: say so instead of writing it.
+MAX_KEPT = len(WEIGHTED) // 2
+TIMING_BATCH, TIMING_ROUNDS = 8, 10
+
+Quantize = Callable[[Path, Sequence[str]], None]  # (output, layers to keep in float)
+Gate = Callable[[Path], ParityReport]  # the file's figures on the verification images
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Median milliseconds per batch of TIMING_BATCH, timed interleaved in one process."""
+
+    fp32_ms: float
+    int8_ms: float  # every layer INT8
+    kept_ms: float  # with the kept layers in float
+    rounds: int
+
+
+@dataclass(frozen=True)
+class KeepFloatSearch:
+    layers: tuple[str, ...]  # kept in float, network order
+    before: ParityReport  # the all-INT8 file
+    after: ParityReport
+    tried: tuple[tuple[tuple[str, ...], ParityReport], ...]  # every candidate set and its figures
+    analysis: LayerReport  # per-layer error of the all-INT8 file
+    speed: Speed | None
+
+
+def layer_analysis(fp32_onnx: Path, candidate: Path, inputs: np.ndarray) -> LayerReport:
+    return compare_layers(onnx_layers(fp32_onnx), onnx_layers(candidate), [inputs])
+
+
+def reader_of(layer: str) -> str:
+    """The weighted layer that reads `layer`'s output (fc8, the last, reads nothing: itself)."""
+    names = [entry.name for entry in LAYERS]
+    following = [name for name in names[names.index(layer) + 1 :] if name in WEIGHTED]
+    return following[0] if following else layer
+
+
+class Int8GateError(ParityError):
+    """An INT8 file failed its gate: the figures, where the noise enters, and what to try (or,
+    after a search, the best it reached). `message(keep, auto)` words it with the caller's option
+    names; str() uses the library's."""
+
+    def __init__(self, failure: str, report: ParityReport, analysis: LayerReport,
+                 tried: Sequence[tuple[tuple[str, ...], ParityReport]] = ()):
+        self.failure, self.analysis, self.tried = failure, analysis, tuple(tried)
+        super().__init__(self.message("keep_float", "auto_keep_float"), report)
+
+    def message(self, keep_option: str, auto_option: str) -> str:
+        worst = self.analysis.worst
+        text = f"{self.failure}; most noise enters at {describe_layer(worst)}"
+        if not self.tried:
+            return (f"{text}; try {keep_option} {reader_of(worst.layer)} (the layer that reads it, kept in float) or"
+                    f" {auto_option} (searches for the fewest layers to keep)")
+        layers, best = max(self.tried, key=lambda t: t[1].min_cosine)
+        return (f"{text}; {auto_option} tried {len(self.tried)} sets of up to {MAX_KEPT} layers in float and none"
+                f" passes; the best, {','.join(layers)}: {'; '.join(best.failures(INT8_GATE))}")
+
+
+def search_float_layers(
+    fp32_onnx: Path,
+    all_int8: Path,
+    before: ParityReport,
+    inputs: np.ndarray,
+    quantize: Quantize,
+    gate: Gate,
+    output: Path,
+    what: str,
+    *,
+    on_event: Listener = ignore,
+) -> KeepFloatSearch:
+    """Write to `output` the INT8 file with the fewest layers in float that passes INT8_GATE.
+
+    all_int8: the file that failed, with `before` its figures; `what` names it in errors. Raises
+    Int8GateError with the best figures reached when no set of up to MAX_KEPT layers passes;
+    `output` is then not written.
+    """
+    on_event(Step("measuring the per-layer error of the INT8 file"))
+    analysis = layer_analysis(fp32_onnx, all_int8, inputs)
+    ranked = sorted(analysis.layers, key=lambda f: -f.noise_added)
+    order = list(dict.fromkeys([*(reader_of(f.layer) for f in ranked), *WEIGHTED]))
+    tried: list[tuple[tuple[str, ...], ParityReport]] = []
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-keep-", dir=output.parent) as scratch:
+        candidate, full = Path(scratch) / "candidate.onnx", Path(scratch) / "all-int8.onnx"
+        os.replace(all_int8, full)  # `output` may be where it lies; it is timed at the end
+
+        def attempt(layers: tuple[str, ...]) -> bool:
+            layers = tuple(name for name in WEIGHTED if name in layers)
+            on_event(Step(f"trying {', '.join(layers)} in float"))
+            quantize(candidate, layers)
+            report = gate(candidate)
+            tried.append((layers, report))
+            if report.failures(INT8_GATE):
+                return False
+            os.replace(candidate, output)
+            return True
+
+        found = next((layer for layer in order if attempt((layer,))), None)
+        if found is None:
+            by_gain = [layers[0] for layers, _ in sorted(tried, key=lambda t: -t[1].min_cosine)]
+            found = next((by_gain[:count] for count in range(2, MAX_KEPT + 1) if attempt(tuple(by_gain[:count]))), None)
+        if found is None:
+            raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(before.failures(INT8_GATE))}",
+                                max(tried, key=lambda t: t[1].min_cosine)[1], analysis, tried)
+        layers, after = tried[-1]
+        on_event(Step(f"timing FP32, all-INT8 and {', '.join(layers)}-in-float files, interleaved"))
+        speed = time_files(fp32_onnx, full, output)
+    return KeepFloatSearch(layers, before, after, tuple(tried), analysis, speed)
+
+
+def time_files(fp32_onnx: Path, all_int8: Path, kept: Path) -> Speed:
+    """One interleaved timing of the three files (bench/harness.py's rounds), spinning off."""
+    from alexnet_export.bench.harness import Settings, _interleave
+    from alexnet_export.models.spec import IMAGE_DIMS
+    from alexnet_export.runtimes.onnx import OnnxRuntime
+
+    batch = np.random.default_rng(0).normal(size=(TIMING_BATCH, *IMAGE_DIMS)).astype(np.float32)
+    runtimes = {name: OnnxRuntime(path, providers=["CPUExecutionProvider"], spinning=False)
+                for name, path in (("fp32", fp32_onnx), ("int8", all_int8), ("kept", kept))}
+    settings = Settings(batch_sizes=(TIMING_BATCH,), warmup=2, iterations=TIMING_ROUNDS, cold_start=False)
+    times = _interleave({name: (lambda r=r: r.predict(batch)) for name, r in runtimes.items()}, settings, ignore, "")
+    median = {name: float(np.median(values)) * 1e3 for name, values in times.items()}
+    return Speed(median["fp32"], median["int8"], median["kept"], TIMING_ROUNDS)
