@@ -18,6 +18,7 @@ import numpy as np
 
 from alexnet_export.bench import device as gpu
 from alexnet_export.bench.coldstart import cold_start
+from alexnet_export.bench.recommend import check_gates, recommend
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
@@ -62,9 +63,8 @@ class Subject:
 
     @property
     def file_mb(self) -> float:
-        """With the external-data file that torch.onnx.export writes by default, if any."""
-        sidecar = self.path.with_name(self.path.name + ".data")
-        return (self.path.stat().st_size + (sidecar.stat().st_size if sidecar.is_file() else 0)) / 1e6
+        """With the files that belong to it: external ONNX weights, an IR's .bin."""
+        return sum(path.stat().st_size for path in backend_for(self.path).files(self.path)) / 1e6
 
 
 def check_models(paths: list[Path]) -> None:
@@ -92,6 +92,8 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         on_event(Step("measuring the GPU's matrix-multiply rate in each precision"))
         device_gflops = {math: rate for math in sorted({_math(s.runtime) for s in subjects if s.on_cuda})
                          if (rate := gpu.matmul_gflops(math)) is not None}
+    on_event(Step("checking each model against the run's FP32 model, with its precision's gate"))
+    checks = check_gates([(s.name, s.runtime) for s in subjects])
     rng = np.random.default_rng(0)
     timed = []
     for size in settings.batch_sizes:
@@ -119,14 +121,15 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         roofline=roofline,
         models=[ModelInfo(s.name, str(s.path), s.runtime.precision, s.runtime.device, s.file_mb, cold.get(s.name))
                 for s in subjects],
-        results=[_row(subject, size, seconds, roofline) for subject, size, seconds in timed],
+        results=(rows := [_row(subject, size, seconds, roofline) for subject, size, seconds in timed]),
         classify=classify_rows,
+        gates=checks,
+        recommendation=recommend(rows, checks),
     )
 
 
 def _fits(subject: Subject, size: int) -> bool:
-    bounds = subject.runtime.bounds
-    return size >= bounds.minimum and (bounds.maximum is None or size <= bounds.maximum)
+    return subject.runtime.bounds.admits(size)
 
 
 def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_event: Listener, task: str) -> dict:

@@ -68,15 +68,25 @@ def format_table(result: BenchResult) -> str:
     parts = [_header(result),
              _result_table(result, _text_table),
              _text_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
-             _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
+             _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
+             _recommendation(result)]
     return "\n\n".join(parts)
+
+
+def _recommendation(result: BenchResult) -> str:
+    """The fastest model per batch that passed its precision's gate, then the models that did not pass."""
+    lines = ["on this machine, the fastest that passes its precision's gate:"]
+    lines += [f"  {pick.describe()}" for pick in result.recommendation] or ["  none (see below)"]
+    lines += [f"  not recommended: {check.model}: {check.detail}" for check in result.gates if not check.passed]
+    return "\n".join(lines)
 
 
 def to_markdown(result: BenchResult) -> str:
     parts = [_header(result).replace("\n", "  \n"),
              _result_table(result, _markdown_table),
              _markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
-             _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify])]
+             _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
+             _recommendation(result).replace("\n  ", "\n- ")]
     return "\n\n".join(parts) + "\n"
 
 

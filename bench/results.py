@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from alexnet_export.bench.harness import Settings
+    from alexnet_export.bench.recommend import GateCheck, Pick
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class BenchResult:
     models: list[ModelInfo] = field(default_factory=list)
     results: list[Row] = field(default_factory=list)
     classify: list[ClassifyRow] = field(default_factory=list)
+    gates: list[GateCheck] = field(default_factory=list)  # each model against the run's FP32 model
+    recommendation: list[Pick] = field(default_factory=list)  # per batch, the fastest that passed
 
     def to_dict(self) -> dict:
         settings = self.settings
@@ -105,4 +108,7 @@ class BenchResult:
             "models": [model.to_dict() for model in self.models],
             "results": [asdict(row) for row in self.results],
             "classify": [asdict(row) for row in self.classify],
+            "gates": [{**asdict(check), "report": asdict(check.report) if check.report else None}
+                      for check in self.gates],
+            "recommendation": [asdict(pick) for pick in self.recommendation],
         }

@@ -29,7 +29,7 @@ from alexnet_export.exporter.variants import (
     held_out_inputs,
     make_variant,
 )
-from alexnet_export.exporter.verify import BF16_GATE, FP32_GATE, INT8_GATE, ParityReport, enforce
+from alexnet_export.exporter.verify import GATES, ParityReport, enforce
 from alexnet_export.models.spec import (
     BF16,
     FP16,
@@ -48,7 +48,6 @@ from alexnet_export.runtimes.tensorrt_support import ENGINE_PRECISIONS, TensorRT
 
 DEFAULT_STEM = "alexnet"
 DEFAULT_ENGINE = Path(f"{DEFAULT_STEM}.engine")
-IR_GATES = {FP32: FP32_GATE, BF16: BF16_GATE, INT8_OPENVINO: INT8_GATE}
 
 
 class PipelineError(AlexNetExportError, ValueError):
@@ -312,7 +311,7 @@ def export_openvino_ir(
             on_event(Step(f"verifying {output.name} under OpenVINO against the reference on {verified_on}"))
             candidate = OpenVinoRuntime(staged, threads=threads)
             report = compare_in_batches(reference, candidate, inputs)
-            enforce(report, IR_GATES[precision], f"{output.name} ({precision})")
+            enforce(report, GATES[precision], f"{output.name} ({precision})")
             candidate.close()
     on_event(Verified(f"parity, reference vs {precision} OpenVINO IR ({candidate.device}), on {verified_on}", report))
     return IrFile(output, precision, report, verified_on, fp32_result, variant, time.perf_counter() - started)

@@ -16,6 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from alexnet_export.errors import ParityError
+from alexnet_export.models.spec import BF16, FOREIGN_INT8, FP16, FP32, INT8_CPU, INT8_OPENVINO, INT8_TENSORRT
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
 INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
 # BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
 BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
+# The gate each precision is held to, whoever made the file (models/spec.py's words).
+GATES = {FP32: FP32_GATE, FP16: FP16_GATE, BF16: BF16_GATE, INT8_CPU: INT8_GATE, INT8_TENSORRT: INT8_GATE,
+         INT8_OPENVINO: INT8_GATE, FOREIGN_INT8: INT8_GATE}
 DECISIVE_ERROR_PERCENTILE = 95
 
 

@@ -21,6 +21,9 @@ class BatchBounds:
     minimum: int = 1
     maximum: int | None = None  # None: no limit
 
+    def admits(self, size: int) -> bool:
+        return size >= self.minimum and (self.maximum is None or size <= self.maximum)
+
     def describe(self) -> str:
         if self.maximum is None:
             return f">= {self.minimum}"

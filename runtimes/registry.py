@@ -24,6 +24,15 @@ class Backend:
     runtime: str  # "module:Class", imported when a file is opened
     options: frozenset[str]  # the keyword options its runtime takes (tests/runtimes/test_registry.py keeps them true)
     platform: str  # the platform it serves as, in Triton's words (the KServe v2 model metadata's "platform")
+    # Files that belong to a model file, as patterns of its name: "{name}.data" (ONNX external
+    # weights), "{stem}.bin" (an IR's weights), "{name}.json" (an engine's sidecar).
+    companions: tuple[str, ...] = ()
+
+    def files(self, path: str | Path) -> list[Path]:
+        """`path` and those of its companion files that exist."""
+        path = Path(path)
+        found = [path.with_name(pattern.format(name=path.name, stem=path.stem)) for pattern in self.companions]
+        return [path, *(companion for companion in found if companion.is_file())]
 
     def takes(self, option: str) -> bool:
         return option in self.options
@@ -48,16 +57,16 @@ class Backend:
 ONNX = Backend(
     "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx:OnnxRuntime",
     frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir", "tf32", "enable_cuda_graph"}),
-    "onnxruntime_onnx")
+    "onnxruntime_onnx", ("{name}.data",))
 CHECKPOINT = Backend(
     "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch:TorchRuntime",
     frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch")
 ENGINE = Backend(
     "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt:TensorRTRuntime",
-    frozenset({"device"}), "tensorrt_plan")
+    frozenset({"device"}), "tensorrt_plan", ("{name}.json",))
 OPENVINO = Backend(
     "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino:OpenVinoRuntime",
-    frozenset({"threads", "device"}), "openvino")
+    frozenset({"threads", "device"}), "openvino", ("{stem}.bin",))
 BACKENDS = (ONNX, CHECKPOINT, ENGINE, OPENVINO)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 

@@ -45,7 +45,11 @@ def test_every_model_and_batch_has_every_field(result):
 
 def test_json_keeps_its_keys(result):
     data = result.to_dict()
-    assert list(data) == ["machine", "settings", "roofline", "models", "results", "classify"]
+    assert list(data) == ["machine", "settings", "roofline", "models", "results", "classify", "gates",
+                          "recommendation"]
+    assert [(g["model"], g["passed"], g["detail"]) for g in data["gates"]] == [
+        ("small.onnx", True, "reference"), ("small.pt", True, "fp32 gate passed")]
+    assert [(p["batch"], p["precision"]) for p in data["recommendation"]] == [(1, "fp32"), (2, "fp32")]
     assert list(data["machine"]) == ["cpu", "cores", "cpu_flags", "threads", "platform", "python", "libraries", "gpu"]
     assert data["machine"]["gpu"] is None and data["roofline"]["device_gflops"] == {}  # no CUDA here
     assert data["settings"] == {"batch_sizes": [1, 2], "threads": 1, "warmup": 1, "iterations": 3, "seconds": None,
@@ -71,7 +75,7 @@ def test_progress_is_typed_events(events, result):
 def test_outputs(result, tmp_path):
     table = format_table(result)
     assert "p50 ms" in table and "small.onnx" in table and "roofline" in table and "cold start" in table
-    assert "torch eager cpu" in table
+    assert "torch eager cpu" in table and "on this machine, the fastest that passes its precision's gate:" in table
     markdown = to_markdown(result)
     assert markdown.count("| small.onnx |") == 4  # two batch rows, the model row, the classify row
     write_json(tmp_path / "out.json", result)

@@ -35,6 +35,14 @@ def test_backend_by_suffix(name, backend):
     assert backend_for(name) is backend
 
 
+def test_companion_files_count_where_they_exist(tmp_path):
+    for name in ("m.onnx", "m.onnx.data", "m.xml", "m.bin", "e.engine"):
+        (tmp_path / name).write_bytes(b"x")
+    assert ONNX.files(tmp_path / "m.onnx") == [tmp_path / "m.onnx", tmp_path / "m.onnx.data"]
+    assert OPENVINO.files(tmp_path / "m.xml") == [tmp_path / "m.xml", tmp_path / "m.bin"]
+    assert ENGINE.files(tmp_path / "e.engine") == [tmp_path / "e.engine"]  # its sidecar is missing
+
+
 def test_every_suffix_has_one_backend():
     assert len(KNOWN_SUFFIXES) == len(set(KNOWN_SUFFIXES)) == sum(len(b.suffixes) for b in BACKENDS)
 
