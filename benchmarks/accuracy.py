@@ -36,11 +36,14 @@ from reproduce import run
 SPLITS = {"test": 40, "calib": 52}  # images per class; train gets the remaining ~88 per class
 SWEEP_METHODS = ("minmax", "entropy", "percentile")
 SWEEP_SIZES = (32, 128, 512)
-FILES = {  # row name -> (file name, `onnx --precision`)
-    "ONNX FP32": ("digits.onnx", "fp32"),
-    "ONNX FP16": ("digits.fp16.onnx", "fp16"),
-    "INT8, CPU file": ("digits.int8.onnx", "int8"),
-    "INT8, TensorRT Q/DQ file (run by ONNX Runtime)": ("digits.int8-tensorrt.onnx", "int8-tensorrt"),
+FILES = {  # row name -> (file name, command, its --precision)
+    "ONNX FP32": ("digits.onnx", "onnx", "fp32"),
+    "ONNX FP16": ("digits.fp16.onnx", "onnx", "fp16"),
+    "INT8, CPU file": ("digits.int8.onnx", "onnx", "int8"),
+    "INT8, TensorRT Q/DQ file (run by ONNX Runtime)": ("digits.int8-tensorrt.onnx", "onnx", "int8-tensorrt"),
+    "OpenVINO FP32 IR": ("digits.xml", "openvino", "fp32"),
+    "OpenVINO BF16 IR": ("digits.bf16.xml", "openvino", "bf16"),
+    "OpenVINO INT8 IR": ("digits.int8.xml", "openvino", "int8"),
 }
 
 
@@ -66,14 +69,19 @@ def main() -> None:
     cli = str(Path(sys.executable).parent / "alexnet-export")
     common = ["--weights", str(checkpoint), "--labels", str(labels)]
     calib = ["--calib-dir", str(splits.folder("calib")), "--cache-dir", str(work / "cache")]
-    for file_name, precision in FILES.values():
+    made = {}
+    for name, (file_name, command, precision) in FILES.items():
+        if precision == "bf16" and not cpu_has_bf16():
+            print(f"skipping {name}: this CPU has no BF16", flush=True)
+            continue
         extra = calib if precision != "fp32" else []
-        run([cli, "onnx", *common, "--precision", precision, *extra, "-o", str(work / file_name)])
+        run([cli, command, *common, "--precision", precision, *extra, "-o", str(work / file_name)])
+        made[name] = work / file_name
 
     test = splits.folder("test")
     rows = {"eager PyTorch FP32": verify(cli, [str(checkpoint), "--labels", str(labels)], test, checkpoint)}
-    for name, (file_name, _) in FILES.items():
-        rows[name] = verify(cli, [str(work / file_name)], test, checkpoint)
+    for name, path in made.items():
+        rows[name] = verify(cli, [str(path)], test, checkpoint)
 
     test_set = load_test_set(splits, checkpoint)
     sweep = calibration_sweep(work, splits, test_set)
@@ -91,6 +99,12 @@ def main() -> None:
     (out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "accuracy.md").write_text(markdown(result))
     print((out / "accuracy.md").read_text())
+
+
+def cpu_has_bf16() -> bool:
+    import openvino
+
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def train_or_reuse(splits, checkpoint: Path, args) -> dict:

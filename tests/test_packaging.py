@@ -33,3 +33,17 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if "pytest" in line and not line.startswith("#"))
     assert command.strip() in (ROOT / "README.md").read_text()
+
+
+def test_the_readme_python_calls_import_from_where_it_says():
+    import importlib
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    paragraph = text[text.index("Imports: ") : text.index("Each returns a dataclass")]
+    pairs = re.findall(r"`([\w, ]+)` from\s+`(alexnet_export[\w.]*)`", paragraph)
+    pairs.append((paragraph[paragraph.index("import ") + 7 : paragraph.index("`;")], "alexnet_export.exporter.pipeline"))
+    assert len(pairs) >= 6
+    for names, module in pairs:
+        for name in re.split(r"[,\s]+", names.strip()):
+            assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
