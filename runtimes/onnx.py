@@ -118,7 +118,7 @@ class OnnxRuntime(Runtime):
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         self.precision = read_graph_facts(self.path).precision
-        check = FiniteCheck(self.session.get_providers(), self._provider_options()) if self.cuda_device is not None else None
+        check = FiniteCheck.on_cuda(self.cuda_device) if self.cuda_device is not None else None
         if enable_cuda_graph:
             self._binder = GraphBinder(self.session, self._input, self._output, self.cuda_device, num_classes, check)
         else:
@@ -151,10 +151,6 @@ class OnnxRuntime(Runtime):
         # What the CUDA provider reports it runs with; TensorRT's provider keeps TensorRT's default (TF32 on).
         options = self.session.get_provider_options().get("CUDAExecutionProvider", {})
         return self.device != "CUDAExecutionProvider" or options.get("use_tf32", "1") != "0"
-
-    def _provider_options(self) -> list[dict]:
-        options = self.session.get_provider_options()
-        return [options.get(name, {}) for name in self.session.get_providers()]
 
     def _describe_io(self) -> tuple[str, str]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
