@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files = make_files(args.out, fp32_only=args.dry_run)
     rows, errors = run(files, sizes, iterations, warmup, cpu=args.dry_run)
-    report = {"machine": describe_machine(threads=0), "dry_run": args.dry_run, "iterations": iterations,
-              "warmup": warmup, "rows": rows, "tf32_error": errors}
+    report = {"machine": describe_machine(threads="onnxruntime default"), "dry_run": args.dry_run,
+              "iterations": iterations, "warmup": warmup, "rows": rows, "tf32_error": errors}
     (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "gpu_bench.md").write_text(markdown(report), encoding="utf-8")
     print(markdown(report))
