@@ -10,8 +10,12 @@ from alexnet_export.cli_options import (
     TerminalReporter,
     calibration_from,
     calibration_options,
+    check_float_layer_use,
+    float_layer_options,
+    int8_gate_in_flags,
     model_options,
     model_source,
+    print_layer_search,
 )
 from alexnet_export.exporter.pipeline import PipelineError
 from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
@@ -48,12 +52,17 @@ class _BatchType(click.ParamType):
                    "int8-tensorrt: the Q/DQ file TensorRT builds INT8 engines from (what `trt --int8` builds; "
                    "made here without TensorRT). Both INT8 need --calib-dir.")
 @calibration_options
+@float_layer_options
 @click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,
               help="FP32 only. native: one ONNX LRN node each (TensorRT maps it). pooled: the same formula "
                    "in plain ops, about 15% faster on ONNX Runtime's CPU provider at batch 16.")
+@click.option("--input-format", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True,
+              help="float32: normalised float32 N x 3 x 224 x 224, the app preprocesses. uint8: decoded RGB pixels "
+                   "N x 224 x 224 x 3 after the app's resize and centre crop; the graph scales and normalises "
+                   "them (named alexnet[.PRECISION].uint8.onnx; works with every --precision).")
 @click.option("--no-verify", is_flag=True, help="Skip the FP32 eager-vs-ONNX Runtime parity check.")
-def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision,
-                 calib_dir, calib_count, calib_method, cache_dir, lrn, no_verify):
+def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision, calib_dir, calib_count,
+                 calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify):
     """Export the seed AlexNet to one self-contained, self-describing ONNX file.
 
     The file has input `images` (float32, N x 3 x 224 x 224, normalised RGB) and output
@@ -68,7 +77,10 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
       alexnet-export onnx --weights model.safetensors --labels classes.txt --batch 8
       alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/     # alexnet.int8-cpu.onnx
       alexnet-export onnx --weights checkpoint.pt --precision int8-tensorrt --calib-dir photos/
+      alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/ --keep-float conv4,fc8
+      alexnet-export onnx --weights checkpoint.pt --precision int8 --calib-dir photos/ --auto-keep-float
       alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
+      alexnet-export onnx --weights checkpoint.pt --input-format uint8    # alexnet.uint8.onnx: pixels in
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
     """
     from alexnet_export.exporter.pipeline import export_onnx_file
@@ -78,10 +90,15 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
     if lrn == "pooled" and precision != "fp32":
         raise click.UsageError("--lrn pooled applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                                " and the INT8 CPU file always uses the pooled form")
-    result = export_onnx_file(output, model_source(weights, num_classes, seed, labels), precision=ONNX_PRECISIONS[precision],
-                              calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir), opset=opset,
-                              batch=None if batch == "dynamic" else batch, lrn=lrn, verify=not no_verify,
-                              on_event=TerminalReporter())
+    check_float_layer_use(keep_float, auto_keep_float, precision.startswith("int8"), "--precision int8 or int8-tensorrt")
+    with int8_gate_in_flags():
+        result = export_onnx_file(output, model_source(weights, num_classes, seed, labels),
+                                  precision=ONNX_PRECISIONS[precision],
+                                  calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
+                                  opset=opset, batch=None if batch == "dynamic" else batch, lrn=lrn,
+                                  verify=not no_verify, keep_float=keep_float, auto_keep_float=auto_keep_float,
+                                  input_format=input_format, on_event=TerminalReporter())
+    print_layer_search(result.variant)
     click.echo(f"wrote {result.path} ({precision}, {result.size_bytes / 1e6:.1f} MB, {result.num_classes} classes) "
                f"in {result.seconds:.1f}s")
 
@@ -95,14 +112,16 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
               help="Start from this FP32 ONNX (made by `alexnet-export onnx`) instead of exporting one.")
 @model_options
 @calibration_options
+@float_layer_options
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--opt-batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workspace", type=click.IntRange(min=16), default=1024, show_default=True, help="Builder workspace, MiB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
               help="TensorRT timing cache, reused and updated (default: beside the engine).")
-def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels,
-                calib_dir, calib_count, calib_method, cache_dir, min_batch, opt_batch, max_batch, workspace, timing_cache):
+def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels, calib_dir, calib_count,
+                calib_method, cache_dir, keep_float, auto_keep_float, min_batch, opt_batch, max_batch, workspace,
+                timing_cache):
     """Build a TensorRT engine: export, make the precision ONNX, verify it on the CPU, build.
 
     TensorRT 10 and 11 build strongly typed networks: the precision is in the ONNX (FP16
@@ -115,6 +134,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
     \b
     Examples:
       alexnet-export trt --int8 --weights checkpoint.pt --calib-dir photos/ -o alexnet.engine
+      alexnet-export trt --int8 --weights checkpoint.pt --calib-dir photos/ --keep-float conv4
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
@@ -124,6 +144,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
     precision = precision or "fp32"
     if precision == "int8" and calib_dir is None:
         raise click.UsageError("--int8 needs --calib-dir DIR (a folder of 64 or more images)")
+    check_float_layer_use(keep_float, auto_keep_float, precision == "int8", "--int8")
     try:
         settings = BuildSettings(min_batch, opt_batch, max_batch, workspace)
     except ValueError as exc:
@@ -132,10 +153,13 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
         raise click.UsageError(f"output folder {output.parent} does not exist")
     source = model_source(weights, num_classes, seed, labels, fp32_onnx)
     try:
-        result = build_tensorrt_engine(output, source, fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
-                                       calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
-                                       settings=settings, timing_cache=timing_cache, opset=opset,
-                                       on_event=TerminalReporter())
+        with int8_gate_in_flags():
+            result = build_tensorrt_engine(output, source, fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
+                                           calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
+                                           settings=settings, timing_cache=timing_cache, opset=opset,
+                                           keep_float=keep_float, auto_keep_float=auto_keep_float,
+                                           on_event=TerminalReporter())
     except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
         raise click.BadParameter(str(exc), param_hint="--onnx") from None
+    print_layer_search(result.variant)
     click.echo(f"wrote {result.engine.path} ({precision}, batch {min_batch}..{max_batch}) in {result.seconds:.1f}s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 from alexnet_export.events import Advance, Event, Note, Verified
 from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
+from alexnet_export.exporter.layers import LAYERS, WEIGHTED
 
 
 def say(message: str) -> None:
@@ -82,6 +84,58 @@ def calibration_options(command):
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def float_layer_options(command):
+    """INT8 layers kept in float: shared by `onnx` and `trt`."""
+    names = ", ".join(f"{layer.name} ({layer.module})" for layer in LAYERS if layer.name in WEIGHTED)
+    decorators = [
+        click.option("--keep-float", metavar="LAYERS", callback=_layer_names, default="",
+                     help=f"INT8 only: comma-separated layers whose weights and input activations stay float, by the "
+                          f"paper's names (the seed's modules): {names}. `verify --per-layer` shows where a file "
+                          f"loses accuracy; a failed INT8 gate names the layer to keep."),
+        click.option("--auto-keep-float", is_flag=True,
+                     help="INT8 only: when the file fails its gate, keep the fewest layers in float that make it "
+                          "pass (each try is a quantization and a gate run), and report them, the accuracy before "
+                          "and after and the speed cost; or fail with the best it reached. Off by default: a failed "
+                          "gate stops and says which layer to keep."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _layer_names(ctx, param, value: str) -> tuple[str, ...]:
+    from alexnet_export.exporter.layers import LayerError, weighted_layers
+
+    try:
+        return weighted_layers(value)
+    except LayerError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def check_float_layer_use(keep_float: tuple[str, ...], auto_keep_float: bool, int8: bool, precision_flag: str) -> None:
+    if (keep_float or auto_keep_float) and not int8:
+        used = "--keep-float" if keep_float else "--auto-keep-float"
+        raise click.UsageError(f"{used} applies to INT8 files; add {precision_flag}")
+
+
+@contextlib.contextmanager
+def int8_gate_in_flags():
+    """A failed INT8 gate's advice, in this CLI's flag names."""
+    from alexnet_export.exporter.auto_keep import Int8GateError
+
+    try:
+        yield
+    except Int8GateError as exc:
+        raise click.ClickException(exc.message("--keep-float", "--auto-keep-float")) from None
+
+
+def print_layer_search(variant) -> None:
+    """After --auto-keep-float, the per-layer table it ranked the layers by (its summary is a note)."""
+    if variant is not None and variant.search is not None:
+        click.echo("per-layer error of the all-INT8 file, which --auto-keep-float ranked the layers by:")
+        click.echo(variant.search.analysis.table())
 
 
 class ProgressLine:

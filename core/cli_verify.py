@@ -55,6 +55,8 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
     from alexnet_export.models.labels import read_labels_file
     from alexnet_export.runtimes.registry import backend_for, backends_taking, open_runtime
 
+    if per_layer and reference is None:
+        raise click.UsageError("--per-layer needs --reference FP32.onnx (the file to compare each layer with)")
     if not labels_from_folders and reference is None:
         raise click.UsageError("nothing to measure: pass --labels-from-folders (accuracy), --reference MODEL"
                                " (agreement), or both")
@@ -62,8 +64,6 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.UsageError("--min-accuracy needs --labels-from-folders")
     if min_agreement is not None and reference is None:
         raise click.UsageError("--min-agreement needs --reference")
-    if per_layer and reference is None:
-        raise click.UsageError("--per-layer needs --reference FP32.onnx (the file to compare each layer with)")
     backend = backend_for(model)
     if labels_file is not None and not backend.takes("labels"):
         raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"

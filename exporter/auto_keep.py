@@ -50,7 +50,16 @@ class KeepFloatSearch:
     after: ParityReport
     tried: tuple[tuple[tuple[str, ...], ParityReport], ...]  # every candidate set and its figures
     analysis: LayerReport  # per-layer error of the all-INT8 file
-    speed: Speed | None
+    speed: Speed
+
+    def summary(self) -> str:
+        kept, tries = ", ".join(self.layers), len(self.tried)
+        return (f"{kept} kept in float after {tries} tr{'y' if tries == 1 else 'ies'}: cosine mean/min"
+                f" {self.before.mean_cosine:.4f}/{self.before.min_cosine:.4f} all INT8 ->"
+                f" {self.after.mean_cosine:.4f}/{self.after.min_cosine:.4f}; batch {TIMING_BATCH} on this CPU: FP32"
+                f" {self.speed.fp32_ms:.1f} ms, all INT8 {self.speed.int8_ms:.1f} ms, {kept} in float"
+                f" {self.speed.kept_ms:.1f} ms ({self.speed.kept_ms / self.speed.int8_ms - 1:+.0%} against all INT8,"
+                f" median of {self.speed.rounds} interleaved rounds)")
 
 
 def layer_analysis(fp32_onnx: Path, candidate: Path, inputs: np.ndarray) -> LayerReport:

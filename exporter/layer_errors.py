@@ -21,9 +21,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from alexnet_export.exporter.layers import BY_NAME, LAYERS, find_layers
+from alexnet_export.exporter.layers import BY_NAME, LAYERS, LayerError, find_layers
 
 LayerSource = Callable[[np.ndarray], dict[str, np.ndarray]]
+# A layer of an FP32 export departs from eager PyTorch when its output is off by more than this
+# share of its largest value, or its cosine falls below this: float reordering alone stays under
+# 3e-6 of the scale and above 0.999999 (tests/exporter/test_onnx_export.py measures both).
+FP32_LAYER_MAX_REL, FP32_LAYER_MIN_COSINE = 1e-4, 0.9999
 FLOOR_DB = -99.0  # SQNR when the candidate is all noise or worse; reported instead of -inf
 CEILING_DB = 200.0  # SQNR of identical outputs; reported instead of +inf
 
@@ -157,3 +161,15 @@ def describe_layer(figures: LayerFigures) -> str:
     return (f"{figures.layer} ({BY_NAME[figures.layer].module}): SQNR {figures.sqnr_db:.1f} dB,"
             f" cosine {figures.mean_cosine:.4f} (min {figures.min_cosine:.4f}), max abs error {figures.max_abs:.3g}"
             f" ({figures.max_rel:.2g} of the layer's largest value)")
+
+
+def first_divergence(model, onnx_path: str | Path, inputs: np.ndarray) -> str:
+    """Where an FP32 export departs from the eager `model`, for a failed parity gate's message."""
+    try:
+        report = compare_layers(eager_layers(model), onnx_layers(onnx_path), [inputs])
+    except LayerError as exc:
+        return f"its layers could not be compared with eager PyTorch's: {exc}"
+    first = report.first_diverging(FP32_LAYER_MAX_REL, FP32_LAYER_MIN_COSINE)
+    if first is None:
+        return "every layer's output matches eager PyTorch's; the difference comes after the last layer"
+    return f"the first layer whose output departs from eager PyTorch's is {describe_layer(first)}"

@@ -13,9 +13,10 @@ import onnx
 import torch
 
 from alexnet_export import __version__
-from alexnet_export.errors import ExportError, one_line
+from alexnet_export.errors import ExportError, ParityError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.exporter.layer_errors import first_divergence
 from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
 from alexnet_export.exporter.lrn_pooled import POOLED_LRN_OPS, pool_lrn_nodes
 from alexnet_export.exporter.samples import synthetic_images
@@ -149,7 +150,10 @@ def verify_onnx_file(model: AlexNet, path: Path, batch: int | None, preprocessin
         start += size
     candidate = OnnxRuntime(path, providers=["CPUExecutionProvider"])
     report = compare_runtimes(TorchRuntime(model), candidate, batches)
-    return enforce(report, FP32_GATE, "the exported ONNX")
+    try:
+        return enforce(report, FP32_GATE, "the exported ONNX")
+    except ParityError as exc:
+        raise ParityError(f"{exc}; {first_divergence(model, path, batches[0])}", report) from None
 
 
 def tool_versions() -> dict[str, str]:

@@ -22,6 +22,7 @@ from alexnet_export.exporter.calibration import (
     calibration_ranges,
     load_calibration_set,
 )
+from alexnet_export.exporter.keep_float import describe
 from alexnet_export.exporter.layers import weighted_layers
 from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
 from alexnet_export.exporter.samples import synthetic_images
@@ -119,6 +120,9 @@ def make_variant(
                 lambda path, layers: quantize(fp32_onnx, ranges, path, [*keep_float, *layers]),
                 lambda path: _compare(reference, path, inputs), staged, what, on_event=on_event)
             keep_float, report = weighted_layers([*keep_float, *search.layers]), search.after
+            notes.append(Note(search.summary()))
+        if keep_float:
+            notes.append(Note(f"kept in float: {describe(keep_float)}"))
     for note in notes:
         on_event(note)
     on_event(Verified(f"parity, FP32 reference vs {precision} ONNX Runtime (CPU), on {verified_on}", report))

@@ -185,3 +185,12 @@ def hard_int8_checkpoint(tmp_path_factory, small_model) -> Path:
     path = tmp_path_factory.mktemp("hard") / "hard.pt"
     torch.save(model.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def hard_fp32_onnx(tmp_path_factory, hard_int8_checkpoint) -> Path:
+    """The verified FP32 export of the hard checkpoint (its INT8 files fail their gate)."""
+    from alexnet_export.exporter.pipeline import ModelSource, export_onnx_file
+
+    path = tmp_path_factory.mktemp("hard-fp32") / "hard.onnx"
+    return export_onnx_file(path, ModelSource(weights=hard_int8_checkpoint)).path

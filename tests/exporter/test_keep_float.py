@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from alexnet_export.exporter.layers import find_layers
-from alexnet_export.exporter.pipeline import ModelSource, export_onnx_file, make_precision_file
+from alexnet_export.exporter.pipeline import make_precision_file
 from alexnet_export.exporter.variants import CalibrationOptions
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 
@@ -13,9 +13,8 @@ KEPT = ("conv1", "conv4", "fc6")  # after the graph input, after a Conv, after p
 
 
 @pytest.fixture(scope="module")
-def hard_fp32(tmp_path_factory, hard_int8_checkpoint):
-    path = tmp_path_factory.mktemp("hard-fp32") / "hard.onnx"
-    return export_onnx_file(path, ModelSource(weights=hard_int8_checkpoint)).path
+def hard_fp32(hard_fp32_onnx):
+    return hard_fp32_onnx
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from onnx import helper
 from alexnet_export.errors import ExportError, ParityError
 from alexnet_export.exporter.onnx import export_onnx
 from alexnet_export.models.alexnet import AlexNet, seeded_alexnet
+from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 
@@ -127,8 +128,43 @@ def test_failed_parity_leaves_the_old_file_and_no_partial(tmp_path, small_metada
     with pytest.raises(ParityError, match="fails the fp32 parity gate") as caught:
         export_onnx(_DiffersWhenExported(torch.relu).eval(), target, small_metadata)
     assert caught.value.report.max_rel > 1e-3
+    assert "the first layer whose output departs from eager PyTorch's is fc8 (classifier.6)" in str(caught.value)
     assert target.read_bytes() == b"previous version"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+class _Conv4BiasWhenExported(torch.nn.Conv2d):
+    """conv4 with another bias in the traced graph only: the export departs from eager at conv4."""
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight, self.bias + 0.05 if torch.compiler.is_exporting() else self.bias)
+
+
+def test_failed_parity_names_the_first_layer_that_departs(tmp_path, small_metadata):
+    model = seeded_alexnet(10, seed=3)
+    conv4 = model.features[10]
+    model.features[10] = _Conv4BiasWhenExported(conv4.in_channels, conv4.out_channels, 3, padding=1, groups=2)
+    model.features[10].load_state_dict(conv4.state_dict())
+    with pytest.raises(ParityError, match=r"first layer whose output departs from eager PyTorch's is conv4"
+                                          r" \(features\.10\): SQNR [0-9.]+ dB, cosine 0\.99"):
+        export_onnx(model.eval(), tmp_path / "m.onnx", small_metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_good_export_matches_eager_at_every_layer(small_model, small_onnx, real_images):
+    from alexnet_export.exporter.layer_errors import (
+        FP32_LAYER_MAX_REL,
+        FP32_LAYER_MIN_COSINE,
+        compare_layers,
+        eager_layers,
+        onnx_layers,
+    )
+
+    report = compare_layers(eager_layers(small_model), onnx_layers(small_onnx),
+                            [preprocess_batch(real_images[:8], Preprocessing())])
+    assert report.first_diverging(FP32_LAYER_MAX_REL, FP32_LAYER_MIN_COSINE) is None
+    # The thresholds sit well clear of float reordering (exporter/layer_errors.py's comment).
+    assert max(f.max_rel for f in report.layers) < 3e-6 and min(f.min_cosine for f in report.layers) > 0.999999
 
 
 def test_unexpected_operators_are_refused(tmp_path, small_metadata):

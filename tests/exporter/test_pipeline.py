@@ -44,6 +44,8 @@ def test_failed_int8_gate_keeps_the_good_file_that_was_there(tmp_path, hard_int8
         export_onnx_file(target, ModelSource(weights=hard_int8_checkpoint), precision="int8-cpu",
                          calibration=calibration, on_event=events.append)
     assert failure.value.report.min_cosine < 0.98  # the figures travel with the error
+    # ... and the error says where the noise enters: conv3's output, conv4's input.
+    assert "most noise enters at conv3 (features.8)" in str(failure.value) and "keep_float conv4" in str(failure.value)
     assert target.read_bytes() == good_bytes
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["model.int8-cpu.onnx"]  # nothing partial, no scratch
     assert any(isinstance(e, Step) and e.text.startswith("verifying") for e in events)
