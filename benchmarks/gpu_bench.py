@@ -10,8 +10,10 @@ after a warm-up, every call synchronised with the GPU:
   - TF32 on (the default) and off (tf32=False): time, and error against eager FP32 on the CPU;
   - the FP16 and INT8 files with device arrays; CUDA graphs at batch 1 (FP32, FP16);
   - eager torch on the GPU: FP32, and FP16 channels-last.
-Writes OUT/gpu_bench.json and OUT/gpu_bench.md. --dry-run runs the same steps on the CPU with tiny
-counts (FP32 file only) to check the script, not the GPU.
+Then `bench`'s harness on the three files (device split, GPU roofline, the GPU in the header).
+Writes OUT/gpu_bench.{json,md} and OUT/bench.{json,md}; a file or variant that fails is recorded
+with its error and the rest still runs. --dry-run runs the same steps on the CPU with tiny counts
+(FP32 file only) to check the script, not the GPU.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # reproduce.py: the photo crops
 
 from alexnet_export.bench import device
+from alexnet_export.bench.harness import Settings, run_benchmark
 from alexnet_export.bench.machine import describe_machine
+from alexnet_export.bench.report import to_markdown, write_json, write_text
+from alexnet_export.errors import AlexNetExportError, one_line
 from alexnet_export.exporter.pipeline import ModelSource, export_onnx_file
 from alexnet_export.exporter.variants import CalibrationOptions
 from alexnet_export.exporter.verify import compare_logits
@@ -52,13 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (1, 2) if args.dry_run else tuple(int(size) for size in args.batch_sizes.split(","))
     iterations, warmup = (2, 1) if args.dry_run else (args.iterations, args.warmup)
     args.out.mkdir(parents=True, exist_ok=True)
-    files = make_files(args.out, fp32_only=args.dry_run)
-    rows, errors = run(files, sizes, iterations, warmup, cpu=args.dry_run)
+    failures: dict[str, str] = {}
+    files = make_files(args.out, fp32_only=args.dry_run, failures=failures)
+    rows, errors = run(files, sizes, iterations, warmup, cpu=args.dry_run, failures=failures)
     report = {"machine": describe_machine(threads="onnxruntime default"), "dry_run": args.dry_run,
-              "iterations": iterations, "warmup": warmup, "rows": rows, "tf32_error": errors}
+              "iterations": iterations, "warmup": warmup, "rows": rows, "tf32_error": errors, "failures": failures}
     (args.out / "gpu_bench.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "gpu_bench.md").write_text(markdown(report), encoding="utf-8")
     print(markdown(report))
+    # The harness `alexnet-export bench` runs: on CUDA its rows carry the device split and the GPU roofline.
+    bench = run_benchmark(list(files.values()), Settings(batch_sizes=sizes, threads=2, warmup=warmup,
+                                                         iterations=iterations, cold_start=False))
+    write_json(args.out / "bench.json", bench)
+    write_text(args.out / "bench.md", to_markdown(bench))
     return 0
 
 
@@ -72,20 +83,24 @@ def _missing_gpu() -> str | None:
     return None
 
 
-def make_files(out: Path, fp32_only: bool) -> dict[str, Path]:
+def make_files(out: Path, fp32_only: bool, failures: dict) -> dict[str, Path]:
     from reproduce import make_photo_crops
 
     files = {"fp32": export_onnx_file(out / FILES["fp32"], ModelSource()).path}
     if fp32_only:
         return files
-    files["fp16"] = export_onnx_file(out / FILES["fp16"], ModelSource(), precision="fp16").path
     calibration = CalibrationOptions(folder=make_photo_crops(out / "calib", per_photo=18), cache_dir=out / "cache")
-    files["int8-tensorrt"] = export_onnx_file(out / FILES["int8-tensorrt"], ModelSource(), precision="int8-tensorrt",
-                                              calibration=calibration).path
+    for precision in ("fp16", "int8-tensorrt"):
+        try:
+            files[precision] = export_onnx_file(out / FILES[precision], ModelSource(), precision=precision,
+                                                calibration=calibration).path
+        except AlexNetExportError as exc:  # e.g. a failed gate: recorded, the other files still run
+            failures[f"export {precision}"] = one_line(exc)
     return files
 
 
-def run(files: dict[str, Path], sizes, iterations: int, warmup: int, cpu: bool) -> tuple[list[dict], list[dict]]:
+def run(files: dict[str, Path], sizes, iterations: int, warmup: int, cpu: bool,
+        failures: dict) -> tuple[list[dict], list[dict]]:
     import torch
 
     providers = ["CPUExecutionProvider"] if cpu else ["CUDAExecutionProvider"]
@@ -113,9 +128,15 @@ def run(files: dict[str, Path], sizes, iterations: int, warmup: int, cpu: bool) 
             **{name: (lambda r=r: r.predict(dev)) for name, r in eager.items()},
         }
         if size == 1 and not cpu:
-            for precision in ("fp32", "fp16"):
-                graph = OnnxRuntime(files[precision], providers=providers, enable_cuda_graph=True)
-                calls[f"ORT {precision} CUDA graph predict(device)"] = lambda g=graph: g.predict(dev)
+            for precision in (p for p in ("fp32", "fp16") if p in files):
+                name = f"ORT {precision} CUDA graph predict(device)"
+                try:
+                    graph = OnnxRuntime(files[precision], providers=providers, enable_cuda_graph=True)
+                    graph.predict(dev)  # the capture: a failure shows here
+                except AlexNetExportError as exc:
+                    failures[name] = one_line(exc)
+                    continue
+                calls[name] = lambda g=graph: g.predict(dev)
         for name, seconds in interleave(calls, sync, iterations, warmup).items():
             rows.append({"variant": name, "batch": size, "p50_ms": float(np.median(seconds)) * 1e3,
                          "p90_ms": float(np.percentile(seconds, 90)) * 1e3, "rounds": len(seconds)})
@@ -180,6 +201,7 @@ def markdown(report: dict) -> str:
     lines += ["| batch | TF32 | max abs error | error / logit scale | min cosine |", "|---|---|---|---|---|"]
     lines += [f"| {e['batch']} | {e['mode']} | {e['max_abs']:.3g} | {e['max_rel']:.3g} | {e['min_cosine']:.8f} |"
               for e in report["tf32_error"]]
+    lines += [f"- failed: {what}: {why}" for what, why in report["failures"].items()]
     return "\n".join(lines) + "\n"
 
 

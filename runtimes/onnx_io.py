@@ -102,8 +102,10 @@ class Binder:
         else:
             value = self._device_buffer(batch.shape)
             value.update_inplace(batch)  # the one pass over the host batch: a host-to-device copy
-            self.check.require(value)
             binding.bind_ortvalue_input(self.input, value)
+            # cudaMemcpy from pageable memory may return before its DMA lands: wait for the device.
+            binding.synchronize_inputs()
+            self.check.require(value)
         binding.bind_output(self.output, "cpu")
         self._run(binding, len(batch))
         return binding.copy_outputs_to_cpu()[0]
@@ -159,6 +161,7 @@ class GraphBinder:
             self._replay(value, tuple(value.shape()))
             logits = ort.OrtValue.ortvalue_from_shape_and_type(self._out.shape(), np.float32, "cuda", index)
             logits.update_inplace(self._out)  # device to device: the fixed buffer is overwritten by the next call
+            self._binding.synchronize_outputs()  # that copy does not wait for itself; the caller may read at once
             return logits
 
     def _replay(self, source, shape: tuple) -> None:
@@ -168,6 +171,7 @@ class GraphBinder:
             raise InputError(f"input shape is {tuple(shape)}; this runtime's CUDA graph was captured for"
                              f" {tuple(self._in.shape())} (enable_cuda_graph fixes the batch size at the first call)")
         self._in.update_inplace(source)
+        self._binding.synchronize_inputs()  # the copy in may still be landing (see Binder.host)
         self.check.require(self._in)
         try:
             self.session.run_with_iobinding(self._binding)
