@@ -10,8 +10,9 @@ import numpy as np
 from alexnet_export.errors import InputError
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
 
-# DLPack's DLDeviceType codes (dlpack.h): where an array's memory is.
-DLPACK_CPU, DLPACK_CUDA, DLPACK_CUDA_HOST = 1, 2, 3
+# DLPack's DLDeviceType code (dlpack.h) for CUDA device memory; other arrays go through
+# numpy.from_dlpack, which reads host memory and refuses the rest.
+DLPACK_CUDA = 2
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ class Binder:
         self._local = threading.local()
 
     def host(self, batch: np.ndarray) -> np.ndarray:
-        """Logits for a checked, contiguous float32 host batch (finiteness checked here on a GPU provider)."""
+        """Logits for a checked, contiguous host batch (finiteness checked here on a GPU provider)."""
         binding = self.session.io_binding()
         if self.cuda_device is None:
             binding.bind_cpu_input(self.input, batch)
