@@ -17,7 +17,6 @@ from alexnet_export.cli_options import (
     model_source,
     print_layer_search,
 )
-from alexnet_export.exporter.pipeline import PipelineError
 from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
 
 # The CLI's precision words -> the library's (models/spec.py).
@@ -138,7 +137,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
-    from alexnet_export.exporter.pipeline import build_tensorrt_engine
+    from alexnet_export.exporter.pipeline import PipelineError, build_tensorrt_engine
     from alexnet_export.exporter.tensorrt import BuildSettings
 
     precision = precision or "fp32"

@@ -61,8 +61,7 @@ def test_missing_tensorrt_names_the_extra(small_onnx, tmp_path):
     with pytest.raises(TensorRTUnavailable, match=r"pip install 'alexnet-export\[trt\]'"):
         import_tensorrt()
     with pytest.raises(TensorRTUnavailable):
-        build_engine(small_onnx, tmp_path / "m.engine", precision="fp32", settings=BuildSettings(),
-                     timing_cache_path=None, metadata_props={})
+        build_engine(small_onnx, tmp_path / "m.engine", settings=BuildSettings())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -96,8 +95,8 @@ def test_engine_matches_onnx_runtime(small_onnx, tmp_path, real_images):
     from alexnet_export.runtimes import OnnxRuntime, TensorRTRuntime
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
-    engine = build_engine(small_onnx, tmp_path / "m.engine", precision="fp32", settings=BuildSettings(1, 4, 8),
-                          timing_cache_path=tmp_path / "timing.cache", metadata_props={})
+    engine = build_engine(small_onnx, tmp_path / "m.engine", settings=BuildSettings(1, 4, 8),
+                          timing_cache_path=tmp_path / "timing.cache").path
     runtime, reference = TensorRTRuntime(engine), OnnxRuntime(small_onnx)
     batch = preprocess_batch(real_images[:5], reference.metadata.preprocessing)
     np.testing.assert_allclose(runtime.predict(batch), reference.predict(batch), atol=1e-2)
