@@ -11,7 +11,7 @@
    toolkit's defaults on the calib split; then `alexnet-export verify` on the test split for each
    file against the checkpoint, and for the checkpoint itself (eager FP32).
 4. Sweeps INT8 calibration method x calibration set size through the library, both INT8 files.
-5. Per-layer error of each INT8 file against FP32 on test images: where the error comes from.
+5. Per-layer error of each INT8 file against FP32 on test images (conv1..fc8): where the error comes from.
 
 Writes OUT/accuracy.md and OUT/accuracy.json.
 """
@@ -197,51 +197,19 @@ def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
 
 
 def per_layer_errors(work: Path, test: EvaluationSet) -> dict:
-    """Signal-to-quantization-noise ratio (dB) of each layer's output (Relu after Conv and Gemm,
-    LRN, the logits), FP32 vs each INT8 file, on 64 test images, as the next layer sees it: where
-    the INT8 file quantizes a tensor, its dequantized value. (The CPU file drops each Relu into
-    the quantization of the Conv output, and the tensor keeping its name holds the values before
-    the Relu.) Only these tensors are fetched: asking for every intermediate would also return
-    each dequantized weight matrix, per image, and ran out of memory."""
-    import onnx
+    """Each layer's output (conv1..fc8, exporter/layers.py), FP32 vs each INT8 file, on 64 test
+    images, as the next layer sees it (dequantized where the file quantizes it): SQNR in dB and
+    the share of noise each layer adds (exporter/layer_errors.py)."""
+    from alexnet_export.exporter.layer_errors import compare_layers, onnx_layers
 
-    images = test.images[:64]
-    fp32 = work / "digits.onnx"
-    graph = onnx.load(str(fp32)).graph
-    layers = {node.output[0]: f"{node.op_type} {node.output[0]}" for node in graph.node
-              if node.op_type in ("Relu", "LRN") or node.output[0] == graph.output[0].name}
-    reference = layer_outputs(fp32, list(layers), images)
+    batches = [test.images[i : i + 16] for i in range(0, 64, 16)]
+    reference = onnx_layers(work / "digits.onnx")
     result = {}
     for flavour, file_name in (("cpu", "digits.int8.onnx"), ("tensorrt", "digits.int8-tensorrt.onnx")):
-        quantized = layer_outputs(work / file_name, list(layers), images)
-        result[flavour] = {layers[name]: round(sqnr_db(reference[name], quantized[name]), 1) for name in quantized}
+        report = compare_layers(reference, onnx_layers(work / file_name), batches)
+        result[flavour] = {f.layer: {"sqnr_db": round(f.sqnr_db, 1), "noise_added": f.noise_added}
+                           for f in report.layers}
     return result
-
-
-def layer_outputs(path: Path, names: list[str], images: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
-    """The named tensors for `images` (their dequantized form where the file quantizes them),
-    fetched as extra graph outputs; names the graph lacks are left out."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(path))
-    produced = {output for node in model.graph.node for output in node.output}
-    fetch = {}
-    for name in names:
-        dequantized = f"{name}_DequantizeLinear_Output"  # ONNX Runtime's quantizer names it so
-        if dequantized in produced or name in produced:
-            fetch[name] = dequantized if dequantized in produced else name
-    existing = {output.name for output in model.graph.output}
-    model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in fetch.values() if t not in existing)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    tensors = list(fetch.values())
-    runs = [session.run(tensors, {"images": images[i : i + batch]}) for i in range(0, len(images), batch)]
-    return {name: np.concatenate([run[k] for run in runs]) for k, name in enumerate(fetch)}
-
-
-def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
-    noise = np.sum((reference.astype(np.float64) - candidate) ** 2)
-    return float(10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / max(noise, 1e-30)))
 
 
 def machine(threads: int) -> dict:
@@ -276,11 +244,15 @@ def markdown(result: dict) -> str:
             cpu, trt = by_key[(method, size, "cpu")], by_key[(method, size, "tensorrt")]
             lines.append(f"| {method} | {size} | {cpu['top1']:.2%} | {cpu['top1_agreement']:.2%} "
                          f"| {trt['top1']:.2%} | {trt['top1_agreement']:.2%} |")
-    lines += ["", "Per-layer error, FP32 vs INT8 layer outputs on 64 test images (SQNR in dB; higher is closer):", "",
-              "| tensor | CPU file | TensorRT file |", "|---|---|---|"]
+    lines += ["", "Per-layer error, FP32 vs INT8 layer outputs on 64 test images (SQNR in dB, higher is closer;"
+              " noise added: the share of the layer's output power that its own rounding adds):", "",
+              "| layer | CPU file SQNR | CPU noise added | TensorRT file SQNR | TensorRT noise added |",
+              "|---|---|---|---|---|"]
     cpu_layers, trt_layers = result["per_layer"]["cpu"], result["per_layer"]["tensorrt"]
-    for key in dict.fromkeys([*trt_layers, *cpu_layers]):
-        lines.append(f"| {key} | {cpu_layers.get(key, '-')} | {trt_layers.get(key, '-')} |")
+    for name in cpu_layers:
+        cpu, trt = cpu_layers[name], trt_layers[name]
+        lines.append(f"| {name} | {cpu['sqnr_db']} | {100 * cpu['noise_added']:.3g}% | {trt['sqnr_db']}"
+                     f" | {100 * trt['noise_added']:.3g}% |")
     return "\n".join(lines) + "\n"
 
 

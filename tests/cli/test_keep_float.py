@@ -8,14 +8,7 @@ from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime
 
 
-def test_help_teaches_the_layer_names(cli):
-    for command in ("onnx", "verify"):  # trt shares onnx's option group
-        result = cli(command, "--help")
-        assert result.returncode == 0 and "conv4" in result.stdout and "fc8" in result.stdout, command
-    assert "conv4 (features.10)" in cli("onnx", "--help").stdout
-
-
-def test_float_layer_usage_errors_exit_2_before_any_work(cli, tmp_path, calib_dir):
+def test_help_names_the_layers_and_usage_errors_exit_2_before_any_work(cli, tmp_path, calib_dir):
     cases = [(("onnx", "--keep-float", "conv4"), "--keep-float applies to INT8 files; add --precision int8"),
              (("trt", "--auto-keep-float"), "--auto-keep-float applies to INT8 files; add --int8"),
              (("onnx", "--precision", "int8", "--calib-dir", calib_dir, "--keep-float", "conv4,norm1"),
@@ -26,6 +19,8 @@ def test_float_layer_usage_errors_exit_2_before_any_work(cli, tmp_path, calib_di
         result = cli(*args, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     assert list(tmp_path.iterdir()) == []
+    # --help teaches the names (trt shares the option group).
+    assert "conv4 (features.10)" in cli("onnx", "--help").stdout
 
 
 def test_failed_gate_names_the_layer_and_keep_float_passes(cli, tmp_path, hard_fp32_onnx, calib_dir, calibration_cache):
