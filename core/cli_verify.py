@@ -68,14 +68,17 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
     if labels_file is not None and not backend.takes("labels"):
         raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
                                  " labels", param_hint="--labels")
-    runtime = backend.open(model)
+    # Verification measures the file, not the GPU's fast math: strict FP32 (TF32 off) where a backend has the switch.
+    runtime = backend.open(model, **backend.taken(tf32=False))
     if labels_file is not None:
         try:
             names = read_labels_file(labels_file, runtime.metadata.num_classes)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--labels") from None
         runtime.metadata = replace(runtime.metadata, labels=names)
-    reference_runtime = open_runtime(reference) if reference is not None else None
+    reference_runtime = None
+    if reference is not None:
+        reference_runtime = open_runtime(reference, **backend_for(reference).taken(tf32=False))
     try:
         images = image_set(folder, runtime.metadata.labels if labels_from_folders else None)
     except InputError as exc:
