@@ -97,8 +97,11 @@ def evaluate(model, images: ImageSet, reference=None, batch_size: int = 32, tick
         skipped.extend(chunk_skipped)
         if len(inputs):
             logits.append(model.predict_in_allowed_batches(inputs))
-            if reference is not None:
-                reference_logits.append(reference.predict_in_allowed_batches(inputs))
+            if reference is not None:  # a pixel file and a float file each take their own input of the same images
+                same = reference.metadata.preprocessing == model.metadata.preprocessing
+                reference_inputs = inputs if same else preprocess_readable([chunk[i] for i in chunk_kept],
+                                                                           reference.metadata.preprocessing)[0]
+                reference_logits.append(reference.predict_in_allowed_batches(reference_inputs))
             kept.extend(start + i for i in chunk_kept)
         tick(len(chunk))
     if not kept:

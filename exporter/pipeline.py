@@ -20,6 +20,7 @@ from typing import Sequence
 from alexnet_export.errors import AlexNetExportError
 from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.exporter.onnx import DEFAULT_OPSET, ExportResult, export_onnx
+from alexnet_export.exporter.pixels import write_pixel_file
 from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine
 from alexnet_export.exporter.variants import (
     CalibrationOptions,
@@ -32,12 +33,15 @@ from alexnet_export.exporter.variants import (
 from alexnet_export.exporter.verify import GATES, ParityReport, enforce
 from alexnet_export.models.spec import (
     BF16,
+    FLOAT_INPUT,
     FP16,
     FP32,
+    INPUT_FORMATS,
     INT8_CPU,
     INT8_OPENVINO,
     INT8_TENSORRT,
     OPENVINO_PRECISIONS,
+    PIXEL_INPUT,
     PRECISIONS,
     ArtifactMetadata,
     default_labels,
@@ -86,6 +90,7 @@ class OnnxFile:
     fp32: ExportResult  # the FP32 export and its parity with eager PyTorch (report None if not verified)
     variant: VariantResult | None  # the FP16/INT8 step and its gate, for those precisions
     seconds: float
+    pixels: ParityReport | None = None  # a uint8 pixel file against its float file (exporter/pixels.py)
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ def export_onnx_file(
     verify: bool = True,
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    input_format: str = FLOAT_INPUT,
     on_event: Listener = ignore,
 ) -> OnnxFile:
     """Export the model to one verified ONNX file in `precision` (one of PRECISIONS).
@@ -156,33 +162,43 @@ def export_onnx_file(
     (FP32 only). verify: False skips the FP32 parity check against eager PyTorch; FP16 and INT8
     files are always gated against the FP32 model (INT8 needs `calibration.folder`).
     keep_float, auto_keep_float: INT8 layers kept in float, named or searched for (make_variant).
+    input_format: FLOAT_INPUT, or PIXEL_INPUT for a file that takes uint8 RGB pixels (batch, 224,
+    224, 3) after the app's resize and crop and normalises them inside (exporter/pixels.py).
     """
     started = time.perf_counter()
     _check_precision(precision, PRECISIONS)
+    if input_format not in INPUT_FORMATS:
+        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}")
     keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
-    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision))
+    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision,
+                                                                              input_format=input_format))
     if precision in (INT8_CPU, INT8_TENSORRT) and calibration.folder is None:
         raise PipelineError(f"{precision} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                             " and the INT8 CPU file always uses the pooled form")
     loaded = load_model(source, on_event=on_event)
-    if precision == FP32:
+    pixels = input_format == PIXEL_INPUT
+    if precision == FP32 and not pixels:
         fp32 = export_onnx(loaded.model, output, loaded.metadata, opset=opset, batch=batch, verify=verify, lrn=lrn,
                            on_event=on_event)
         return OnnxFile(output, FP32, fp32.size_bytes, loaded.metadata.num_classes, fp32, None,
                         time.perf_counter() - started)
     # The FP32 file is a step on the way; export is deterministic, so the calibration cache
-    # (keyed by its hash) still hits on a re-run.
+    # (keyed by its hash) still hits on a re-run. A pixel file is made from the verified float file.
     scratch_parent = output.parent if output.parent.is_dir() else None
     with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=scratch_parent) as scratch:
         fp32 = export_onnx(loaded.model, Path(scratch) / "fp32.onnx", loaded.metadata, opset=opset, batch=batch,
-                           verify=verify, on_event=on_event)
-        variant = make_variant(fp32.path, precision, output, _torch_reference(loaded.model), calibration,
-                               loaded.metadata.preprocessing, keep_float=keep_float, auto_keep_float=auto_keep_float,
-                               on_event=on_event)
+                           verify=verify, lrn=lrn, on_event=on_event)
+        variant = None
+        float_file = Path(scratch) / "variant.onnx" if pixels else output
+        if precision != FP32:
+            variant = make_variant(fp32.path, precision, float_file, _torch_reference(loaded.model), calibration,
+                                   loaded.metadata.preprocessing, keep_float=keep_float,
+                                   auto_keep_float=auto_keep_float, on_event=on_event)
+        pixel_report = write_pixel_file(variant.path if variant else fp32.path, output, on_event=on_event) if pixels else None
     return OnnxFile(output, precision, output.stat().st_size, loaded.metadata.num_classes, fp32, variant,
-                    time.perf_counter() - started)
+                    time.perf_counter() - started, pixel_report)
 
 
 def make_precision_file(
@@ -338,6 +354,9 @@ def _fp32_reference(path: Path) -> Runtime:
     from alexnet_export.runtimes.onnx import OnnxRuntime
 
     reference = OnnxRuntime(path, providers=["CPUExecutionProvider"])
+    if reference.metadata.preprocessing.takes_pixels:
+        raise PipelineError(f"{path} takes uint8 pixels; give the float32 FP32 export (precision files are made"
+                            " from it, and export_onnx_file(input_format=...) makes their pixel versions)")
     if reference.precision != FP32:
         raise PipelineError(f"{path} is a {reference.precision} file; give the FP32 export, the precision"
                             " file is made from it")

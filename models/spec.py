@@ -43,16 +43,24 @@ LRN_KEY = _KEY_PREFIX + "lrn"  # "native" or "pooled" (exporter/lrn_pooled.py)
 CALIBRATION_KEY = _KEY_PREFIX + "calibration"  # method and ranges file of an INT8 file
 FLOAT_LAYERS_KEY = _KEY_PREFIX + "float_layers"  # layers an INT8 file keeps in float: "conv4,fc8"
 
+# What a file's input takes: FLOAT_INPUT, the normalised float32 NCHW batch; or PIXEL_INPUT, the
+# uint8 RGB pixels (batch, crop, crop, 3) of images already resized and cropped, which the graph
+# scales and normalises itself (exporter/pixels.py), so an app needs no numerics of its own.
+FLOAT_INPUT, PIXEL_INPUT = "float32", "uint8"
+INPUT_FORMATS = (FLOAT_INPUT, PIXEL_INPUT)
 
-def precision_file_name(stem: str, precision: str, extension: str = "onnx") -> str:
+
+def precision_file_name(stem: str, precision: str, extension: str = "onnx", input_format: str = FLOAT_INPUT) -> str:
     """The default file name of a model in `precision`: alexnet.onnx, alexnet.fp16.onnx,
     alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name.
-    OpenVINO IRs (extension "xml"): alexnet.xml, alexnet.bf16.xml, alexnet.int8.xml."""
+    OpenVINO IRs (extension "xml"): alexnet.xml, alexnet.bf16.xml, alexnet.int8.xml. Files that
+    take pixels say so: alexnet.uint8.onnx, alexnet.fp16.uint8.onnx."""
     known = OPENVINO_PRECISIONS if extension == "xml" else PRECISIONS
     if precision not in known:
         raise ValueError(f"precision {precision!r} is unknown; expected one of {', '.join(known)}")
     word = "int8" if precision == INT8_OPENVINO else precision  # .xml already says OpenVINO
-    return f"{stem}.{extension}" if precision == FP32 else f"{stem}.{word}.{extension}"
+    words = [stem] + ([] if precision == FP32 else [word]) + ([PIXEL_INPUT] if input_format == PIXEL_INPUT else [])
+    return ".".join([*words, extension])
 
 
 @dataclass(frozen=True)
@@ -66,10 +74,27 @@ class Preprocessing:
     scale: float = 1 / 255  # uint8 -> [0, 1] before normalising
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    layout: str = "NCHW"
+    layout: str = "NCHW"  # of the normalised tensor the network sees, made by the app or in the graph
+    input_format: str = FLOAT_INPUT  # what the file's input takes: one of INPUT_FORMATS
+
+    @property
+    def takes_pixels(self) -> bool:
+        return self.input_format == PIXEL_INPUT
+
+    @property
+    def input_dims(self) -> tuple[int, int, int]:
+        """One input row: (3, crop, crop) normalised floats, or (crop, crop, 3) uint8 pixels."""
+        return (self.crop, self.crop, CHANNELS) if self.takes_pixels else (CHANNELS, self.crop, self.crop)
+
+    @property
+    def input_dtype(self) -> str:
+        return "uint8" if self.takes_pixels else "float32"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        values = asdict(self)
+        if not self.takes_pixels:  # float files read as before, also by releases without the field;
+            del values["input_format"]  # those refuse a pixel file (unknown field) instead of feeding it floats
+        return json.dumps(values)
 
     @classmethod
     def from_json(cls, text: str) -> Preprocessing:
@@ -86,6 +111,9 @@ class Preprocessing:
                 if len(values[name]) != CHANNELS:
                     raise ValueError(f"preprocessing {name} needs {CHANNELS} values, got {len(values[name])}")
         spec = cls(**values)
+        if spec.input_format not in INPUT_FORMATS:
+            raise ValueError(f"preprocessing input_format {spec.input_format!r} is unknown; expected one of"
+                             f" {', '.join(INPUT_FORMATS)}")
         if spec.crop > spec.resize or spec.crop <= 0:
             raise ValueError(f"preprocessing crop {spec.crop} must be positive and at most resize {spec.resize}")
         if spec.color != "RGB" or spec.layout != "NCHW" or spec.interpolation != "bilinear":
@@ -112,7 +140,10 @@ class ArtifactMetadata:
             raise ValueError(f"{len(self.labels)} labels for {self.num_classes} classes; expected one label per class")
 
     def to_props(self) -> dict[str, str]:
-        dims = ", ".join(map(str, IMAGE_DIMS))
+        spec = self.preprocessing
+        dims = ", ".join(map(str, spec.input_dims))
+        described = ("RGB pixels after resize and crop, normalised inside" if spec.takes_pixels
+                     else "normalised RGB")
         return {
             NUM_CLASSES_KEY: str(self.num_classes),
             LABELS_KEY: json.dumps(list(self.labels)),
@@ -120,7 +151,7 @@ class ArtifactMetadata:
             PREPROCESSING_KEY: self.preprocessing.to_json(),
             TOOL_VERSIONS_KEY: json.dumps(self.tool_versions, sort_keys=True),
             PRECISION_KEY: self.precision,
-            INPUT_KEY: f"{INPUT_NAME}: float32 [batch, {dims}], normalised RGB",
+            INPUT_KEY: f"{INPUT_NAME}: {spec.input_dtype} [batch, {dims}], {described}",
             OUTPUT_KEY: f"{OUTPUT_NAME}: float32 [batch, num_classes], unnormalised scores",
         }
 

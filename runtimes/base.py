@@ -30,8 +30,10 @@ class Runtime(ABC):
     precision: str
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Logits, float32 (batch, num_classes), for a preprocessed float32 NCHW batch."""
-        return self._run(check_batch(batch, self.bounds, self.metadata.preprocessing.crop))
+        """Logits, float32 (batch, num_classes), for a preprocessed float32 NCHW batch; for a file
+        that takes pixels (metadata.preprocessing.takes_pixels), uint8 (batch, 224, 224, 3) RGB."""
+        spec = self.metadata.preprocessing
+        return self._run(check_batch(batch, self.bounds, spec.crop, spec.takes_pixels))
 
     def classify(self, images: ImageSource | Iterable[ImageSource], top_k: int = 5) -> list[Prediction]:
         """Per image, the `top_k` (label, probability) pairs, most likely first.

@@ -33,24 +33,42 @@ class BatchBounds:
         return f"{self.minimum}..{self.maximum}"
 
 
-def check_batch(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE) -> np.ndarray:
-    """Return `batch` as a C-contiguous float32 NCHW array of finite numbers, or raise InputError."""
-    batch = check_array(batch, bounds, size)
-    check_finite(batch)
+def check_batch(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE, pixels: bool = False) -> np.ndarray:
+    """Return `batch` as a C-contiguous float32 NCHW array of finite numbers, or raise InputError.
+    pixels: the model takes uint8 NHWC pixels instead (Preprocessing.takes_pixels), always finite."""
+    batch = check_array(batch, bounds, size, pixels)
+    if not pixels:
+        check_finite(batch)
     return batch
 
 
-def check_array(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE) -> np.ndarray:
-    """`batch` as a C-contiguous float32 NCHW numpy array, checked for everything but its values."""
+def check_array(batch, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE, pixels: bool = False) -> np.ndarray:
+    """`batch` as a C-contiguous numpy array of the model's input, checked for everything but its values."""
     if not isinstance(batch, np.ndarray):
         raise InputError(
             f"predict() takes a numpy array or a DLPack array (torch, CuPy), got {type(batch).__name__};"
             " use classify() for images"
         )
-    hint = " (raw pixels? use classify(), which normalises them)" if batch.dtype == np.uint8 else ""
-    check_layout(batch.shape, str(batch.dtype), batch.dtype == np.float32, bounds, size, hint)
+    if pixels:
+        check_pixels(batch.shape, str(batch.dtype), bounds, size)
+    else:
+        hint = (" (raw pixels? use classify(), which normalises them, or export with --input-format uint8)"
+                if batch.dtype == np.uint8 else "")
+        check_layout(batch.shape, str(batch.dtype), batch.dtype == np.float32, bounds, size, hint)
     # Contiguous here, so the finiteness check and the backend both read one block.
     return np.ascontiguousarray(batch)
+
+
+def check_pixels(shape: tuple, dtype: str, bounds: BatchBounds = BatchBounds(), size: int = IMAGE_SIZE) -> None:
+    """The input of a file that takes pixels: uint8 (batch, size, size, 3) RGB, resized and cropped."""
+    shape = tuple(int(dim) for dim in shape)
+    expected = f"uint8 RGB pixels (batch, {size}, {size}, {CHANNELS}), resized and cropped (the model normalises them)"
+    if dtype != "uint8":
+        raise InputError(f"input dtype is {dtype}; this model takes {expected}")
+    if len(shape) != 4 or shape[1:] != (size, size, CHANNELS):
+        hint = " (looks like NCHW: use batch.transpose(0, 2, 3, 1))" if len(shape) == 4 and shape[1] == CHANNELS else ""
+        raise InputError(f"input has shape {shape}; this model takes {expected}{hint}")
+    _check_count(shape[0], bounds)
 
 
 def check_layout(shape: tuple, dtype: str, is_float32: bool, bounds: BatchBounds = BatchBounds(),
@@ -67,7 +85,10 @@ def check_layout(shape: tuple, dtype: str, is_float32: bool, bounds: BatchBounds
         raise InputError(f"input has {shape[1]} channels in shape {shape}; expected {expected_shape}{hint}")
     if shape[2:] != (size, size):
         raise InputError(f"input has spatial size {shape[2]}x{shape[3]}; expected {size}x{size}")
-    count = shape[0]
+    _check_count(shape[0], bounds)
+
+
+def _check_count(count: int, bounds: BatchBounds) -> None:
     if count < bounds.minimum or (bounds.maximum is not None and count > bounds.maximum):
         raise InputError(f"input batch size is {count}; this model takes a batch of {bounds.describe()}")
 

@@ -117,9 +117,20 @@ class OnnxRuntime(Runtime):
             self.metadata = ArtifactMetadata.from_props(props, num_classes)
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
+        if self.metadata.preprocessing.takes_pixels != (self.session.get_inputs()[0].type == "tensor(uint8)"):
+            raise ModelLoadError(f"{self.path}: its metadata says its input is"
+                                 f" {self.metadata.preprocessing.input_format} but the graph takes"
+                                 f" {self.session.get_inputs()[0].type}; expected the two to agree, as alexnet-export writes them")
         self.precision = read_graph_facts(self.path).precision
         check = FiniteCheck.on_cuda(self.cuda_device) if self.cuda_device is not None else None
-        if enable_cuda_graph:
+        if self.metadata.preprocessing.takes_pixels:
+            # uint8 pixels: bound on the host and copied by ONNX Runtime (a quarter of a float batch);
+            # the device buffers, the CUDA graph and the finiteness check are float32 machinery.
+            if enable_cuda_graph:
+                raise OptionError(f"{self.path.name} takes uint8 pixels; enable_cuda_graph runs float32"
+                                  " inputs only", argument="enable_cuda_graph")
+            self._binder = Binder(self.session, self._input, self._output, None, None)
+        elif enable_cuda_graph:
             self._binder = GraphBinder(self.session, self._input, self._output, self.cuda_device, num_classes, check)
         else:
             self._binder = Binder(self.session, self._input, self._output, self.cuda_device, check)
@@ -128,7 +139,8 @@ class OnnxRuntime(Runtime):
         """Logits (batch, num_classes) float32 for a preprocessed float32 NCHW batch: a numpy array,
         or a DLPack array (returned as the same kind, on the same device)."""
         if isinstance(batch, np.ndarray) or not hasattr(batch, "__dlpack__"):
-            return self._run(check_array(batch, self.bounds, self.metadata.preprocessing.crop))
+            spec = self.metadata.preprocessing
+            return self._run(check_array(batch, self.bounds, spec.crop, spec.takes_pixels))
         kind, index = dlpack_device(batch)
         back = callers_kind(batch)
         if kind != DLPACK_CUDA:  # host memory (a torch CPU tensor, pinned memory): the numpy path, no copy
@@ -136,6 +148,8 @@ class OnnxRuntime(Runtime):
         if self.cuda_device is None:
             raise InputError(f"input is on cuda:{index}, but this runtime runs on {self.device}; pass a host array,"
                              " or open the model with the CUDA provider")
+        if self.metadata.preprocessing.takes_pixels:
+            raise InputError(f"input is on cuda:{index}; {self.path.name} takes uint8 pixels as a host array")
         if index != self.cuda_device:
             raise InputError(f"input is on cuda:{index}; this runtime runs on cuda:{self.cuda_device}")
         value = device_value(batch, self.bounds, self.metadata.preprocessing.crop)
@@ -160,9 +174,11 @@ class OnnxRuntime(Runtime):
                 " logits output"
             )
         shape = inputs[0].shape
-        if inputs[0].type != "tensor(float)" or len(shape) != 4 or shape[1] != CHANNELS:
+        pixels = inputs[0].type == "tensor(uint8)" and len(shape) == 4 and shape[3] == CHANNELS
+        if not pixels and (inputs[0].type != "tensor(float)" or len(shape) != 4 or shape[1] != CHANNELS):
             raise ModelLoadError(
                 f"{self.path} input {inputs[0].name!r} is {inputs[0].type} {shape}; expected float [batch, 3, H, W]"
+                " or uint8 pixels [batch, H, W, 3]"
             )
         if outputs[0].type != "tensor(float)" or len(outputs[0].shape) != 2:
             raise ModelLoadError(
@@ -176,7 +192,7 @@ class OnnxRuntime(Runtime):
         return BatchBounds(batch, batch) if isinstance(batch, int) and batch > 0 else BatchBounds()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self.cuda_device is None:  # on a GPU provider the check runs on the device, after the one copy
+        if self.cuda_device is None and batch.dtype != np.uint8:  # on a GPU provider the check runs on the device
             check_finite(batch)
         return self._binder.host(batch)
 

@@ -1,7 +1,8 @@
 """Image in, model input out, with Pillow and numpy only.
 
 The same transform as torchvision's ImageNet evaluation pipeline: shorter side resized to
-`resize` (bilinear, antialiased), centre crop, RGB scaled to [0, 1], normalised, CHW.
+`resize` (bilinear, antialiased), centre crop, RGB scaled to [0, 1], normalised, CHW. For a file
+that takes pixels (Preprocessing.takes_pixels) only the resize and crop run here.
 """
 
 from __future__ import annotations
@@ -96,7 +97,14 @@ def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
 
 
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
-    """One RGB image -> float32 array (3, crop, crop)."""
+    """One RGB image -> the model's input row: float32 (3, crop, crop), or for a file that takes
+    pixels, uint8 (crop, crop, 3), which its graph normalises (exporter/pixels.py)."""
+    pixels = resize_and_crop(image, spec)
+    return pixels if spec.takes_pixels else normalise(pixels, spec)
+
+
+def resize_and_crop(image: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """One RGB image -> uint8 (crop, crop, 3): the shorter side to `resize`, then the centre crop."""
     width, height = image.size
     if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
         raise InputError(f"image is {width}x{height}, thinner than {MAX_ASPECT_RATIO}:1; expected a photo-like aspect "
@@ -109,10 +117,15 @@ def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     resized = image.resize(new_size, Image.Resampling.BILINEAR)
     left = int(round((new_size[0] - spec.crop) / 2.0))
     top = int(round((new_size[1] - spec.crop) / 2.0))
-    cropped = resized.crop((left, top, left + spec.crop, top + spec.crop))
-    pixels = np.asarray(cropped, dtype=np.float32) * np.float32(spec.scale)
-    pixels = (pixels - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    return np.asarray(resized.crop((left, top, left + spec.crop, top + spec.crop)), dtype=np.uint8)
+
+
+def normalise(pixels: np.ndarray, spec: Preprocessing) -> np.ndarray:
+    """uint8 (crop, crop, 3) -> float32 (3, crop, crop): scaled, normalised, CHW. A pixel file's
+    graph does the same float32 operations in the same order (exporter/pixels.py)."""
+    values = pixels.astype(np.float32) * np.float32(spec.scale)
+    values = (values - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(values.transpose(2, 0, 1))
 
 
 def preprocess_batch(images, spec: Preprocessing) -> np.ndarray:
@@ -130,5 +143,5 @@ def preprocess_readable(paths, spec: Preprocessing, tick=lambda n: None) -> tupl
         except InputError as exc:
             skipped.append(str(exc))
         tick(1)
-    stacked = np.stack(images) if images else np.empty((0, 3, spec.crop, spec.crop), np.float32)
+    stacked = np.stack(images) if images else np.empty((0, *spec.input_dims), spec.input_dtype)
     return stacked, kept, skipped
