@@ -64,16 +64,23 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
               help="Largest request body (413 above it).")
 @click.option("--max-connections", type=click.IntRange(min=1), default=64, show_default=True,
               help="Open connections at most (503 past it): with --max-body-mb, bounds the memory clients can tie up.")
+@click.option("--no-warmup", is_flag=True,
+              help="Answer ready at once, without first running the model at batch 1 and --max-batch "
+                   "(for comparison: the first requests then pay for the first runs).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_batching, workers, max_body_mb,
-                  max_connections, access_log):
+                  max_connections, no_warmup, access_log):
     """Serve MODEL (.onnx, checkpoint or .engine) over HTTP with the Open Inference Protocol
     (KServe v2, as Triton speaks it, binary tensors included), with dynamic batching.
 
     \b
     Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready,
     /v2/models/NAME/infer (tensors "images" FP32 [N,3,224,224] -> "logits" FP32 [N,classes]),
-    /v2/models/NAME/stats, and /v2/models/NAME/classify (an image file as the body, ?top_k=5).
+    /v2/models/NAME/stats, /v2/models/NAME/classify (an image file as the body, ?top_k=5), and
+    /metrics (Prometheus text: requests and failures by endpoint, queue and compute times, batch
+    sizes, requests in flight; Triton's nv_inference_* names). A file exported with --input-format
+    uint8 takes "images" UINT8 [N,224,224,3]: raw RGB pixels after resize and crop.
+    /v2/health/ready answers 200 once the model has run at batch 1 and --max-batch.
 
     \b
     Examples:
@@ -87,5 +94,5 @@ def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_bat
         raise click.BadParameter(f"{name!r} must be letters, digits, '_', '-' or '.'", param_hint="--name")
     settings = ServeSettings(name=name, max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms,
                              batching=not no_batching, workers=workers, max_body_bytes=int(max_body_mb * 2**20),
-                             max_connections=max_connections)
+                             max_connections=max_connections, warmup=not no_warmup)
     serve(model, settings, host=host, port=port, access_log=access_log, say=say)

@@ -48,15 +48,19 @@ class BatchStats:
 class DynamicBatcher:
     """`await submit(images)` returns `run(images)`'s rows for those images.
 
-    `run` takes a float32 batch of up to `max_batch` images and is called from worker threads,
+    `run` takes a batch of up to `max_batch` images and is called from worker threads,
     up to `runners` at once (it must be thread-safe, as `Runtime.predict` is).
+    `on_run(queue_seconds, images, compute_seconds)`, if given, hears of every model run: how long
+    each of its requests waited in the queue, the batch size, the run's time (serving/metrics.py).
     """
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], *, max_batch: int, max_delay: float,
-                 runners: int = 1, merge: bool = True):
+                 runners: int = 1, merge: bool = True,
+                 on_run: Callable[[list[float], int, float], None] | None = None):
         if max_batch < 1 or max_delay < 0 or runners < 1:
             raise ValueError("max_batch and runners must be positive and max_delay not negative")
         self._run, self.max_batch, self.max_delay, self.merge = run, max_batch, max_delay, merge
+        self._on_run = on_run
         self._runners = runners
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Item] | None = None
@@ -112,6 +116,7 @@ class DynamicBatcher:
             async with self._collecting:
                 batch = await self._collect()
             images = batch[0].images if len(batch) == 1 else np.concatenate([item.images for item in batch])
+            waited = [time.monotonic() - item.arrived for item in batch]
             started = time.perf_counter()
             try:
                 logits = await loop.run_in_executor(self._executor, self._run, images)
@@ -120,7 +125,7 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
-            self._record(batch, len(images), time.perf_counter() - started)
+            self._record(batch, len(images), time.perf_counter() - started, waited)
             start = 0
             for item in batch:
                 rows = logits[start : start + len(item.images)]
@@ -164,8 +169,10 @@ class DynamicBatcher:
             if not item.future.done():
                 return item
 
-    def _record(self, batch: list[_Item], images: int, seconds: float) -> None:
+    def _record(self, batch: list[_Item], images: int, seconds: float, waited: list[float]) -> None:
         self.stats.requests += len(batch)
         self.stats.images += images
         self.stats.runs_by_size[images] += 1
         self.stats.run_seconds += seconds
+        if self._on_run is not None:
+            self._on_run(waited, images, seconds)

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from alexnet_export.errors import InputError
-from alexnet_export.models.spec import CHANNELS, INPUT_NAME, OUTPUT_NAME
+from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, Preprocessing
 from alexnet_export.runtimes.checks import BatchBounds, check_batch
-from alexnet_export.serving.triton_repo import DATATYPE
+from alexnet_export.serving.triton_repo import DATATYPE, input_tensor
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 MODEL_VERSION = "1"
@@ -35,17 +35,17 @@ class ProtocolError(InputError):
 
 @dataclass(frozen=True)
 class InferRequest:
-    images: np.ndarray  # float32 (batch, 3, size, size), checked
+    images: np.ndarray  # the model's input, checked: float32 (batch, 3, size, size) or uint8 (batch, size, size, 3)
     request_id: str | None
     binary_output: bool
     classification: int  # 0: the logits; k: the top k as "score:index:label" strings
 
 
-def parse_infer_request(body: bytes, header_length: str | None, *, image_size: int, max_batch: int,
+def parse_infer_request(body: bytes, header_length: str | None, *, preprocessing: Preprocessing, max_batch: int,
                         num_classes: int) -> InferRequest:
     header, binary = _split_body(body, header_length)
     request = _object(_load_json(header), "the request")
-    images, used = _read_input(request.get("inputs"), binary, image_size, max_batch)
+    images, used = _read_input(request.get("inputs"), binary, preprocessing, max_batch)
     if used != len(binary):
         raise ProtocolError(f"{len(binary) - used} bytes after the JSON header belong to no input")
     parameters = _object(request.get("parameters", {}), "'parameters'")
@@ -86,12 +86,13 @@ def classification_strings(logits: np.ndarray, labels: tuple[str, ...], k: int) 
     return [f"{row[i]:f}:{i}:{labels[i]}" for row, order in zip(logits, best) for i in order]
 
 
-def model_metadata(name: str, platform: str, image_size: int, num_classes: int) -> dict:
+def model_metadata(name: str, platform: str, preprocessing: Preprocessing, num_classes: int) -> dict:
+    datatype, _, dims = input_tensor(preprocessing)
     return {
         "name": name,
         "versions": [MODEL_VERSION],
         "platform": platform,
-        "inputs": [{"name": INPUT_NAME, "datatype": DATATYPE, "shape": [-1, CHANNELS, image_size, image_size]}],
+        "inputs": [{"name": INPUT_NAME, "datatype": datatype, "shape": [-1, *dims]}],
         "outputs": [{"name": OUTPUT_NAME, "datatype": DATATYPE, "shape": [-1, num_classes]}],
     }
 
@@ -127,19 +128,22 @@ def _object(value, what: str) -> dict:
     return value
 
 
-def _read_input(inputs, binary: bytes, image_size: int, max_batch: int) -> tuple[np.ndarray, int]:
+def _read_input(inputs, binary: bytes, preprocessing: Preprocessing, max_batch: int) -> tuple[np.ndarray, int]:
     """The image batch, checked, and how many bytes of `binary` it used."""
-    expected = f"[batch, {CHANNELS}, {image_size}, {image_size}]"
+    datatype, _, dims = input_tensor(preprocessing)
+    item = np.dtype(preprocessing.input_dtype).newbyteorder("<")
+    expected = f"[batch, {', '.join(map(str, dims))}]"
     if not isinstance(inputs, list) or len(inputs) != 1:
-        raise ProtocolError(f"'inputs' must list one tensor, {INPUT_NAME!r} ({DATATYPE} {expected})")
+        raise ProtocolError(f"'inputs' must list one tensor, {INPUT_NAME!r} ({datatype} {expected})")
     tensor = _object(inputs[0], "the input")
     if tensor.get("name") != INPUT_NAME:
         raise ProtocolError(f"unknown input {tensor.get('name')!r}; the model's input is {INPUT_NAME!r}")
-    if tensor.get("datatype") != DATATYPE:
-        raise ProtocolError(f"input {INPUT_NAME!r} has datatype {tensor.get('datatype')!r}; expected {DATATYPE}")
+    if tensor.get("datatype") != datatype:
+        what = " (raw RGB pixels after resize and crop)" if preprocessing.takes_pixels else ""
+        raise ProtocolError(f"input {INPUT_NAME!r} has datatype {tensor.get('datatype')!r}; expected {datatype}{what}")
     shape = tensor.get("shape")
     if (not isinstance(shape, list) or len(shape) != 4 or not all(type(d) is int for d in shape)
-            or shape[1:] != [CHANNELS, image_size, image_size]):
+            or shape[1:] != list(dims)):
         raise ProtocolError(f"input {INPUT_NAME!r} has shape {shape!r}; expected {expected}")
     if not 1 <= shape[0] <= max_batch:
         raise ProtocolError(f"input {INPUT_NAME!r} has a batch of {shape[0]}; this server takes 1 to {max_batch}"
@@ -150,23 +154,24 @@ def _read_input(inputs, binary: bytes, image_size: int, max_batch: int) -> tuple
         raise ProtocolError("shared memory is not supported; send the tensor in the request")
     size = parameters.get("binary_data_size")
     if size is None:
-        images = _json_tensor(tensor.get("data"), count).reshape(shape)
+        images = _json_tensor(tensor.get("data"), count, item).reshape(shape)
         used = 0
     else:
         if "data" in tensor:
             raise ProtocolError(f"input {INPUT_NAME!r} has both 'data' and binary_data_size; expected one")
-        if type(size) is not int or size != count * _FLOAT.itemsize:
-            raise ProtocolError(f"input {INPUT_NAME!r} has binary_data_size {size!r}; shape {shape} of {DATATYPE}"
-                                f" needs {count * _FLOAT.itemsize}")
+        if type(size) is not int or size != count * item.itemsize:
+            raise ProtocolError(f"input {INPUT_NAME!r} has binary_data_size {size!r}; shape {shape} of {datatype}"
+                                f" needs {count * item.itemsize}")
         if size > len(binary):
             raise ProtocolError(f"input {INPUT_NAME!r} needs {size} bytes after the JSON header; the body has "
                                 f"{len(binary)}")
-        images = np.frombuffer(binary, _FLOAT, count).reshape(shape)
+        images = np.frombuffer(binary, item, count).reshape(shape)
         used = size
-    return check_batch(images.astype(np.float32), BatchBounds(1, max_batch), image_size), used
+    return check_batch(images.astype(item.newbyteorder("=")), BatchBounds(1, max_batch), preprocessing.crop,
+                       preprocessing.takes_pixels), used
 
 
-def _json_tensor(data, count: int) -> np.ndarray:
+def _json_tensor(data, count: int, item: np.dtype) -> np.ndarray:
     if data is None:
         raise ProtocolError(f"input {INPUT_NAME!r} has neither 'data' nor a binary_data_size parameter")
     try:
@@ -177,6 +182,8 @@ def _json_tensor(data, count: int) -> np.ndarray:
         raise ProtocolError(f"input {INPUT_NAME!r} 'data' must be numbers (flat or nested lists, row-major)")
     if array.size != count:
         raise ProtocolError(f"input {INPUT_NAME!r} 'data' has {array.size} values; its shape needs {count}")
+    if item.kind == "u" and array.size and (array.dtype.kind == "f" or array.min() < 0 or array.max() > 255):
+        raise ProtocolError(f"input {INPUT_NAME!r} 'data' must be whole numbers 0 to 255 (UINT8 pixels)")
     return array
 
 

@@ -16,12 +16,14 @@ import logging
 import os
 import signal
 import socket
+import time
 import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -30,12 +32,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from alexnet_export import __version__
-from alexnet_export.errors import AlexNetExportError, InputError
+from alexnet_export.errors import AlexNetExportError, InputError, one_line
 from alexnet_export.runtimes.base import Runtime, top_predictions
 from alexnet_export.runtimes.preprocess import preprocess_batch
 from alexnet_export.runtimes.registry import ONNX, backend_for
 from alexnet_export.serving import protocol
 from alexnet_export.serving.batcher import BatcherClosed, DynamicBatcher
+from alexnet_export.serving.metrics import CONTENT_TYPE as METRICS_TYPE
+from alexnet_export.serving.metrics import ServerMetrics
+from alexnet_export.serving.triton_repo import warmup_sizes
 
 log = logging.getLogger("uvicorn.error")  # configured by uvicorn, so our lines land beside its own
 
@@ -68,6 +73,9 @@ class ServeSettings:
     # Open connections at most; past it uvicorn answers 503. Each request in flight may hold a
     # body of up to max_body_bytes, so this bounds the memory that clients can make the server hold.
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    # Run the model at batch 1 and max_batch before /v2/health/ready says ready, so the first
+    # clients do not pay for the first run's allocations (docs/ARCHITECTURE.md has the figures).
+    warmup: bool = True
 
 
 class _Service:
@@ -75,12 +83,21 @@ class _Service:
 
     def __init__(self, runtime: Runtime, settings: ServeSettings, platform: str):
         self.runtime, self.settings, self.platform = runtime, settings, platform
-        self.image_size = runtime.metadata.preprocessing.crop
+        self.metrics = ServerMetrics(settings.name, protocol.MODEL_VERSION)
         self.batcher = DynamicBatcher(runtime.predict_in_allowed_batches, max_batch=settings.max_batch,
                                       max_delay=settings.max_queue_delay_ms / 1000, runners=settings.workers,
-                                      merge=settings.batching)
+                                      merge=settings.batching, on_run=self.metrics.on_run)
         self.ready = False
         self.decoding = asyncio.Semaphore(DECODE_SLOTS)
+
+    def warm_up(self) -> None:
+        """Zeros through the model at each batch size it will run (the batcher's runs go through the same call)."""
+        spec = self.runtime.metadata.preprocessing
+        for size in warmup_sizes(self.settings.max_batch):
+            try:
+                self.runtime.predict_in_allowed_batches(np.zeros((size, *spec.input_dims), spec.input_dtype))
+            except Exception as exc:  # as Triton does with model_warmup: a model that cannot run is not served
+                raise ServeError(f"the model failed its warm-up run at batch {size}: {one_line(exc)}") from None
 
     def check_model(self, request: Request) -> None:
         name, version = request.path_params["name"], request.path_params.get("version", protocol.MODEL_VERSION)
@@ -107,7 +124,7 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
 
     async def model_metadata(request):
         service.check_model(request)
-        return JSONResponse(protocol.model_metadata(settings.name, service.platform, service.image_size,
+        return JSONResponse(protocol.model_metadata(settings.name, service.platform, metadata.preprocessing,
                                                     metadata.num_classes))
 
     async def model_ready(request):
@@ -121,7 +138,7 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
         async with service.decoding:
             parsed = await run_in_threadpool(
                 protocol.parse_infer_request, body, request.headers.get(protocol.HEADER_LENGTH),
-                image_size=service.image_size, max_batch=settings.max_batch, num_classes=metadata.num_classes)
+                preprocessing=metadata.preprocessing, max_batch=settings.max_batch, num_classes=metadata.num_classes)
         logits = await service.batcher.submit(parsed.images)
         content, headers = await run_in_threadpool(protocol.encode_infer_response, parsed, logits, settings.name,
                                                    metadata.labels)
@@ -152,8 +169,17 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
                             for size, count in sorted(counts.runs_by_size.items())],
         }]})
 
+    async def metrics(request):
+        return Response(service.metrics.text(), headers={"content-type": METRICS_TYPE})
+
     @asynccontextmanager
     async def lifespan(app):
+        if settings.warmup:
+            try:
+                await run_in_threadpool(service.warm_up)
+            except ServeError as exc:
+                app.state.startup_error = str(exc)  # serve() reports it in place of uvicorn's exit
+                raise
         await service.batcher.start()
         service.ready = True
         try:
@@ -167,38 +193,50 @@ def create_app(runtime: Runtime, settings: ServeSettings, platform: str = "") ->
         Route("/v2/health/ready", _guard(ready)),
         Route("/v2", _guard(server_metadata)),
         Route("/v2/models/stats", _guard(stats)),
+        Route("/metrics", _guard(metrics)),
     ]
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [
             Route(prefix, _guard(model_metadata)),
             Route(prefix + "/ready", _guard(model_ready)),
             Route(prefix + "/stats", _guard(stats)),
-            Route(prefix + "/infer", _guard(infer), methods=["POST"]),
-            Route(prefix + "/classify", _guard(classify), methods=["POST"]),
+            Route(prefix + "/infer", _guard(infer, service.metrics, "infer"), methods=["POST"]),
+            Route(prefix + "/classify", _guard(classify, service.metrics, "classify"), methods=["POST"]),
         ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         HTTPException: _http_error, Exception: _internal_error})
 
 
-def _guard(handler: Callable) -> Callable:
-    """Known failures become their status and a one-line message; anything else is logged, not shown."""
+def _guard(handler: Callable, metrics: ServerMetrics | None = None, endpoint: str = "") -> Callable:
+    """Known failures become their status and a one-line message; anything else is logged, not shown.
+    With `metrics`, each request is counted by `endpoint` and answer status, and in flight meanwhile."""
 
     async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except HTTPException:
-            raise
-        except InputError as exc:
-            return _error(400, str(exc))
-        except BatcherClosed as exc:
-            return _error(503, str(exc))
-        except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
-            return Response(status_code=400)
-        except Exception:
-            log.exception("%s %s failed", request.method, request.url.path)
-            return _error(500, "internal error")
+        if metrics is None:
+            return await _answer(handler, request)
+        started = time.perf_counter()
+        with metrics.requests_in_flight(endpoint).track_inprogress():
+            response = await _answer(handler, request)
+        metrics.answered(endpoint, response.status_code, time.perf_counter() - started)
+        return response
 
     return guarded
+
+
+async def _answer(handler: Callable, request: Request) -> Response:
+    try:
+        return await handler(request)
+    except HTTPException as exc:
+        return _error(exc.status_code, exc.detail)
+    except InputError as exc:
+        return _error(400, str(exc))
+    except BatcherClosed as exc:
+        return _error(503, str(exc))
+    except ClientDisconnect:  # the client left mid-body: nobody to answer, nothing to log
+        return Response(status_code=400)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _error(500, "internal error")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -317,8 +355,11 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
     server = uvicorn.Server(config)
     batching = (f"dynamic batching up to {settings.max_batch} images within {settings.max_queue_delay_ms:g} ms"
                 if settings.batching else f"no batching (requests of up to {settings.max_batch} images)")
-    say(f"serving {model} as {settings.name!r}: {runtime.metadata.num_classes} classes, "
+    takes = "uint8 pixels" if runtime.metadata.preprocessing.takes_pixels else "float32"
+    say(f"serving {model} as {settings.name!r}: {runtime.metadata.num_classes} classes, {takes} input, "
         f"{runtime.precision}, on {runtime.device}; {batching}; {settings.workers} worker(s)")
+    if settings.warmup:
+        say(f"warming up at batch {', '.join(map(str, warmup_sizes(settings.max_batch)))} before answering ready")
     host_text = f"[{address[0]}]" if ":" in address[0] else address[0]
     say(f"listening on http://{host_text}:{address[1]} (SIGTERM or Ctrl-C stops it after the requests in flight)")
     # uvicorn re-raises a stop signal once it has shut down gracefully; with these handlers in place
@@ -326,11 +367,13 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
+    except SystemExit:  # uvicorn's exit when the app's startup failed: reported below as one line
+        pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
         runtime.close()
     if not server.started:
-        raise ServeError("the server did not start; see the log above")
+        raise ServeError(getattr(app.state, "startup_error", "") or "the server did not start; see the log above")
     say("stopped")

@@ -28,19 +28,34 @@ from alexnet_export.errors import AlexNetExportError
 from alexnet_export.models.spec import (
     FOREIGN_INT8,
     FP16,
-    IMAGE_DIMS,
     INPUT_NAME,
     INT8_CPU,
     INT8_TENSORRT,
     OUTPUT_NAME,
     ArtifactMetadata,
+    Preprocessing,
 )
 from alexnet_export.runtimes.registry import ENGINE, ONNX
 
 KINDS = ("cpu", "gpu")
 # The tensors' type in the KServe v2 protocol; Triton's config spells it TYPE_FP32. The local server
-# (serving/server.py) uses the same names, type and dims, so one client works against both.
+# (serving/server.py) uses the same names, types and dims, so one client works against both.
 DATATYPE = "FP32"
+# The input's protocol type by the numpy dtype a file takes (Preprocessing.input_dtype): a pixel
+# file's clients send UINT8.
+INPUT_DATATYPES = {"float32": "FP32", "uint8": "UINT8"}
+
+
+def input_tensor(preprocessing: Preprocessing) -> tuple[str, str, tuple[int, int, int]]:
+    """The input's protocol datatype, Triton format and per-image dims for a file's preprocessing."""
+    return (INPUT_DATATYPES[preprocessing.input_dtype], "FORMAT_NHWC" if preprocessing.takes_pixels else "FORMAT_NCHW",
+            preprocessing.input_dims)
+
+
+def warmup_sizes(max_batch: int, preferred: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The batch sizes to run once before serving: 1, the preferred sizes and the largest. The first
+    run at a size pays for the allocations (ONNX Runtime's arena, TensorRT's per-shape setup)."""
+    return tuple(sorted({1, *preferred, max_batch}))
 
 
 class RepositoryError(AlexNetExportError, ValueError):
@@ -94,7 +109,7 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
                               "export with a dynamic batch")
     name = model_name(onnx_path)
     accelerator = _tensorrt_accelerator(runtime.precision) if options.onnx_tensorrt else ""
-    config = _config(name, ONNX.platform, runtime.metadata.num_classes, options, accelerator)
+    config = _config(name, ONNX.platform, runtime.metadata, options, accelerator)
     return _write_model(repo, name, ONNX.platform, onnx_path, "model.onnx", config, runtime.metadata.labels, force)
 
 
@@ -112,22 +127,29 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
     except ValueError as exc:
         raise RepositoryError(f"{engine_path}: {exc}") from None
     name = model_name(engine_path, "_trt")
-    config = _config(name, ENGINE.platform, metadata.num_classes, options, "")
+    config = _config(name, ENGINE.platform, metadata, options, "")
     return _write_model(repo, name, ENGINE.platform, engine_path, "model.plan", config, metadata.labels, force)
 
 
-def _config(name: str, platform: str, num_classes: int, options: ServingOptions, accelerator: str) -> str:
+def _config(name: str, platform: str, metadata: ArtifactMetadata, options: ServingOptions, accelerator: str) -> str:
     preferred = ", ".join(map(str, options.preferred_batch))
+    datatype, layout, dims = input_tensor(metadata.preprocessing)
+    dims_text = ", ".join(map(str, dims))
     lines = [
         f'name: "{name}"',
         f'platform: "{platform}"',
         f"max_batch_size: {options.max_batch}",
-        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_{DATATYPE} format: FORMAT_NCHW'
-        f' dims: [ {", ".join(map(str, IMAGE_DIMS))} ] }} ]',
-        f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_{DATATYPE} dims: [ {num_classes} ] label_filename: "labels.txt" }} ]',
+        f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_{datatype} format: {layout} dims: [ {dims_text} ] }} ]',
+        f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_{DATATYPE} dims: [ {metadata.num_classes} ]'
+        ' label_filename: "labels.txt" } ]',
         f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] max_queue_delay_microseconds: {options.max_queue_delay_us} }}",
         f"instance_group [ {{ count: {options.instances} kind: KIND_{options.kind.upper()} }} ]",
     ]
+    # Triton runs these (zeros) before it marks the model ready, as `serve` does (serving/server.py).
+    warmups = [f'{{ name: "batch_{size}" batch_size: {size} inputs {{ key: "{INPUT_NAME}" value: {{'
+               f" data_type: TYPE_{datatype} dims: [ {dims_text} ] zero_data: true }} }} }}"
+               for size in warmup_sizes(options.max_batch, options.preferred_batch)]
+    lines.append(f"model_warmup [ {', '.join(warmups)} ]")
     if accelerator:
         lines.append(accelerator)
     return "\n".join(lines) + "\n"

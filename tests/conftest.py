@@ -101,6 +101,23 @@ def onnx_runtime(small_onnx):
 
 
 @pytest.fixture(scope="session")
+def pixel_onnx(tmp_path_factory, small_onnx) -> Path:
+    """small_onnx taking uint8 RGB pixels (batch, 224, 224, 3): what `onnx --input-format uint8` writes."""
+    from alexnet_export.exporter.pixels import write_pixel_file
+
+    path = tmp_path_factory.mktemp("pixels") / "small.uint8.onnx"
+    write_pixel_file(small_onnx, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pixel_runtime(pixel_onnx):
+    from alexnet_export.runtimes import OnnxRuntime
+
+    return OnnxRuntime(pixel_onnx, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="session")
 def torch_runtime(small_model):
     from alexnet_export.runtimes import TorchRuntime
 

@@ -13,22 +13,6 @@ from alexnet_export.models.spec import INPUT_KEY, PREPROCESSING_KEY, Preprocessi
 from alexnet_export.runtimes.preprocess import load_image, preprocess, resize_and_crop
 
 
-@pytest.fixture(scope="session")
-def pixel_onnx(tmp_path_factory, small_onnx):
-    from alexnet_export.exporter.pixels import write_pixel_file
-
-    path = tmp_path_factory.mktemp("pixels") / "small.uint8.onnx"
-    write_pixel_file(small_onnx, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def pixel_runtime(pixel_onnx):
-    from alexnet_export.runtimes import OnnxRuntime
-
-    return OnnxRuntime(pixel_onnx, providers=["CPUExecutionProvider"])
-
-
 def test_pixel_file_matches_the_float_file_on_the_test_photos(pixel_runtime, onnx_runtime, photos):
     spec = onnx_runtime.metadata.preprocessing
     images = [load_image(path) for path in photos]

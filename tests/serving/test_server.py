@@ -29,6 +29,7 @@ from google.protobuf import text_format
 
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME
 from alexnet_export.serving.triton_repo import DATATYPE, ServingOptions, add_onnx
+from prometheus_client.parser import text_string_to_metric_families
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http] (the test extra)")
 
@@ -310,11 +311,29 @@ def _send_together(server, requests):
     return answers
 
 
+def _metrics(server) -> dict:
+    """GET /metrics, parsed by prometheus-client: {(sample name, sorted label pairs): value}."""
+    status, headers, body = server.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version="), body
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
+
+
+def _metric(samples: dict, name: str, **labels) -> float:
+    """The sum of `name` over the samples carrying `labels` (0 when there are none yet)."""
+    return sum(value for (sample, pairs), value in samples.items()
+               if sample == name and set(labels.items()) <= set(pairs))
+
+
 def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx_runtime):
     requests = [_images(10 + i, 1 + i % 2) for i in range(8)]  # 12 images: fits 8 + 4 or so
-    before = server.stats()
+    before, scraped_before = server.stats(), _metrics(server)
+    during = []
+    scraper = threading.Thread(target=lambda: during.extend(_metrics(server) for _ in range(3)))
+    scraper.start()
     answers = _send_together(server, requests)
-    after = server.stats()
+    scraper.join(60)
+    after, scraped = server.stats(), _metrics(server)
     for images, (status, headers, body) in zip(requests, answers):
         assert status == 200, body
         assert np.array_equal(_binary_logits(body, headers, len(images)), onnx_runtime.predict(images))
@@ -323,6 +342,18 @@ def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx
     assert after["inference_count"] - before["inference_count"] == 12
     assert runs < len(requests), f"{len(requests)} concurrent requests took {runs} model runs: nothing was merged"
     assert max(s["batch_size"] for s in after["batch_stats"]) <= MAX_BATCH
+    # /metrics, scraped during and after, counts what was sent, under Triton's names.
+    grew = {name: _metric(scraped, name, model="alexnet") - _metric(scraped_before, name, model="alexnet")
+            for name in ("nv_inference_request_success_total", "nv_inference_count_total",
+                         "nv_inference_exec_count_total", "alexnet_export_batch_size_count",
+                         "alexnet_export_batch_size_sum", "alexnet_export_queue_duration_seconds_count")}
+    assert grew == {"nv_inference_request_success_total": 8, "nv_inference_count_total": 12,
+                    "nv_inference_exec_count_total": runs, "alexnet_export_batch_size_count": runs,
+                    "alexnet_export_batch_size_sum": 12, "alexnet_export_queue_duration_seconds_count": 8}
+    assert _metric(scraped, "nv_inference_request_success_total", endpoint="infer") >= 8
+    assert _metric(scraped, "nv_inference_compute_infer_duration_us_total") > 0
+    assert len(during) == 3 and all(0 <= _metric(s, "alexnet_export_requests_in_flight") <= 8 for s in during)
+    assert _metric(scraped, "alexnet_export_requests_in_flight") == 0
 
 
 def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_runtime):
@@ -381,6 +412,32 @@ def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model,
         assert server.stop() == 0, "".join(server.log)
 
 
+def test_a_pixel_file_is_served_uint8_pixels(console, pixel_onnx, pixel_runtime, photos):
+    server = ServerProcess(console, pixel_onnx, "--max-batch", 4)
+    try:
+        assert "uint8 pixels input" in server.log[0] and "warming up at batch 1, 4 before" in server.log[1]
+        client = tritonclient_http.InferenceServerClient(server.address)
+        assert client.get_model_metadata("alexnet")["inputs"] == [
+            {"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, IMAGE_SIZE, IMAGE_SIZE, CHANNELS]}]
+        pixels = np.random.default_rng(5).integers(0, 256, (2, IMAGE_SIZE, IMAGE_SIZE, CHANNELS), dtype=np.uint8)
+        tensor = tritonclient_http.InferInput(INPUT_NAME, list(pixels.shape), "UINT8")
+        tensor.set_data_from_numpy(pixels)
+        assert np.array_equal(client.infer("alexnet", [tensor]).as_numpy(OUTPUT_NAME), pixel_runtime.predict(pixels))
+        status, _, body = server.request("POST", INFER, *_binary_request(_images(1)))
+        _assert_clean_error(status, body, 400, r"datatype 'FP32'; expected UINT8 \(raw RGB pixels after resize and crop\)")
+        request = {"inputs": [{"name": INPUT_NAME, "datatype": "UINT8", "shape": [1, IMAGE_SIZE, IMAGE_SIZE, CHANNELS],
+                               "data": [0.5] * (IMAGE_SIZE * IMAGE_SIZE * CHANNELS)}]}
+        status, _, body = server.request("POST", INFER, json.dumps(request), {"Content-Type": "application/json"})
+        _assert_clean_error(status, body, 400, "must be whole numbers 0 to 255")
+        status, _, body = server.request("POST", "/v2/models/alexnet/classify?top_k=2", photos[1].read_bytes(),
+                                         {"Content-Type": "image/png"})
+        assert status == 200, body
+        assert [(p["label"], p["probability"]) for p in json.loads(body)["predictions"]] == pixel_runtime.classify(
+            photos[1], top_k=2)[0]
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
 def test_sigterm_answers_the_request_in_flight_then_exits_0(console, small_onnx, onnx_runtime):
     # The request waits 1.5 s in the batcher for company, so SIGTERM lands while it is in flight.
     server = ServerProcess(console, small_onnx, "--max-queue-delay-ms", 1500)
@@ -419,17 +476,25 @@ def _fails_when_run(path):
     return path
 
 
-def test_unexpected_failures_are_logged_not_shown(console, tmp_path):
-    server = ServerProcess(console, _fails_when_run(tmp_path / "fails.onnx"))
+def test_unexpected_failures_are_logged_not_shown(console, cli, tmp_path):
+    failing = _fails_when_run(tmp_path / "fails.onnx")
+    server = ServerProcess(console, failing, "--no-warmup")  # the warm-up would stop it before any request
     try:
         for _ in range(2):  # the batcher survives a failed run
             status, _, body = server.request("POST", INFER, *_binary_request(_images(40)))
             _assert_clean_error(status, body, 500, "^internal error$")
         assert server.request("GET", "/v2/health/ready")[0] == 200
+        failures = _metrics(server)
+        assert _metric(failures, "nv_inference_request_failure_total", endpoint="infer", status="500") == 2
     finally:
         assert server.stop() == 0
     log = "".join(server.log)
     assert "Traceback" in log and "ONNX Runtime failed on a batch of 1" in log  # the details stay in the log
+    # With the warm-up, as Triton does with model_warmup, a model that cannot run is never marked ready.
+    result = cli("serve", failing, "--port", 0, timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and last.startswith("Error: the model failed its warm-up run at batch 1: ONNX"
+                                                      " Runtime failed on a batch of 1"), result.stderr
 
 
 def test_cli_failures_are_one_line(cli, server, tmp_path):

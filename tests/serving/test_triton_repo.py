@@ -32,6 +32,24 @@ def test_onnx_model_config_matches_the_model(tmp_path, small_onnx, model_config_
     assert (entry.folder / "1" / "model.onnx").read_bytes() == small_onnx.read_bytes()
 
 
+def test_pixel_model_config_takes_uint8_and_both_warm_up(tmp_path, small_onnx, pixel_onnx, model_config_pb2):
+    pb2 = model_config_pb2
+    options = ServingOptions(max_batch=16, preferred_batch=(4, 8))
+    pixel = _parse(pb2, add_onnx(tmp_path, pixel_onnx, options).folder)
+    (image_input,) = pixel.input
+    assert (image_input.data_type, image_input.format, list(image_input.dims)) == (
+        pb2.TYPE_UINT8, pb2.ModelInput.FORMAT_NHWC, [224, 224, 3])
+    assert pixel.output[0].data_type == pb2.TYPE_FP32
+    for config, data_type, dims in ((pixel, pb2.TYPE_UINT8, [224, 224, 3]),
+                                    (_parse(pb2, add_onnx(tmp_path, small_onnx, options).folder), pb2.TYPE_FP32,
+                                     [3, 224, 224])):
+        # Triton runs these before it marks the model ready: 1, the preferred sizes and max_batch.
+        assert [w.batch_size for w in config.model_warmup] == [1, 4, 8, 16]
+        for warmup in config.model_warmup:
+            tensor = warmup.inputs["images"]
+            assert (tensor.data_type, list(tensor.dims), tensor.zero_data) == (data_type, dims, True)
+
+
 def test_tensorrt_accelerator_for_onnx_on_gpu(tmp_path, small_onnx, model_config_pb2):
     entry = add_onnx(tmp_path, small_onnx, ServingOptions(kind="gpu", onnx_tensorrt=True))
     config = _parse(model_config_pb2, entry.folder)
