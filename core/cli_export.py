@@ -39,6 +39,13 @@ class _BatchType(click.ParamType):
         return size
 
 
+input_format_option = click.option(
+    "--input-format", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True,
+    help="float32: normalised float32 N x 3 x 224 x 224, the app preprocesses. uint8: decoded RGB pixels "
+         "N x 224 x 224 x 3 after the app's resize and centre crop; the graph scales and normalises them "
+         "(the ONNX is named alexnet[.PRECISION].uint8.onnx; works with every precision).")
+
+
 @click.command("onnx")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the .onnx file (replaced atomically) [default: alexnet.onnx, alexnet.fp16.onnx, "
@@ -55,10 +62,7 @@ class _BatchType(click.ParamType):
 @click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,
               help="FP32 only. native: one ONNX LRN node each (TensorRT maps it). pooled: the same formula "
                    "in plain ops, about 15% faster on ONNX Runtime's CPU provider at batch 16.")
-@click.option("--input-format", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True,
-              help="float32: normalised float32 N x 3 x 224 x 224, the app preprocesses. uint8: decoded RGB pixels "
-                   "N x 224 x 224 x 3 after the app's resize and centre crop; the graph scales and normalises "
-                   "them (named alexnet[.PRECISION].uint8.onnx; works with every --precision).")
+@input_format_option
 @click.option("--no-verify", is_flag=True, help="Skip the FP32 eager-vs-ONNX Runtime parity check.")
 def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision, calib_dir, calib_count,
                  calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify):
@@ -118,9 +122,10 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
 @click.option("--workspace", type=click.IntRange(min=16), default=1024, show_default=True, help="Builder workspace, MiB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
               help="TensorRT timing cache, reused and updated (default: beside the engine).")
+@input_format_option
 def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels, calib_dir, calib_count,
                 calib_method, cache_dir, keep_float, auto_keep_float, min_batch, opt_batch, max_batch, workspace,
-                timing_cache):
+                timing_cache, input_format):
     """Build a TensorRT engine: export, make the precision ONNX, verify it on the CPU, build.
 
     TensorRT 10 and 11 build strongly typed networks: the precision is in the ONNX (FP16
@@ -135,6 +140,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --int8 --weights checkpoint.pt --calib-dir photos/ -o alexnet.engine
       alexnet-export trt --int8 --weights checkpoint.pt --calib-dir photos/ --keep-float conv4
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
+      alexnet-export trt --fp16 --onnx alexnet.onnx --input-format uint8     # the engine takes uint8 pixels
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
     from alexnet_export.exporter.pipeline import PipelineError, build_tensorrt_engine
@@ -157,7 +163,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
                                            calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                            settings=settings, timing_cache=timing_cache, opset=opset,
                                            keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                           on_event=TerminalReporter())
+                                           input_format=input_format, on_event=TerminalReporter())
     except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
         raise click.BadParameter(str(exc), param_hint="--onnx") from None
     print_layer_search(result.variant)

@@ -167,8 +167,7 @@ def export_onnx_file(
     """
     started = time.perf_counter()
     _check_precision(precision, PRECISIONS)
-    if input_format not in INPUT_FORMATS:
-        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}")
+    _check_input_format(input_format)
     keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision,
                                                                               input_format=input_format))
@@ -237,6 +236,7 @@ def build_tensorrt_engine(
     opset: int = DEFAULT_OPSET,
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    input_format: str = FLOAT_INPUT,
     on_event: Listener = ignore,
 ) -> EngineBuild:
     """Export (or take `fp32_onnx`), make and verify the precision ONNX on the CPU, build the engine.
@@ -246,10 +246,13 @@ def build_tensorrt_engine(
     alexnet.fp16.onnx, alexnet.int8-tensorrt.onnx for alexnet.engine). Without TensorRT or a
     GPU this raises TensorRTUnavailable after the verified ONNX is written, naming its path.
     timing_cache: None keeps it beside the engine (alexnet.timing.cache).
+    input_format: PIXEL_INPUT builds the engine from the pixel version of the precision ONNX
+    (alexnet.uint8.onnx, alexnet.fp16.uint8.onnx ...; exporter/pixels.py), kept beside it too.
     """
     started = time.perf_counter()
     output = Path(output)
     _check_precision(precision, ENGINE_PRECISIONS)
+    _check_input_format(input_format)
     keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     if precision == INT8_TENSORRT and calibration.folder is None:
         raise PipelineError("an INT8 engine needs calibration images: CalibrationOptions(folder=...) with 64 or more")
@@ -269,6 +272,10 @@ def build_tensorrt_engine(
         variant = make_variant(fp32_path, precision, onnx_path, reference, calibration,
                                reference.metadata.preprocessing, keep_float=keep_float,
                                auto_keep_float=auto_keep_float, on_event=on_event)
+    if input_format == PIXEL_INPUT:
+        pixel_path = output.with_name(precision_file_name(output.stem, precision, input_format=PIXEL_INPUT))
+        write_pixel_file(onnx_path, pixel_path, on_event=on_event)
+        onnx_path = pixel_path
     on_event(Step(f"{precision} ONNX for TensorRT, verified: {onnx_path}"))
     try:
         import_tensorrt()
@@ -347,6 +354,11 @@ def _fp32_start(fp32_onnx, source: ModelSource | None, export_path: Path, opset:
 def _check_precision(precision: str, allowed: Sequence[str]) -> None:
     if precision not in allowed:
         raise PipelineError(f"precision {precision!r} is not one of {', '.join(allowed)}")
+
+
+def _check_input_format(input_format: str) -> None:
+    if input_format not in INPUT_FORMATS:
+        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}")
 
 
 def _fp32_reference(path: Path) -> Runtime:

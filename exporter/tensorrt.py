@@ -18,7 +18,7 @@ from alexnet_export.errors import ExportError
 from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.exporter.atomic import atomic_output
 from alexnet_export.hashing import file_sha256
-from alexnet_export.models.spec import IMAGE_DIMS
+from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes.tensorrt_support import (
     ENGINE_INPUT,
     ENGINE_PRECISIONS,
@@ -80,11 +80,15 @@ def build_engine(
     trt = import_tensorrt()
     gpu = gpu_identity()
     on_event(Step(f"parsing {onnx_path.name}"))
+    try:  # float32 (3, 224, 224), or a pixel file's uint8 (224, 224, 3)
+        dims = ArtifactMetadata.from_props(facts.metadata_props).preprocessing.input_dims
+    except ValueError as exc:
+        raise ExportError(f"{onnx_path.name}: {exc}") from None
     builder, network, parser = _parse(trt, onnx_path)  # the parser owns weights: keep it until the build ends
-    _check_network_input(network, settings)
+    _check_network_input(network, settings, dims)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
-    config.add_optimization_profile(_batch_profile(builder, settings))
+    config.add_optimization_profile(_batch_profile(builder, settings, dims))
     _use_timing_cache(config, timing_cache_path, on_event)
     span = f"{settings.min_batch}..{settings.max_batch}"
     on_event(Step(f"building the {precision} engine for {gpu['name']}, batch {span} (this takes minutes)"))
@@ -137,22 +141,22 @@ def _parser_errors(parser) -> str:
     return "; ".join(messages) or "no details from the parser"
 
 
-def _check_network_input(network, settings: BuildSettings) -> None:
+def _check_network_input(network, settings: BuildSettings, dims: tuple[int, ...]) -> None:
     tensor = network.get_input(0) if network.num_inputs == 1 else None
     shape = tuple(tensor.shape) if tensor is not None else ()
-    if tensor is None or tensor.name != ENGINE_INPUT or shape[1:] != IMAGE_DIMS:
+    if tensor is None or tensor.name != ENGINE_INPUT or shape[1:] != dims:
         found = f"{tensor.name} {list(shape)}" if tensor is not None else f"{network.num_inputs} inputs"
-        expected = f"{ENGINE_INPUT} [batch, {', '.join(map(str, IMAGE_DIMS))}]"
+        expected = f"{ENGINE_INPUT} [batch, {', '.join(map(str, dims))}]"
         raise ExportError(f"the ONNX input is {found}; expected one input {expected}")
     if shape[0] != -1 and not settings.min_batch == settings.max_batch == shape[0]:
         span = f"{settings.min_batch}..{settings.max_batch}"
         raise ExportError(f"the ONNX has a fixed batch of {shape[0]}, not {span}; export it with a dynamic batch")
 
 
-def _batch_profile(builder, settings: BuildSettings):
+def _batch_profile(builder, settings: BuildSettings, dims: tuple[int, ...]):
     profile = builder.create_optimization_profile()
     sizes = (settings.min_batch, settings.opt_batch, settings.max_batch)
-    profile.set_shape(ENGINE_INPUT, *[(batch, *IMAGE_DIMS) for batch in sizes])  # min, opt, max
+    profile.set_shape(ENGINE_INPUT, *[(batch, *dims) for batch in sizes])  # min, opt, max
     return profile
 
 

@@ -29,7 +29,7 @@ from alexnet_export.runtimes.tensorrt_support import (
     tensorrt_logger,
     tensorrt_name,
 )
-from alexnet_export.models.spec import IMAGE_DIMS, ArtifactMetadata
+from alexnet_export.models.spec import ArtifactMetadata, Preprocessing
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
 
@@ -79,7 +79,11 @@ class TensorRTRuntime(Runtime):
         if self._engine is None:
             version = trt.__version__
             raise ModelLoadError(f"TensorRT {version} cannot load {self.path} (see its log above); {REBUILD_HINT}")
-        self._input, self._output = _io_names(trt, self._engine, self.path)
+        try:  # what the input is (float32 NCHW, or a pixel file's uint8 NHWC) comes from the source ONNX's record
+            spec = ArtifactMetadata.from_props(sidecar["metadata"]).preprocessing
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.path}: {exc}") from None
+        self._input, self._output = _io_names(trt, self._engine, self.path, spec)
         self.bounds = _batch_bounds(self._engine, self._input)
         self._classes = _class_count(self._engine, self._output, self.path)
         try:
@@ -91,9 +95,10 @@ class TensorRTRuntime(Runtime):
             raise ModelLoadError(f"TensorRT cannot create an execution context for {self.path} (out of GPU memory?)")
         self._stream = self._cuda(self._cudart.cudaStreamCreate(), "cudaStreamCreate")
         most = self.bounds.maximum
-        sizes = {self._input: most * int(np.prod(IMAGE_DIMS)), self._output: most * self._classes}
-        for name, count in sizes.items():
-            self._buffers[name] = self._cuda(self._cudart.cudaMalloc(count * FLOAT32_BYTES), f"cudaMalloc for {name}")
+        sizes = {self._input: most * int(np.prod(spec.input_dims)) * np.dtype(spec.input_dtype).itemsize,
+                 self._output: most * self._classes * FLOAT32_BYTES}
+        for name, nbytes in sizes.items():
+            self._buffers[name] = self._cuda(self._cudart.cudaMalloc(nbytes), f"cudaMalloc for {name}")
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         # The execution context holds per-call state (input shape, tensor addresses) and the
@@ -109,7 +114,7 @@ class TensorRTRuntime(Runtime):
         # The current CUDA device is per host thread, and predict() may come from any thread.
         self._cuda(cudart.cudaSetDevice(self._device_index), "cudaSetDevice")
         if not context.set_input_shape(self._input, batch.shape):
-            accepted = f"batch {self.bounds.describe()} of {'x'.join(map(str, IMAGE_DIMS))}"
+            accepted = f"batch {self.bounds.describe()} of {'x'.join(map(str, self.metadata.preprocessing.input_dims))}"
             raise InferenceError(f"TensorRT refused input shape {batch.shape}; this engine takes {accepted}")
         shape = tuple(context.get_tensor_shape(self._output))
         if shape != (count, self._classes):
@@ -181,19 +186,20 @@ def _success(cudart):
     return cudart.cudaError_t.cudaSuccess
 
 
-def _io_names(trt, engine, path: Path) -> tuple[str, str]:
+def _io_names(trt, engine, path: Path, spec: Preprocessing) -> tuple[str, str]:
     names = [engine.get_tensor_name(index) for index in range(engine.num_io_tensors)]
     inputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]
     outputs = [name for name in names if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT]
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelLoadError(f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; expected one of each")
-    for name in (inputs[0], outputs[0]):
-        if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
-            raise ModelLoadError(f"{path} tensor {name!r} is {engine.get_tensor_dtype(name)}; expected float32")
+    input_type = trt.DataType.UINT8 if spec.takes_pixels else trt.DataType.FLOAT
+    for name, expected, word in ((inputs[0], input_type, spec.input_dtype), (outputs[0], trt.DataType.FLOAT, "float32")):
+        if engine.get_tensor_dtype(name) != expected:
+            raise ModelLoadError(f"{path} tensor {name!r} is {engine.get_tensor_dtype(name)}; expected {word}")
     shape = tuple(engine.get_tensor_shape(inputs[0]))
-    if shape[1:] != IMAGE_DIMS:
+    if shape[1:] != spec.input_dims:
         raise ModelLoadError(f"{path} input {inputs[0]!r} has shape {list(shape)};"
-                             f" expected [batch, {', '.join(map(str, IMAGE_DIMS))}]")
+                             f" expected [batch, {', '.join(map(str, spec.input_dims))}]")
     return inputs[0], outputs[0]
 
 

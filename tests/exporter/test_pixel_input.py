@@ -64,3 +64,19 @@ def test_cli_exports_an_fp16_pixel_file_named_by_format(cli, tmp_path):
     assert runtime.precision == "fp16" and runtime.metadata.preprocessing.takes_pixels
     assert "uint8 pixel file" in result.stdout + result.stderr
     assert runtime.predict(np.zeros((2, 224, 224, 3), np.uint8)).shape == (2, 10)
+
+
+def test_trt_pipeline_makes_the_pixel_onnx_the_engine_is_built_from(tmp_path, small_onnx):
+    from alexnet_export.exporter.pipeline import build_tensorrt_engine
+    from alexnet_export.runtimes import OnnxRuntime
+    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
+
+    try:
+        import_tensorrt()
+        pytest.skip("TensorRT is installed here: the GPU tests build the engine")
+    except TensorRTUnavailable:
+        pass
+    with pytest.raises(TensorRTUnavailable, match=rf"verified fp32 ONNX is at {tmp_path / 'm.uint8.onnx'}"):
+        build_tensorrt_engine(tmp_path / "m.engine", fp32_onnx=small_onnx, input_format="uint8")
+    runtime = OnnxRuntime(tmp_path / "m.uint8.onnx", providers=["CPUExecutionProvider"])
+    assert runtime.metadata.preprocessing.takes_pixels and runtime.session.get_inputs()[0].type == "tensor(uint8)"

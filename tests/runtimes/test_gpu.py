@@ -125,3 +125,28 @@ def test_nvidia_builder_parses_and_builds_each_file(small_onnx, precision_files,
         return
     logits = TensorRTRuntime(built.path).predict(np.zeros((1, 3, 224, 224), np.float32))
     assert logits.shape == (1, 10) and np.isfinite(logits).all()
+
+
+@needs_torch_cuda
+def test_pixel_file_on_cuda_and_as_an_engine(pixel_onnx, pixel_runtime, real_images, tmp_path):
+    """A uint8 pixel file (onnx --input-format uint8) through ONNX Runtime's CUDA provider (strict FP32)
+    and, where the builder is installed, a TensorRT engine: the pixel file's CPU logits, within their gates."""
+    from alexnet_export.exporter.verify import compare_logits
+    from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
+
+    spec = pixel_runtime.metadata.preprocessing
+    pixels = np.stack([resize_and_crop(load_image(image), spec) for image in real_images[:16]])
+    expected = pixel_runtime.predict(pixels)
+    candidates = [(OnnxRuntime(pixel_onnx, CUDA, tf32=False), FP32_GATE)] if _ort_cuda_loads() else []
+    if HAS_BUILDER:
+        from alexnet_export.exporter.tensorrt import build_engine
+        from alexnet_export.runtimes.tensorrt import TensorRTRuntime
+
+        # TensorRT may run FP32 layers in TF32 (its default): the FP16 gate's tolerance, as bench's TF32 rows.
+        candidates.append((TensorRTRuntime(build_engine(pixel_onnx, tmp_path / "pixels.engine").path), FP16_GATE))
+    if not candidates:
+        pytest.skip("neither ONNX Runtime's CUDA provider nor a TensorRT builder here")
+    for runtime, gate in candidates:
+        enforce(compare_logits(expected, runtime.predict(pixels)), gate, f"the pixel file on {runtime.device}")
+        with pytest.raises(InputError, match="this model takes uint8 RGB pixels"):
+            runtime.predict(np.zeros((1, 3, 224, 224), np.float32))
