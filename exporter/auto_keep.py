@@ -104,18 +104,21 @@ def search_float_layers(
     output: Path,
     what: str,
     *,
+    already_float: Sequence[str] = (),
     on_event: Listener = ignore,
 ) -> KeepFloatSearch:
     """Write to `output` the INT8 file with the fewest layers in float that passes INT8_GATE.
 
-    all_int8: the file that failed, with `before` its figures; `what` names it in errors. Raises
+    all_int8: the file that failed, with `before` its figures; `what` names it in errors;
+    already_float: layers `quantize` keeps in float anyway, not tried again. Raises
     Int8GateError with the best figures reached when no set of up to MAX_KEPT layers passes;
     `output` is then not written.
     """
     on_event(Step("measuring the per-layer error of the INT8 file"))
     analysis = layer_analysis(fp32_onnx, all_int8, inputs)
     ranked = sorted(analysis.layers, key=lambda f: -f.noise_added)
-    order = list(dict.fromkeys([*(reader_of(f.layer) for f in ranked), *WEIGHTED]))
+    order = [name for name in dict.fromkeys([*(reader_of(f.layer) for f in ranked), *WEIGHTED])
+             if name not in already_float]
     tried: list[tuple[tuple[str, ...], ParityReport]] = []
     with tempfile.TemporaryDirectory(prefix=".alexnet-export-keep-", dir=output.parent) as scratch:
         candidate, full = Path(scratch) / "candidate.onnx", Path(scratch) / "all-int8.onnx"
@@ -138,7 +141,7 @@ def search_float_layers(
             found = next((by_gain[:count] for count in range(2, MAX_KEPT + 1) if attempt(tuple(by_gain[:count]))), None)
         if found is None:
             raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(before.failures(INT8_GATE))}",
-                                max(tried, key=lambda t: t[1].min_cosine)[1], analysis, tried)
+                                max(tried, key=lambda t: t[1].min_cosine)[1] if tried else before, analysis, tried)
         layers, after = tried[-1]
         on_event(Step(f"timing FP32, all-INT8 and {', '.join(layers)}-in-float files, interleaved"))
         speed = time_files(fp32_onnx, full, output)
