@@ -26,7 +26,9 @@ from alexnet_export.cli_options import batch_sizes_option, say
 def triton_command(repo, onnx_files, engines, max_batch, instances, kind, preferred_batch, max_queue_delay_us,
                    onnx_tensorrt, force):
     """Write a Triton Inference Server model repository: one model per file, each with a full
-    config.pbtxt (batching, instance groups, labels) and labels.txt.
+    config.pbtxt (batching, instance groups, labels, model_warmup at batch 1, the preferred sizes
+    and --max-batch) and labels.txt. A file exported with --input-format uint8 is declared
+    TYPE_UINT8 FORMAT_NHWC [224, 224, 3], so Triton clients send pixels.
 
     \b
     Examples:

@@ -434,6 +434,11 @@ def test_a_pixel_file_is_served_uint8_pixels(console, pixel_onnx, pixel_runtime,
         assert status == 200, body
         assert [(p["label"], p["probability"]) for p in json.loads(body)["predictions"]] == pixel_runtime.classify(
             photos[1], top_k=2)[0]
+        counted = _metrics(server)  # by endpoint and status; the warm-up runs are not requests
+        assert _metric(counted, "nv_inference_request_success_total", endpoint="classify") == 1
+        assert _metric(counted, "nv_inference_request_success_total", endpoint="infer") == 1
+        assert _metric(counted, "nv_inference_request_failure_total", endpoint="infer", status="400") == 2
+        assert _metric(counted, "nv_inference_exec_count_total") == 2
     finally:
         assert server.stop() == 0, "".join(server.log)
 
