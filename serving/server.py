@@ -4,7 +4,8 @@ A Starlette app run by uvicorn. Requests go through one dynamic batcher (serving
 the runtime; request parsing and answer encoding run in worker threads so the event loop keeps
 accepting requests while a batch fills. Every error is a JSON `{"error": "..."}` with one line and
 no traceback; unexpected ones are logged here and answered with "internal error". No endpoint
-loads anything: the server serves the one model it was started with.
+loads anything: the server serves the one model it was started with, after running it once at
+each batch size it will use (the warm-up), and counts what it does at /metrics (serving/metrics.py).
 """
 
 from __future__ import annotations
