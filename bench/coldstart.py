@@ -15,13 +15,13 @@ _CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
 import numpy as np
-from alexnet_export.models.spec import IMAGE_DIMS
 from alexnet_export.runtimes.registry import open_runtime
 runtime = open_runtime(sys.argv[1], **json.loads(sys.argv[2]))
-runtime.predict(np.zeros((runtime.bounds.minimum, *IMAGE_DIMS), np.float32))
+spec = runtime.metadata.preprocessing
+runtime.predict(np.zeros((runtime.bounds.minimum, *spec.input_dims), spec.input_dtype))
 cold = time.perf_counter() - start
 for size in json.loads(sys.argv[3]):
-    runtime.predict(np.zeros((size, *IMAGE_DIMS), np.float32))
+    runtime.predict(np.zeros((size, *spec.input_dims), spec.input_dtype))
 # VmHWM is this process's own high-water mark; ru_maxrss would carry the forking parent's.
 try:
     status = open("/proc/self/status").read()

@@ -23,7 +23,7 @@ from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machi
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
-from alexnet_export.models.spec import FP16, FP32, IMAGE_DIMS
+from alexnet_export.models.spec import FP16, FP32
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.registry import backend_for
 
@@ -98,9 +98,10 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
     timed = []
     for size in settings.batch_sizes:
         runnable = [s for s in subjects if _fits(s, size)]
-        batch = rng.normal(size=(size, *IMAGE_DIMS)).astype(np.float32)
-        timings = _interleave({s.name: (lambda s=s: s.runtime.predict(batch)) for s in runnable}, settings,
-                              on_event, f"batch {size}")
+        # One random batch per input kind (normalised floats, or pixels for a pixel-input file), shared by the round.
+        batches = {kind: _random_batch(kind, size, rng) for kind in {_input_kind(s.runtime) for s in runnable}}
+        timings = _interleave({s.name: (lambda s=s: s.runtime.predict(batches[_input_kind(s.runtime)]))
+                               for s in runnable}, settings, on_event, f"batch {size}")
         timed.extend((subject, size, timings[subject.name]) for subject in runnable)
         for subject in (s for s in runnable if s.on_cuda):  # traced apart from the timing: tracing slows calls
             on_event(Step(f"tracing {subject.name}'s device work at batch {size}"))
@@ -126,6 +127,18 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         gates=checks,
         recommendation=recommend(rows, checks),
     )
+
+
+def _input_kind(runtime: Runtime) -> tuple[tuple[int, ...], str]:
+    spec = runtime.metadata.preprocessing
+    return tuple(spec.input_dims), spec.input_dtype
+
+
+def _random_batch(kind: tuple[tuple[int, ...], str], size: int, rng: np.random.Generator) -> np.ndarray:
+    dims, dtype = kind
+    if np.dtype(dtype) == np.uint8:
+        return rng.integers(0, 256, size=(size, *dims), dtype=np.uint8)
+    return rng.normal(size=(size, *dims)).astype(dtype)
 
 
 def _fits(subject: Subject, size: int) -> bool:

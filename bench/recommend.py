@@ -61,6 +61,10 @@ def check_gates(models: Sequence[tuple[str, Runtime]]) -> list[GateCheck]:
             checks.append(GateCheck(name, runtime.precision, True, "reference"))
             continue
         gate = GATES.get(runtime.precision)
+        if runtime.metadata.preprocessing.input_format != reference_runtime.metadata.preprocessing.input_format:
+            checks.append(GateCheck(name, runtime.precision, False, "not checked: it takes another input format than"
+                                    " the reference (compare it with `verify --reference`)"))
+            continue
         if gate is None or runtime.metadata.num_classes != reference_runtime.metadata.num_classes:
             checks.append(GateCheck(name, runtime.precision, False, "not checked: no gate for this model here"))
             continue

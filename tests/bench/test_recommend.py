@@ -33,3 +33,14 @@ def test_the_fastest_that_passed_is_picked_per_batch():
     picks = recommend(rows, checks)
     assert [(p.batch, p.model, p.over_reference) for p in picks] == [(1, "ok.xml", 2.4), (16, "ok.xml", 2.5)]
     assert picks[0].describe() == "batch 1: ok.xml (int8-openvino, 120.0 img/s, 2.40x the FP32 reference)"
+
+
+def test_bench_times_a_pixel_file_on_pixels_and_leaves_its_gate_to_verify(small_onnx, pixel_onnx):
+    from alexnet_export.bench.harness import Settings, run_benchmark
+
+    result = run_benchmark([small_onnx, pixel_onnx], Settings(batch_sizes=(1,), threads=1, warmup=0, iterations=2,
+                                                              cold_start=False))
+    assert [(row.model, row.batch) for row in result.results] == [("small.onnx", 1), ("small.uint8.onnx", 1)]
+    assert [r.model for r in result.classify] == ["small.onnx", "small.uint8.onnx"]
+    (pixel_check,) = [check for check in result.gates if check.model == "small.uint8.onnx"]
+    assert not pixel_check.passed and "another input format" in pixel_check.detail
