@@ -171,8 +171,7 @@ def export_onnx_file(
     keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision,
                                                                               input_format=input_format))
-    if precision in (INT8_CPU, INT8_TENSORRT) and calibration.folder is None:
-        raise PipelineError(f"{precision} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+    _require_calibration(precision, calibration, precision)
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                             " and the INT8 CPU file always uses the pooled form")
@@ -254,12 +253,10 @@ def build_tensorrt_engine(
     _check_precision(precision, ENGINE_PRECISIONS)
     _check_input_format(input_format)
     keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
-    if precision == INT8_TENSORRT and calibration.folder is None:
-        raise PipelineError("an INT8 engine needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+    _require_calibration(precision, calibration, "an INT8 engine")
     if not output.parent.is_dir():
         raise PipelineError(f"output folder {output.parent} does not exist; create it first")
-    if fp32_onnx is not None and source is not None:
-        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
+    _check_one_source(fp32_onnx, source)
     fp32_path, reference, fp32_result = _fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),
                                                     opset, on_event)
     if reference.bounds.maximum is not None:
@@ -310,10 +307,8 @@ def export_openvino_ir(
     started = time.perf_counter()
     _check_precision(precision, OPENVINO_PRECISIONS)
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "xml"))
-    if precision == INT8_OPENVINO and calibration.folder is None:
-        raise PipelineError("an INT8 IR needs calibration images: CalibrationOptions(folder=...) with 64 or more")
-    if fp32_onnx is not None and source is not None:
-        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
+    _require_calibration(precision, calibration, "an INT8 IR")
+    _check_one_source(fp32_onnx, source)
     ov = import_openvino()
     if not cpu_supports(ov.Core(), "CPU", precision):
         raise OpenVinoUnavailable("this CPU has no BF16 instructions (AVX512_BF16 or AMX), so a BF16 IR could"
@@ -354,6 +349,17 @@ def _fp32_start(fp32_onnx, source: ModelSource | None, export_path: Path, opset:
 def _check_precision(precision: str, allowed: Sequence[str]) -> None:
     if precision not in allowed:
         raise PipelineError(f"precision {precision!r} is not one of {', '.join(allowed)}")
+
+
+def _require_calibration(precision: str, calibration: CalibrationOptions, what: str) -> None:
+    """INT8 (any format) is calibrated on images: refuse before any work when there are none."""
+    if precision in (INT8_CPU, INT8_TENSORRT, INT8_OPENVINO) and calibration.folder is None:
+        raise PipelineError(f"{what} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
+
+
+def _check_one_source(fp32_onnx, source: ModelSource | None) -> None:
+    if fp32_onnx is not None and source is not None:
+        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
 
 
 def _check_input_format(input_format: str) -> None:
