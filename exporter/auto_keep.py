@@ -96,33 +96,32 @@ class Int8GateError(ParityError):
 
 def search_float_layers(
     fp32_onnx: Path,
-    all_int8: Path,
+    output: Path,
     before: ParityReport,
     inputs: np.ndarray,
     quantize: Quantize,
     gate: Gate,
-    output: Path,
     what: str,
     *,
     already_float: Sequence[str] = (),
     on_event: Listener = ignore,
 ) -> KeepFloatSearch:
-    """Write to `output` the INT8 file with the fewest layers in float that passes INT8_GATE.
+    """Replace the all-INT8 file at `output`, which failed with `before` its figures, by the INT8
+    file with the fewest layers in float that passes INT8_GATE.
 
-    all_int8: the file that failed, with `before` its figures; `what` names it in errors;
-    already_float: layers `quantize` keeps in float anyway, not tried again. Raises
-    Int8GateError with the best figures reached when no set of up to MAX_KEPT layers passes;
-    `output` is then not written.
+    `what` names the file in errors; already_float: layers `quantize` keeps in float anyway, not
+    tried again. Raises Int8GateError with the best figures reached when no set of up to
+    MAX_KEPT layers passes; `output` is then gone.
     """
     on_event(Step("measuring the per-layer error of the INT8 file"))
-    analysis = layer_analysis(fp32_onnx, all_int8, inputs)
+    analysis = layer_analysis(fp32_onnx, output, inputs)
     ranked = sorted(analysis.layers, key=lambda f: -f.noise_added)
     order = [name for name in dict.fromkeys([*(reader_of(f.layer) for f in ranked), *WEIGHTED])
              if name not in already_float]
     tried: list[tuple[tuple[str, ...], ParityReport]] = []
     with tempfile.TemporaryDirectory(prefix=".alexnet-export-keep-", dir=output.parent) as scratch:
         candidate, full = Path(scratch) / "candidate.onnx", Path(scratch) / "all-int8.onnx"
-        os.replace(all_int8, full)  # `output` may be where it lies; it is timed at the end
+        os.replace(output, full)  # kept for the timing at the end
 
         def attempt(layers: tuple[str, ...]) -> bool:
             layers = tuple(name for name in WEIGHTED if name in layers)

@@ -15,9 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from alexnet_export.exporter.layers import BY_NAME, find_layers, weighted_layers
-
-_WEIGHTED_OPS = ("Conv", "Gemm")
+from alexnet_export.exporter.layers import BY_NAME, WEIGHTED_OPS, find_layers, weighted_layers
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def plan_float_layers(model, keep: Sequence[str]) -> FloatPlan:
         pending = [node.input[0]]
         while pending:
             producer = producers.get(pending.pop())
-            if producer is None or producer.op_type in _WEIGHTED_OPS or producer.name in nodes:
+            if producer is None or producer.op_type in WEIGHTED_OPS or producer.name in nodes:
                 continue
             nodes.add(producer.name)
             pending.extend(t for t in producer.input if t and t not in initializers)

@@ -118,7 +118,7 @@ def onnx_layers(path: str | Path, batch_size: int = 16) -> LayerSource:
     import onnxruntime as ort
 
     model = onnx.load(str(path))
-    tensors = {layer.name: found.output for layer, found in zip(LAYERS, find_layers(model).values())}
+    tensors = {name: found.output for name, found in find_layers(model).items()}
     existing = {output.name for output in model.graph.output}
     model.graph.output.extend(onnx.ValueInfoProto(name=t) for t in dict.fromkeys(tensors.values()) if t not in existing)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -41,7 +41,8 @@ LAYERS = (
     Layer("fc8", "Gemm", "classifier.6", "classifier.6"),
 )
 BY_NAME = {layer.name: layer for layer in LAYERS}
-WEIGHTED = tuple(layer.name for layer in LAYERS if layer.op in ("Conv", "Gemm"))
+WEIGHTED_OPS = ("Conv", "Gemm")
+WEIGHTED = tuple(layer.name for layer in LAYERS if layer.op in WEIGHTED_OPS)
 # Ops between a layer and the next that belong to its output: its ReLU, the FP16 file's casts,
 # the INT8 files' Q/DQ pairs, pool5's flattening (the TensorRT file quantizes after it).
 _PASS_THROUGH = ("Relu", "Cast", "QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten")
@@ -105,7 +106,7 @@ def _nodes_of(graph, op: str) -> list:
 
 
 def _weighted_nodes(graph, producers) -> dict:
-    weighted = [node for node in graph.node if node.op_type in ("Conv", "Gemm")]
+    weighted = [node for node in graph.node if node.op_type in WEIGHTED_OPS]
     by_weight = {_weight_source(node, producers): node for node in weighted}
     named = {layer.name: by_weight.get(f"{layer.module}.weight") for layer in LAYERS if layer.name in WEIGHTED}
     if all(named.values()):

@@ -118,8 +118,7 @@ def make_variant(
             search = search_float_layers(
                 fp32_onnx, staged, report, inputs,
                 lambda path, layers: quantize(fp32_onnx, ranges, path, [*keep_float, *layers]),
-                lambda path: _compare(reference, path, inputs), staged, what, already_float=keep_float,
-                on_event=on_event)
+                lambda path: _compare(reference, path, inputs), what, already_float=keep_float, on_event=on_event)
             keep_float, report = weighted_layers([*keep_float, *search.layers]), search.after
             notes.append(Note(search.summary()))
         if keep_float:
