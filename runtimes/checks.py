@@ -89,7 +89,7 @@ def check_layout(shape: tuple, dtype: str, is_float32: bool, bounds: BatchBounds
 
 
 def _check_count(count: int, bounds: BatchBounds) -> None:
-    if count < bounds.minimum or (bounds.maximum is not None and count > bounds.maximum):
+    if not bounds.admits(count):
         raise InputError(f"input batch size is {count}; this model takes a batch of {bounds.describe()}")
 
 
