@@ -322,7 +322,9 @@ def export_openvino_ir(
             variant = make_variant(fp32_path, INT8_TENSORRT, Path(scratch) / "int8.onnx", reference, calibration,
                                    preprocessing, on_event=on_event)
             onnx_for_ir = variant.path
-        inputs, verified_on = held_out_inputs(calibration, preprocessing)
+        # The INT8 step already decoded the held-out images: verify the IR on the same ones.
+        inputs, verified_on = ((variant.inputs, variant.verified_on) if variant is not None
+                               else held_out_inputs(calibration, preprocessing))
         with staged_ir(output) as staged:
             on_event(Step(f"converting {'the Q/DQ file' if variant else 'the FP32 file'} to an OpenVINO IR"))
             write_ir(onnx_for_ir, staged, precision)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -53,6 +53,9 @@ class VariantResult:
     notes: tuple[Note, ...]  # things the user should know (clamped weights, cache hit, ...)
     float_layers: tuple[str, ...] = ()  # INT8 layers kept in float, asked for or found
     search: KeepFloatSearch | None = None  # auto_keep_float's search: before/after figures, speed
+    # The preprocessed images the report is about, so a step after this one verifies on the same
+    # images without decoding them again.
+    inputs: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def make_variant(
@@ -126,7 +129,7 @@ def make_variant(
     for note in notes:
         on_event(note)
     on_event(Verified(f"parity, FP32 reference vs {precision} ONNX Runtime (CPU), on {verified_on}", report))
-    return VariantResult(Path(output), precision, report, verified_on, tuple(notes), keep_float, search)
+    return VariantResult(Path(output), precision, report, verified_on, tuple(notes), keep_float, search, inputs)
 
 
 def check_float_layers(precision: str, keep_float: Sequence[str], auto_keep_float: bool) -> tuple[str, ...]:
