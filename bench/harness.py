@@ -9,7 +9,6 @@ round: spinning is turned off for every session here.
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,9 +23,10 @@ from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machi
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
-from alexnet_export.models.spec import FP16, FP32
+from alexnet_export.models.precisions import FP16, FP32
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.timing import interleaved_rounds
 
 __all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]
 
@@ -149,27 +149,8 @@ def _fits(subject: Subject, size: int) -> bool:
 
 def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_event: Listener, task: str) -> dict:
     """Per name, the seconds of each timed round; reports each round as an Advance of `task`."""
-    names = list(calls)
-    for _ in range(settings.warmup):
-        for name in names:
-            calls[name]()
-    times = {name: [] for name in names}
-    started, done = time.perf_counter(), 0
-    while _more(settings, done, time.perf_counter() - started):
-        order = names[done % len(names):] + names[: done % len(names)] if names else []
-        for name in order:
-            begin = time.perf_counter()
-            calls[name]()
-            times[name].append(time.perf_counter() - begin)
-        done += 1
-        on_event(Advance(task, done, settings.iterations))
-    return times
-
-
-def _more(settings: Settings, done: int, elapsed: float) -> bool:
-    if settings.iterations is not None:
-        return done < settings.iterations
-    return done < 3 or elapsed < settings.seconds
+    return interleaved_rounds(calls, warmup=settings.warmup, rounds=settings.iterations, seconds=settings.seconds,
+                              on_round=lambda done: on_event(Advance(task, done, settings.iterations)))
 
 
 def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline) -> Row:
@@ -200,7 +181,7 @@ def _math(runtime: Runtime) -> str:
 def _classify_rows(subjects: list[Subject], settings: Settings, on_event: Listener) -> list[ClassifyRow]:
     from PIL import Image
 
-    from alexnet_export.exporter.samples import synthetic_images
+    from alexnet_export.runtimes.samples import synthetic_images
 
     runnable = [s for s in subjects if _fits(s, 1)]
     with tempfile.TemporaryDirectory() as folder:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from alexnet_export.exporter.samples import synthetic_images
+from alexnet_export.runtimes.samples import synthetic_images
 from alexnet_export.errors import ParityError
-from alexnet_export.exporter.verify import GATES, ParityReport, compare_runtimes, enforce
-from alexnet_export.models.spec import FP32
+from alexnet_export.models.precisions import gate_for
+from alexnet_export.runtimes.parity import ParityReport, compare_runtimes, enforce
+from alexnet_export.models.precisions import FP32
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 
@@ -60,7 +61,7 @@ def check_gates(models: Sequence[tuple[str, Runtime]]) -> list[GateCheck]:
         if name == reference_name:
             checks.append(GateCheck(name, runtime.precision, True, "reference"))
             continue
-        gate = GATES.get(runtime.precision)
+        gate = gate_for(runtime.precision)
         if runtime.metadata.preprocessing.input_format != reference_runtime.metadata.preprocessing.input_format:
             checks.append(GateCheck(name, runtime.precision, False, "not checked: it takes another input format than"
                                     " the reference (compare it with `verify --reference`)"))

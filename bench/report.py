@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alexnet_export.bench.results import BenchResult, ClassifyRow, ModelInfo, Row
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.atomic import atomic_output
 
 COLUMNS = ("model", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "roofline")
 # Added where a row ran on CUDA: the device's share of the call, as trtexec splits it.

@@ -197,10 +197,10 @@ def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
 
 
 def per_layer_errors(work: Path, test: EvaluationSet) -> dict:
-    """Each layer's output (conv1..fc8, exporter/layers.py), FP32 vs each INT8 file, on 64 test
+    """Each layer's output (conv1..fc8, runtimes/layers.py), FP32 vs each INT8 file, on 64 test
     images, as the next layer sees it (dequantized where the file quantizes it): SQNR in dB and
-    the share of noise each layer adds (exporter/layer_errors.py)."""
-    from alexnet_export.exporter.layer_errors import compare_layers, onnx_layers
+    the share of noise each layer adds (runtimes/layer_errors.py)."""
+    from alexnet_export.runtimes.layer_errors import compare_layers, onnx_layers
 
     batches = [test.images[i : i + 16] for i in range(0, 64, 16)]
     reference = onnx_layers(work / "digits.onnx")

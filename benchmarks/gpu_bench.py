@@ -35,7 +35,7 @@ from alexnet_export.bench.report import to_markdown, write_json, write_text
 from alexnet_export.errors import AlexNetExportError, one_line
 from alexnet_export.exporter.pipeline import ModelSource, export_onnx_file
 from alexnet_export.exporter.variants import CalibrationOptions
-from alexnet_export.exporter.verify import compare_logits
+from alexnet_export.runtimes.parity import compare_logits
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 
 FILES = {"fp32": "alexnet.onnx", "fp16": "alexnet.fp16.onnx", "int8-tensorrt": "alexnet.int8-tensorrt.onnx"}

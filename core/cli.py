@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from alexnet_export import __version__
-from alexnet_export.errors import AlexNetExportError, one_line
+from alexnet_export.errors import AlexNetExportError, ArgumentError, one_line
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
+# Library arguments whose option has another name; every other argument is its option's name.
+ARGUMENT_OPTIONS = {"calibration": "calib_dir"}
 
 
 class _Group(click.Group):
@@ -23,6 +25,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except ArgumentError as exc:  # found before any work: a usage error, with the flag that sets it
+            raise click.UsageError(str(exc) + _flag_hint(self, ctx, exc.argument)) from None
         except AlexNetExportError as exc:
             raise click.ClickException(str(exc) + _flag_hint(self, ctx, exc.argument)) from None
         except KeyboardInterrupt:
@@ -40,8 +44,9 @@ def _flag_hint(group: click.Group, ctx: click.Context, argument: str | None) -> 
     """" (--flag)" for the option of the running command that sets `argument`, which the library's
     error names in API terms; "" when it has none."""
     command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    name = ARGUMENT_OPTIONS.get(argument, argument)
     flags = [param.opts[0] for param in getattr(command, "params", ())
-             if param.name == argument and isinstance(param, click.Option)]
+             if param.name == name and isinstance(param, click.Option)]
     return f" ({flags[0]})" if flags else ""
 
 

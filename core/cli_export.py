@@ -10,18 +10,17 @@ from alexnet_export.cli_options import (
     TerminalReporter,
     calibration_from,
     calibration_options,
-    check_float_layer_use,
     float_layer_options,
     int8_gate_in_flags,
     model_options,
     model_source,
     print_layer_search,
 )
-from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
+from alexnet_export.models.precisions import ENGINE, ONNX, command_words
 
-# The CLI's precision words -> the library's (models/spec.py).
-ONNX_PRECISIONS = {"fp32": FP32, "fp16": FP16, "int8": INT8_CPU, "int8-tensorrt": INT8_TENSORRT}
-TRT_PRECISIONS = {"fp32": FP32, "fp16": FP16, "int8": INT8_TENSORRT}
+# Each command's precision words -> the library's (models/precisions.py).
+ONNX_PRECISIONS = command_words(ONNX)
+TRT_PRECISIONS = command_words(ENGINE)
 
 
 class _BatchType(click.ParamType):
@@ -88,12 +87,6 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
     """
     from alexnet_export.exporter.pipeline import export_onnx_file
 
-    if precision.startswith("int8") and calib_dir is None:
-        raise click.UsageError(f"--precision {precision} needs --calib-dir DIR (a folder of 64 or more images)")
-    if lrn == "pooled" and precision != "fp32":
-        raise click.UsageError("--lrn pooled applies to FP32 only: FP16 keeps each LRN native and in FP32,"
-                               " and the INT8 CPU file always uses the pooled form")
-    check_float_layer_use(keep_float, auto_keep_float, precision.startswith("int8"), "--precision int8 or int8-tensorrt")
     with int8_gate_in_flags():
         result = export_onnx_file(output, model_source(weights, num_classes, seed, labels),
                                   precision=ONNX_PRECISIONS[precision],
@@ -143,28 +136,17 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --input-format uint8     # the engine takes uint8 pixels
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
-    from alexnet_export.exporter.pipeline import PipelineError, build_tensorrt_engine
+    from alexnet_export.exporter.pipeline import build_tensorrt_engine
     from alexnet_export.exporter.tensorrt import BuildSettings
 
     precision = precision or "fp32"
-    if precision == "int8" and calib_dir is None:
-        raise click.UsageError("--int8 needs --calib-dir DIR (a folder of 64 or more images)")
-    check_float_layer_use(keep_float, auto_keep_float, precision == "int8", "--int8")
-    try:
-        settings = BuildSettings(min_batch, opt_batch, max_batch, workspace)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if not output.parent.is_dir():
-        raise click.UsageError(f"output folder {output.parent} does not exist")
-    source = model_source(weights, num_classes, seed, labels, fp32_onnx)
-    try:
-        with int8_gate_in_flags():
-            result = build_tensorrt_engine(output, source, fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
-                                           calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
-                                           settings=settings, timing_cache=timing_cache, opset=opset,
-                                           keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                           input_format=input_format, on_event=TerminalReporter())
-    except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
-        raise click.BadParameter(str(exc), param_hint="--onnx") from None
+    settings = BuildSettings(min_batch, opt_batch, max_batch, workspace)
+    with int8_gate_in_flags():
+        result = build_tensorrt_engine(output, model_source(weights, num_classes, seed, labels, fp32_onnx),
+                                       fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
+                                       calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
+                                       settings=settings, timing_cache=timing_cache, opset=opset,
+                                       keep_float=keep_float, auto_keep_float=auto_keep_float,
+                                       input_format=input_format, on_event=TerminalReporter())
     print_layer_search(result.variant)
     click.echo(f"wrote {result.engine.path} ({precision}, batch {min_batch}..{max_batch}) in {result.seconds:.1f}s")

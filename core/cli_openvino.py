@@ -13,10 +13,10 @@ from alexnet_export.cli_options import (
     model_options,
     model_source,
 )
-from alexnet_export.models.spec import BF16, FP32, INT8_OPENVINO
+from alexnet_export.models.precisions import IR, command_words
 
-# The CLI's precision words -> the library's (models/spec.py).
-IR_PRECISIONS = {"fp32": FP32, "bf16": BF16, "int8": INT8_OPENVINO}
+# The command's precision words -> the library's (models/precisions.py).
+IR_PRECISIONS = command_words(IR)
 
 
 @click.command("openvino")
@@ -46,16 +46,11 @@ def openvino_command(output, precision, fp32_onnx, weights, num_classes, seed, o
       alexnet-export openvino --onnx alexnet.onnx --precision bf16
       alexnet-export openvino --weights checkpoint.pt --precision int8 --calib-dir photos/
     """
-    from alexnet_export.exporter.pipeline import PipelineError, export_openvino_ir
+    from alexnet_export.exporter.pipeline import export_openvino_ir
 
-    if precision == "int8" and calib_dir is None:
-        raise click.UsageError("--precision int8 needs --calib-dir DIR (a folder of 64 or more images)")
-    source = model_source(weights, num_classes, seed, labels, fp32_onnx)
-    try:
-        result = export_openvino_ir(output, source, fp32_onnx=fp32_onnx, precision=IR_PRECISIONS[precision],
-                                    calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
-                                    opset=opset, on_event=TerminalReporter())
-    except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
-        raise click.BadParameter(str(exc), param_hint="--onnx") from None
+    result = export_openvino_ir(output, model_source(weights, num_classes, seed, labels, fp32_onnx),
+                                fp32_onnx=fp32_onnx, precision=IR_PRECISIONS[precision],
+                                calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
+                                opset=opset, on_event=TerminalReporter())
     size = result.path.stat().st_size + result.path.with_suffix(".bin").stat().st_size
     click.echo(f"wrote {result.path} and its .bin ({precision}, {size / 1e6:.1f} MB) in {result.seconds:.1f}s")

@@ -11,7 +11,7 @@ import click
 
 from alexnet_export.events import Advance, Event, Note, Verified
 from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
-from alexnet_export.exporter.layers import LAYERS, WEIGHTED
+from alexnet_export.runtimes.layers import LAYERS, WEIGHTED
 
 
 def say(message: str) -> None:
@@ -52,14 +52,13 @@ def model_options(command):
 
 
 def model_source(weights, num_classes, seed, labels, fp32_onnx=None):
-    """The pipeline's ModelSource for the model options, or None where --onnx already holds the model."""
+    """The pipeline's ModelSource for the model options; None with --onnx and none of them, since
+    the file holds the model (the pipeline refuses both)."""
     from alexnet_export.exporter.pipeline import ModelSource
 
-    if fp32_onnx is None:
-        return ModelSource(weights, num_classes, seed, labels)
-    if weights is not None or num_classes is not None or labels is not None:
-        raise click.UsageError("--onnx already holds the model: leave out --weights, --num-classes and --labels")
-    return None
+    if fp32_onnx is not None and weights is None and num_classes is None and labels is None:
+        return None
+    return ModelSource(weights, num_classes, seed, labels)
 
 
 def calibration_from(calib_dir, calib_count, calib_method, cache_dir):
@@ -106,18 +105,12 @@ def float_layer_options(command):
 
 
 def _layer_names(ctx, param, value: str) -> tuple[str, ...]:
-    from alexnet_export.exporter.layers import LayerError, weighted_layers
+    from alexnet_export.runtimes.layers import LayerError, weighted_layers
 
     try:
         return weighted_layers(value)
     except LayerError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-def check_float_layer_use(keep_float: tuple[str, ...], auto_keep_float: bool, int8: bool, precision_flag: str) -> None:
-    if (keep_float or auto_keep_float) and not int8:
-        used = "--keep-float" if keep_float else "--auto-keep-float"
-        raise click.UsageError(f"{used} applies to INT8 files; add {precision_flag}")
 
 
 @contextlib.contextmanager

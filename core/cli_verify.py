@@ -10,8 +10,8 @@ import click
 
 from alexnet_export.cli_options import ProgressLine, say
 from alexnet_export.errors import InputError
-from alexnet_export.exporter.layer_errors import describe_layer
-from alexnet_export.exporter.layers import LAYERS
+from alexnet_export.runtimes.layer_errors import describe_layer
+from alexnet_export.runtimes.layers import LAYERS
 
 
 @click.command("verify")

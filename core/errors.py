@@ -1,7 +1,8 @@
 """Errors whose message is meant for the user.
 
-The CLI prints any `AlexNetExportError` as one line and exits 1; anything else is a bug.
-Each class also derives from the builtin a Python caller would expect to catch.
+The CLI prints any `AlexNetExportError` as one line and exits 1 (2 for an `ArgumentError`, with
+the flag that sets the argument); anything else is a bug. Each class but `ParityError` also
+derives from the builtin a Python caller would expect to catch.
 """
 
 
@@ -15,6 +16,10 @@ class AlexNetExportError(Exception):
     def __init__(self, *args, argument: str | None = None):
         super().__init__(*args)
         self.argument = argument
+
+
+class ArgumentError(AlexNetExportError, ValueError):
+    """Arguments that cannot work, found before any work: `argument` names the one at fault."""
 
 
 class WeightsError(AlexNetExportError, ValueError):
@@ -48,7 +53,8 @@ class ExportError(AlexNetExportError, RuntimeError):
 class ParityError(AlexNetExportError):
     """An exported model does not match its reference within the gate.
 
-    `report` holds the measured figures.
+    `report` holds the measured figures. No builtin fits: the file is well formed, its numbers
+    are not good enough.
     """
 
     def __init__(self, message, report):

@@ -38,7 +38,7 @@ class Advance:
 
 @dataclass(frozen=True)
 class Verified:
-    """A file passed its parity gate; `report` (exporter/verify.py's ParityReport) has the figures."""
+    """A file passed its parity gate; `report` (runtimes/parity.py's ParityReport) has the figures."""
 
     title: str  # what was compared with what, and on which inputs
     report: object

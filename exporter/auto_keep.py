@@ -1,7 +1,7 @@
 """When an INT8 file fails its gate: find where it loses accuracy, and the fewest layers to keep
 in float (exporter/keep_float.py) that make it pass.
 
-Ranking: the per-layer error of the all-INT8 file (exporter/layer_errors.py) says where the
+Ranking: the per-layer error of the all-INT8 file (runtimes/layer_errors.py) says where the
 noise enters; the layer that reads that tensor is tried first, because keeping it in float
 removes the rounding of its input. Each try is a real quantization gated on the same images as
 the file itself, so a layer is kept only for a measured pass. The first single layer that
@@ -21,9 +21,10 @@ import numpy as np
 
 from alexnet_export.errors import ParityError
 from alexnet_export.events import Listener, Step, ignore
-from alexnet_export.exporter.layer_errors import LayerReport, compare_layers, describe_layer, onnx_layers
-from alexnet_export.exporter.layers import LAYERS, WEIGHTED
-from alexnet_export.exporter.verify import INT8_GATE, ParityReport
+from alexnet_export.runtimes.layer_errors import LayerReport, compare_layers, describe_layer, onnx_layers
+from alexnet_export.runtimes.layers import LAYERS, WEIGHTED
+from alexnet_export.runtimes.parity import ParityReport
+from alexnet_export.models.precisions import INT8_GATE
 
 # Past half of the weighted layers the file is mostly float: say so instead of writing it.
 MAX_KEPT = len(WEIGHTED) // 2
@@ -148,15 +149,15 @@ def search_float_layers(
 
 
 def time_files(fp32_onnx: Path, all_int8: Path, kept: Path) -> Speed:
-    """One interleaved timing of the three files (bench/harness.py's rounds), spinning off."""
-    from alexnet_export.bench.harness import Settings, _interleave
+    """One interleaved timing of the three files (runtimes/timing.py's rounds, as bench times), spinning off."""
     from alexnet_export.models.spec import IMAGE_DIMS
     from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.timing import interleaved_rounds
 
     batch = np.random.default_rng(0).normal(size=(TIMING_BATCH, *IMAGE_DIMS)).astype(np.float32)
     runtimes = {name: OnnxRuntime(path, providers=["CPUExecutionProvider"], spinning=False)
                 for name, path in (("fp32", fp32_onnx), ("int8", all_int8), ("kept", kept))}
-    settings = Settings(batch_sizes=(TIMING_BATCH,), warmup=2, iterations=TIMING_ROUNDS, cold_start=False)
-    times = _interleave({name: (lambda r=r: r.predict(batch)) for name, r in runtimes.items()}, settings, ignore, "")
+    times = interleaved_rounds({name: (lambda r=r: r.predict(batch)) for name, r in runtimes.items()},
+                               warmup=2, rounds=TIMING_ROUNDS)
     median = {name: float(np.median(values)) * 1e3 for name, values in times.items()}
     return Speed(median["fp32"], median["int8"], median["kept"], TIMING_ROUNDS)

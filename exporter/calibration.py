@@ -67,10 +67,12 @@ class Ranges:
 
 
 def load_calibration_set(
-    folder: str | Path, count: int, preprocessing: Preprocessing, tick: Tick = lambda n: None
+    folder: str | Path, count: int, preprocessing: Preprocessing,
+    progress: Callable[[int], Tick] = lambda total: (lambda n: None),
 ) -> CalibrationSet:
     """Pick `count` images (a seeded sample when there are more), decode and preprocess them;
     up to VERIFY_HOLDOUT further images are kept out of calibration to verify on.
+    progress(total) gives the tick called as images are read, once the folder is listed.
 
     Fails fast, before any inference, when fewer than MIN_IMAGES images can be read.
     """
@@ -84,7 +86,7 @@ def load_calibration_set(
         )
     order = np.random.default_rng(SELECTION_SEED).permutation(len(paths))
     wanted = [paths[i] for i in order[: count + VERIFY_HOLDOUT]]
-    images, kept, skipped = preprocess_readable(wanted, preprocessing, tick)
+    images, kept, skipped = preprocess_readable(wanted, preprocessing, progress(len(wanted)))
     used = [wanted[i] for i in kept]
     # Hold images out for verification even when the folder has fewer than count + holdout,
     # as long as calibration keeps its minimum.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from alexnet_export.exporter.layers import BY_NAME, WEIGHTED_OPS, find_layers, weighted_layers
+from alexnet_export.runtimes.layers import BY_NAME, WEIGHTED_OPS, find_layers, weighted_layers
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,13 @@ import torch
 from alexnet_export import __version__
 from alexnet_export.errors import ExportError, ParityError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, ignore
-from alexnet_export.exporter.atomic import atomic_output
-from alexnet_export.exporter.layer_errors import first_divergence
+from alexnet_export.atomic import atomic_output
+from alexnet_export.runtimes.layer_errors import first_divergence
 from alexnet_export.exporter.lrn import ONNX_TRANSLATIONS, with_native_lrn
 from alexnet_export.exporter.lrn_pooled import POOLED_LRN_OPS, pool_lrn_nodes
-from alexnet_export.exporter.samples import synthetic_images
-from alexnet_export.exporter.verify import FP32_GATE, ParityReport, compare_runtimes, enforce
+from alexnet_export.runtimes.samples import synthetic_images
+from alexnet_export.runtimes.parity import ParityReport, compare_runtimes, enforce
+from alexnet_export.models.precisions import FP32_GATE
 from alexnet_export.models.alexnet import AlexNet
 from alexnet_export.models.spec import IMAGE_DIMS, INPUT_NAME, LRN_KEY, OUTPUT_NAME, ArtifactMetadata, Preprocessing
 from alexnet_export.runtimes.preprocess import preprocess_batch

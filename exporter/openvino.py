@@ -17,10 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alexnet_export.errors import ExportError, one_line
+import numpy as np
+
+from alexnet_export.atomic import check_output_path
+from alexnet_export.errors import ArgumentError, ExportError, one_line
+from alexnet_export.events import Listener, Step, Verified, ignore
+from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.onnx_graph import read_graph_facts
-from alexnet_export.runtimes.openvino import RT_INFO_SECTION, import_openvino
+from alexnet_export.runtimes.openvino import RT_INFO_SECTION, OpenVinoRuntime, import_openvino
+from alexnet_export.runtimes.parity import ParityReport, compare_in_batches, enforce
 
 _PREFIX = RT_INFO_SECTION + "."
 
@@ -41,6 +48,34 @@ def write_ir(onnx_path: str | Path, xml_path: str | Path, precision: str) -> Non
     ov.save_model(model, str(xml_path), compress_to_fp16=False)
 
 
+def write_verified_ir(onnx_path: Path, output: Path, precision: str, reference: Runtime, inputs: np.ndarray,
+                      verified_on: str, *, threads: int | None = None,
+                      on_event: Listener = ignore) -> ParityReport:
+    """Convert `onnx_path` to the IR at `output`, run it under OpenVINO against `reference` on
+    `inputs` with `precision`'s gate, and put it in place only when it passes."""
+    with staged_ir(output) as staged:
+        on_event(Step(f"converting {onnx_path.name} to an OpenVINO IR"))
+        write_ir(onnx_path, staged, precision)
+        on_event(Step(f"verifying {output.name} under OpenVINO against the reference on {verified_on}"))
+        candidate = OpenVinoRuntime(staged, threads=threads)
+        try:
+            report = enforce(compare_in_batches(reference, candidate, inputs), precision_row(precision).gate,
+                             f"{output.name} ({precision})")
+        finally:
+            candidate.close()
+    on_event(Verified(f"parity, reference vs {precision} OpenVINO IR ({candidate.device}), on {verified_on}", report))
+    return report
+
+
+def check_ir_path(xml_path: str | Path, argument: str = "output") -> Path:
+    """An IR is written as NAME.xml with NAME.bin beside it: refuse any other name before any work."""
+    xml_path = check_output_path(xml_path, argument)
+    if xml_path.suffix.lower() != ".xml":
+        raise ArgumentError(f"an OpenVINO IR is an .xml file (its weights go to the .bin beside it); got"
+                            f" {xml_path.name}", argument=argument)
+    return xml_path
+
+
 def bin_path(xml_path: str | Path) -> Path:
     """OpenVINO reads the weights from the .bin of the same name."""
     return Path(xml_path).with_suffix(".bin")
@@ -54,12 +89,8 @@ def staged_ir(xml_path: str | Path) -> Iterator[Path]:
     The two renames are not one atomic step: a crash between them leaves the new .bin beside the
     old .xml. They follow each other directly, after every check has passed.
     """
-    xml_path = Path(xml_path)
-    folder = xml_path.parent if str(xml_path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ExportError(f"output folder {folder} does not exist; create it first")
-    if xml_path.suffix.lower() != ".xml":
-        raise ExportError(f"an OpenVINO IR is an .xml file (its weights go to the .bin beside it); got {xml_path.name}")
+    xml_path = check_ir_path(xml_path)
+    folder = xml_path.parent
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{xml_path.name}.", suffix=".partial", dir=folder))
     except OSError as exc:

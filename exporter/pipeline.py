@@ -17,66 +17,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from alexnet_export.errors import AlexNetExportError
-from alexnet_export.events import Listener, Note, Step, Verified, ignore
+from alexnet_export.atomic import check_output_path
+from alexnet_export.errors import ArgumentError
+from alexnet_export.events import Listener, Step, ignore
+from alexnet_export.exporter.calibration import MIN_IMAGES
 from alexnet_export.exporter.onnx import DEFAULT_OPSET, ExportResult, export_onnx
 from alexnet_export.exporter.pixels import write_pixel_file
+from alexnet_export.exporter.source import ModelSource, fp32_reference, fp32_start, load_model, torch_reference
 from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine
 from alexnet_export.exporter.variants import (
     CalibrationOptions,
     VariantResult,
     check_float_layers,
-    compare_in_batches,
     held_out_inputs,
     make_variant,
 )
-from alexnet_export.exporter.verify import GATES, ParityReport, enforce
-from alexnet_export.models.spec import (
-    BF16,
-    FLOAT_INPUT,
-    FP16,
-    FP32,
-    INPUT_FORMATS,
-    INT8_CPU,
-    INT8_OPENVINO,
-    INT8_TENSORRT,
-    OPENVINO_PRECISIONS,
-    PIXEL_INPUT,
-    PRECISIONS,
-    ArtifactMetadata,
-    default_labels,
-    precision_file_name,
-)
-from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.tensorrt_support import ENGINE_PRECISIONS, TensorRTUnavailable, import_tensorrt
+from alexnet_export.models.precisions import ENGINE, IR, ONNX, Precision, precision as precision_row
+from alexnet_export.models.spec import FLOAT_INPUT, INPUT_FORMATS, PIXEL_INPUT, precision_file_name
+from alexnet_export.models.precisions import FP32, INT8_TENSORRT
+from alexnet_export.runtimes.parity import ParityReport
+from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
+
+__all__ = ["CalibrationOptions", "ModelSource", "PipelineError", "build_tensorrt_engine", "export_onnx_file",
+           "export_openvino_ir", "load_model", "make_precision_file"]
 
 DEFAULT_STEM = "alexnet"
 DEFAULT_ENGINE = Path(f"{DEFAULT_STEM}.engine")
 
 
-class PipelineError(AlexNetExportError, ValueError):
-    """The arguments of a pipeline call do not fit together."""
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where the model comes from: a checkpoint, or seeded random weights when `weights` is None.
-
-    num_classes: None reads it from the checkpoint (1000 for random weights).
-    labels: class names, or a file with one per line (default: ImageNet's names at 1000 classes).
-    """
-
-    weights: Path | None = None
-    num_classes: int | None = None
-    seed: int = 0
-    labels: Path | Sequence[str] | None = None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: object  # the eager AlexNet (torch.nn.Module)
-    metadata: ArtifactMetadata  # what its exported files will carry
-    random_init: bool
+class PipelineError(ArgumentError):
+    """The arguments of a pipeline call do not fit together (found before any work)."""
 
 
 @dataclass(frozen=True)
@@ -118,28 +88,6 @@ class EngineBuild:
     seconds: float
 
 
-def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = ignore) -> LoadedModel:
-    """The eager model and the metadata its files will carry."""
-    from alexnet_export.exporter.onnx import tool_versions
-    from alexnet_export.models.labels import read_labels_file
-    from alexnet_export.models.weights import load_alexnet
-
-    on_event(Step(f"loading {'weights from ' + str(source.weights) if source.weights else 'random weights'}"))
-    loaded = load_alexnet(source.weights, num_classes=source.num_classes, seed=source.seed)
-    if loaded.random_init:
-        on_event(Note(f"no weights given: this AlexNet has random weights (seed {source.seed}); "
-                      "its predictions are meaningless.", warning=True))
-    classes = loaded.model.num_classes
-    if source.labels is None:
-        names = default_labels(classes)
-    elif isinstance(source.labels, (str, Path)):
-        names = read_labels_file(source.labels, classes)
-    else:
-        names = tuple(source.labels)
-    metadata = ArtifactMetadata(classes, names, loaded.source, tool_versions=tool_versions())
-    return LoadedModel(loaded.model, metadata, loaded.random_init)
-
-
 def export_onnx_file(
     output: str | Path | None = None,
     source: ModelSource = ModelSource(),
@@ -155,7 +103,8 @@ def export_onnx_file(
     input_format: str = FLOAT_INPUT,
     on_event: Listener = ignore,
 ) -> OnnxFile:
-    """Export the model to one verified ONNX file in `precision` (one of PRECISIONS).
+    """Export the model to one verified ONNX file in `precision` (a precision the ONNX format carries:
+    models/precisions.py).
 
     output: None writes `precision_file_name("alexnet", precision)` in the working folder.
     batch: None for a dynamic batch, else the fixed batch size. lrn: "native" or "pooled"
@@ -166,15 +115,11 @@ def export_onnx_file(
     224, 3) after the app's resize and crop and normalises them inside (exporter/pixels.py).
     """
     started = time.perf_counter()
-    _check_precision(precision, PRECISIONS)
-    _check_input_format(input_format)
-    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
-    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision,
-                                                                              input_format=input_format))
-    _require_calibration(precision, calibration, precision)
+    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, input_format=input_format))
+    _, keep_float = _check_arguments(ONNX, precision, calibration, output, input_format, keep_float, auto_keep_float)
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
-                            " and the INT8 CPU file always uses the pooled form")
+                            " and the INT8 CPU file always uses the pooled form", argument="lrn")
     loaded = load_model(source, on_event=on_event)
     pixels = input_format == PIXEL_INPUT
     if precision == FP32 and not pixels:
@@ -184,14 +129,13 @@ def export_onnx_file(
                         time.perf_counter() - started)
     # The FP32 file is a step on the way; export is deterministic, so the calibration cache
     # (keyed by its hash) still hits on a re-run. A pixel file is made from the verified float file.
-    scratch_parent = output.parent if output.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=scratch_parent) as scratch:
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:
         fp32 = export_onnx(loaded.model, Path(scratch) / "fp32.onnx", loaded.metadata, opset=opset, batch=batch,
                            verify=verify, lrn=lrn, on_event=on_event)
         variant = None
         float_file = Path(scratch) / "variant.onnx" if pixels else output
         if precision != FP32:
-            variant = make_variant(fp32.path, precision, float_file, _torch_reference(loaded.model), calibration,
+            variant = make_variant(fp32.path, precision, float_file, torch_reference(loaded.model), calibration,
                                    loaded.metadata.preprocessing, keep_float=keep_float,
                                    auto_keep_float=auto_keep_float, on_event=on_event)
         pixel_report = write_pixel_file(variant.path if variant else fp32.path, output, on_event=on_event) if pixels else None
@@ -215,10 +159,13 @@ def make_precision_file(
     preprocessing) carries over. output: None writes beside it, named by precision_file_name.
     """
     fp32_onnx = Path(fp32_onnx)
-    _check_precision(precision, (FP16, INT8_CPU, INT8_TENSORRT))
-    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
-    reference = _fp32_reference(fp32_onnx)
     output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(_stem(fp32_onnx), precision))
+    _, keep_float = _check_arguments(ONNX, precision, calibration, output, FLOAT_INPUT, keep_float, auto_keep_float,
+                                     fp32_onnx=fp32_onnx)
+    if precision == FP32:
+        raise PipelineError(f"{fp32_onnx} is the FP32 file already; ask for a precision it is converted to",
+                            argument="precision")
+    reference = fp32_reference(fp32_onnx)
     return make_variant(fp32_onnx, precision, output, reference, calibration, reference.metadata.preprocessing,
                         keep_float=keep_float, auto_keep_float=auto_keep_float, on_event=on_event)
 
@@ -250,18 +197,14 @@ def build_tensorrt_engine(
     """
     started = time.perf_counter()
     output = Path(output)
-    _check_precision(precision, ENGINE_PRECISIONS)
-    _check_input_format(input_format)
-    keep_float = check_float_layers(precision, keep_float, auto_keep_float)  # before any work
-    _require_calibration(precision, calibration, "an INT8 engine")
-    if not output.parent.is_dir():
-        raise PipelineError(f"output folder {output.parent} does not exist; create it first")
-    _check_one_source(fp32_onnx, source)
-    fp32_path, reference, fp32_result = _fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),
-                                                    opset, on_event)
+    fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
+    _, keep_float = _check_arguments(ENGINE, precision, calibration, output, input_format, keep_float, auto_keep_float,
+                                     fp32_onnx=fp32_onnx, source=source)
+    fp32_path, reference, fp32_result = fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),
+                                                   opset, on_event)
     if reference.bounds.maximum is not None:
         raise PipelineError(f"{fp32_path} has a fixed batch of {reference.bounds.maximum}; an engine with a"
-                            " batch range needs an FP32 export with a dynamic batch")
+                            " batch range needs an FP32 export with a dynamic batch", argument="fp32_onnx")
     variant = None
     onnx_path = fp32_path
     if precision != FP32:
@@ -301,92 +244,52 @@ def export_openvino_ir(
     output: None writes alexnet.xml / alexnet.bf16.xml / alexnet.int8.xml in the working folder.
     The FP32 ONNX on the way is a temporary file unless `fp32_onnx` is given.
     """
-    from alexnet_export.exporter.openvino import staged_ir, write_ir
-    from alexnet_export.runtimes.openvino import OpenVinoRuntime, OpenVinoUnavailable, cpu_supports, import_openvino
+    from alexnet_export.exporter.openvino import check_ir_path, write_verified_ir
+    from alexnet_export.runtimes.openvino import check_cpu_runs
 
     started = time.perf_counter()
-    _check_precision(precision, OPENVINO_PRECISIONS)
-    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "xml"))
-    _require_calibration(precision, calibration, "an INT8 IR")
-    _check_one_source(fp32_onnx, source)
-    ov = import_openvino()
-    if not cpu_supports(ov.Core(), "CPU", precision):
-        raise OpenVinoUnavailable("this CPU has no BF16 instructions (AVX512_BF16 or AMX), so a BF16 IR could"
-                                  " neither be verified nor run here; make the FP32 or INT8 IR")
-    scratch_parent = output.parent if output.parent.is_dir() else None
-    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=scratch_parent) as scratch:
-        fp32_path, reference, fp32_result = _fp32_start(fp32_onnx, source, Path(scratch) / "fp32.onnx", opset, on_event)
+    output = check_ir_path(output if output is not None else precision_file_name(DEFAULT_STEM, precision, "xml"))
+    fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
+    row, _ = _check_arguments(IR, precision, calibration, output, FLOAT_INPUT, (), False, fp32_onnx=fp32_onnx,
+                              source=source)
+    check_cpu_runs(precision)
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:
+        fp32_path, reference, fp32_result = fp32_start(fp32_onnx, source, Path(scratch) / "fp32.onnx", opset, on_event)
         preprocessing = reference.metadata.preprocessing
         variant, onnx_for_ir = None, fp32_path
-        if precision == INT8_OPENVINO:
+        if row.calibrated:  # the INT8 IR is converted from the TensorRT-rule Q/DQ file
             variant = make_variant(fp32_path, INT8_TENSORRT, Path(scratch) / "int8.onnx", reference, calibration,
                                    preprocessing, on_event=on_event)
             onnx_for_ir = variant.path
         # The INT8 step already decoded the held-out images: verify the IR on the same ones.
         inputs, verified_on = ((variant.inputs, variant.verified_on) if variant is not None
                                else held_out_inputs(calibration, preprocessing))
-        with staged_ir(output) as staged:
-            on_event(Step(f"converting {'the Q/DQ file' if variant else 'the FP32 file'} to an OpenVINO IR"))
-            write_ir(onnx_for_ir, staged, precision)
-            on_event(Step(f"verifying {output.name} under OpenVINO against the reference on {verified_on}"))
-            candidate = OpenVinoRuntime(staged, threads=threads)
-            report = compare_in_batches(reference, candidate, inputs)
-            enforce(report, GATES[precision], f"{output.name} ({precision})")
-            candidate.close()
-    on_event(Verified(f"parity, reference vs {precision} OpenVINO IR ({candidate.device}), on {verified_on}", report))
+        report = write_verified_ir(onnx_for_ir, output, precision, reference, inputs, verified_on, threads=threads,
+                                   on_event=on_event)
     return IrFile(output, precision, report, verified_on, fp32_result, variant, time.perf_counter() - started)
 
 
-def _fp32_start(fp32_onnx, source: ModelSource | None, export_path: Path, opset: int,
-                on_event: Listener) -> tuple[Path, Runtime, ExportResult | None]:
-    """The FP32 .onnx to convert from, the runtime to verify against, and the export's result:
-    the given FP32 file as its own reference, or a fresh export to `export_path` and eager PyTorch."""
-    if fp32_onnx is not None:
-        return Path(fp32_onnx), _fp32_reference(Path(fp32_onnx)), None
-    loaded = load_model(source or ModelSource(), on_event=on_event)
-    result = export_onnx(loaded.model, export_path, loaded.metadata, opset=opset, on_event=on_event)
-    return export_path, _torch_reference(loaded.model), result
-
-
-def _check_precision(precision: str, allowed: Sequence[str]) -> None:
-    if precision not in allowed:
-        raise PipelineError(f"precision {precision!r} is not one of {', '.join(allowed)}")
-
-
-def _require_calibration(precision: str, calibration: CalibrationOptions, what: str) -> None:
-    """INT8 (any format) is calibrated on images: refuse before any work when there are none."""
-    if precision in (INT8_CPU, INT8_TENSORRT, INT8_OPENVINO) and calibration.folder is None:
-        raise PipelineError(f"{what} needs calibration images: CalibrationOptions(folder=...) with 64 or more")
-
-
-def _check_one_source(fp32_onnx, source: ModelSource | None) -> None:
-    if fp32_onnx is not None and source is not None:
-        raise PipelineError("give fp32_onnx or a model source, not both: the FP32 .onnx already holds the model")
-
-
-def _check_input_format(input_format: str) -> None:
+def _check_arguments(fmt: str, precision: str, calibration: CalibrationOptions, output: Path, input_format: str,
+                     keep_float: Sequence[str], auto_keep_float: bool, *, fp32_onnx: Path | None = None,
+                     source: ModelSource | None = None) -> tuple[Precision, tuple[str, ...]]:
+    """Every argument the commands share, checked once and before any work: the precision's row
+    (a precision `fmt` carries) and the kept-float layers in network order, or a PipelineError
+    naming the argument."""
+    row = precision_row(precision, fmt)
     if input_format not in INPUT_FORMATS:
-        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}")
-
-
-def _fp32_reference(path: Path) -> Runtime:
-    """The FP32 .onnx as the reference runtime (CPU, the verification setting), refusing other precisions."""
-    from alexnet_export.runtimes.onnx import OnnxRuntime
-
-    reference = OnnxRuntime(path, providers=["CPUExecutionProvider"])
-    if reference.metadata.preprocessing.takes_pixels:
-        raise PipelineError(f"{path} takes uint8 pixels; give the float32 FP32 export (precision files are made"
-                            " from it, and export_onnx_file(input_format=...) makes their pixel versions)")
-    if reference.precision != FP32:
-        raise PipelineError(f"{path} is a {reference.precision} file; give the FP32 export, the precision"
-                            " file is made from it")
-    return reference
-
-
-def _torch_reference(model) -> Runtime:
-    from alexnet_export.runtimes.torch import TorchRuntime
-
-    return TorchRuntime(model)
+        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}",
+                            argument="input_format")
+    layers = check_float_layers(precision, keep_float, auto_keep_float)
+    if row.calibrated and calibration.folder is None:
+        raise PipelineError(f"{precision} needs calibration images: a folder of {MIN_IMAGES} or more",
+                            argument="calibration")
+    check_output_path(output)
+    if fp32_onnx is not None and source is not None:
+        raise PipelineError("give an FP32 .onnx or a model source, not both: the FP32 .onnx already holds the model",
+                            argument="fp32_onnx")
+    if fp32_onnx is not None and not fp32_onnx.is_file():
+        raise PipelineError(f"FP32 .onnx {fp32_onnx} does not exist or is not a file", argument="fp32_onnx")
+    return row, layers
 
 
 def _stem(path: Path) -> str:

@@ -18,9 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from alexnet_export.errors import ExportError
 from alexnet_export.events import Listener, Step, Verified, ignore
-from alexnet_export.exporter.atomic import atomic_output
-from alexnet_export.exporter.samples import synthetic_images
-from alexnet_export.exporter.verify import FP32_GATE, ParityReport, compare_logits, enforce
+from alexnet_export.atomic import atomic_output
+from alexnet_export.runtimes.samples import synthetic_images
+from alexnet_export.runtimes.parity import ParityReport, compare_logits, enforce
+from alexnet_export.models.precisions import FP32_GATE
 from alexnet_export.models.spec import (
     CHANNELS,
     INPUT_KEY,

@@ -22,13 +22,12 @@ from typing import Sequence
 
 import onnx
 
-from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.atomic import atomic_output
 from alexnet_export.exporter.calibration import Ranges, ort_method, quiet_onnxruntime_quantization
 from alexnet_export.exporter.keep_float import bypass_input_qdq, plan_float_layers
 from alexnet_export.exporter.lrn_pooled import pool_lrn_nodes
-from alexnet_export.models.spec import FLOAT_LAYERS_KEY, PRECISION_KEY
-
-CALIBRATION_KEY = "alexnet_export.calibration"
+from alexnet_export.models.spec import CALIBRATION_KEY, FLOAT_LAYERS_KEY, PRECISION_KEY
+from alexnet_export.models.precisions import FP16, INT8_CPU, INT8_TENSORRT
 
 
 def to_fp16(fp32_onnx: str | Path, output: str | Path) -> int:
@@ -39,7 +38,7 @@ def to_fp16(fp32_onnx: str | Path, output: str | Path) -> int:
     with warnings.catch_warnings(record=True) as clamped:
         warnings.simplefilter("always")
         converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=["LRN"])
-    _label(converted, "fp16", "")
+    _label(converted, FP16, "")
     with atomic_output(output) as temporary:
         onnx.save_model(converted, str(temporary))
     return sum(1 for w in clamped if "truncated" in str(w.message))
@@ -50,7 +49,7 @@ def _int8_settings(precision: str) -> dict:
     from onnxruntime.quantization import QuantFormat, QuantType
 
     common = {"quant_format": QuantFormat.QDQ, "weight_type": QuantType.QInt8, "per_channel": True}
-    if precision == "int8-tensorrt":
+    if precision == INT8_TENSORRT:
         return {**common, "activation_type": QuantType.QInt8, "op_types_to_quantize": ["Conv", "Gemm"],
                 "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
                                   # TensorRT places Q/DQ on the inputs of weighted layers only; an
@@ -63,13 +62,17 @@ def _int8_settings(precision: str) -> dict:
 
 
 def to_int8_tensorrt(fp32_onnx: str | Path, ranges: Ranges, output: str | Path, keep_float: Sequence[str] = ()) -> None:
-    """keep_float: layer names (exporter/layers.py) whose weights and inputs stay float."""
-    _quantize(fp32_onnx, ranges, output, "int8-tensorrt", keep_float, **_int8_settings("int8-tensorrt"))
+    """keep_float: layer names (runtimes/layers.py) whose weights and inputs stay float."""
+    _quantize(fp32_onnx, ranges, output, INT8_TENSORRT, keep_float, **_int8_settings(INT8_TENSORRT))
 
 
 def to_int8_cpu(fp32_onnx: str | Path, ranges: Ranges, output: str | Path, keep_float: Sequence[str] = ()) -> None:
-    """keep_float: layer names (exporter/layers.py) whose weights and inputs stay float."""
-    _quantize(fp32_onnx, ranges, output, "int8-cpu", keep_float, **_int8_settings("int8-cpu"))
+    """keep_float: layer names (runtimes/layers.py) whose weights and inputs stay float."""
+    _quantize(fp32_onnx, ranges, output, INT8_CPU, keep_float, **_int8_settings(INT8_CPU))
+
+
+# The quantizer of each INT8 precision the ONNX exporter writes (models/precisions.py).
+QUANTIZERS = {INT8_TENSORRT: to_int8_tensorrt, INT8_CPU: to_int8_cpu}
 
 
 def _quantize(fp32_onnx, ranges: Ranges, output, precision: str, keep_float: Sequence[str], rewrite=None,

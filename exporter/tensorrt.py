@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alexnet_export.errors import ExportError
+from alexnet_export.errors import ArgumentError, ExportError
 from alexnet_export.events import Listener, Step, ignore
-from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.atomic import atomic_output
 from alexnet_export.hashing import file_sha256
+from alexnet_export.models.precisions import ENGINE, words
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes.tensorrt_support import (
     ENGINE_INPUT,
-    ENGINE_PRECISIONS,
     major_version,
     gpu_identity,
     import_tensorrt,
@@ -40,9 +40,9 @@ class BuildSettings:
     def __post_init__(self):
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             batches = f"min={self.min_batch}, opt={self.opt_batch}, max={self.max_batch}"
-            raise ValueError(f"batch sizes need 1 <= min <= opt <= max; got {batches}")
+            raise ArgumentError(f"batch sizes need 1 <= min <= opt <= max; got {batches}")
         if self.workspace_mib < 1:
-            raise ValueError(f"workspace is {self.workspace_mib} MiB; expected at least 1")
+            raise ArgumentError(f"workspace is {self.workspace_mib} MiB; expected at least 1", argument="workspace")
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def build_engine(
         raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file")
     facts = read_graph_facts(onnx_path)
     precision = facts.precision
-    if precision not in ENGINE_PRECISIONS:
+    if precision not in words(ENGINE):  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
         raise ExportError(f"{onnx_path.name} is a {precision} file, which TensorRT does not build;"
-                          f" expected one of {', '.join(ENGINE_PRECISIONS)}")
+                          f" expected one of {', '.join(words(ENGINE))}")
     trt = import_tensorrt()
     gpu = gpu_identity()
     on_event(Step(f"parsing {onnx_path.name}"))

@@ -9,30 +9,29 @@ from typing import Sequence
 
 import numpy as np
 
-from alexnet_export.errors import AlexNetExportError
+from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
-from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.atomic import atomic_output
 from alexnet_export.exporter.auto_keep import Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
-    MIN_IMAGES,
     RECOMMENDED_IMAGES,
-    VERIFY_HOLDOUT,
     CalibrationSet,
     calibration_ranges,
     load_calibration_set,
 )
 from alexnet_export.exporter.keep_float import describe
-from alexnet_export.exporter.layers import weighted_layers
-from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
-from alexnet_export.exporter.samples import synthetic_images
-from alexnet_export.exporter.verify import FP16_GATE, INT8_GATE, ParityReport, compare_runtimes, enforce
-from alexnet_export.models.spec import FP16, INT8_CPU, INT8_TENSORRT, Preprocessing
+from alexnet_export.runtimes.layers import weighted_layers
+from alexnet_export.exporter.precision import QUANTIZERS, to_fp16
+from alexnet_export.runtimes.samples import synthetic_images
+from alexnet_export.models.precisions import INT8_GATE, precision as precision_row
+from alexnet_export.models.spec import Preprocessing
+from alexnet_export.models.precisions import FP16
+from alexnet_export.runtimes.parity import ParityReport, compare_in_batches, enforce
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
+from alexnet_export.runtimes.preprocess import preprocess_batch
 
-VARIANT_PRECISIONS = (FP16, INT8_CPU, INT8_TENSORRT)
-VERIFY_BATCH = 16
+MIN_HOLDOUT = 16  # the fewest held-out images verified on instead of the calibration images
 SYNTHETIC_VERIFY_IMAGES = 32
 
 
@@ -72,7 +71,10 @@ def make_variant(
 ) -> VariantResult:
     """Write `output` in `precision` (FP16, INT8_TENSORRT or INT8_CPU) and gate it.
 
-    keep_float: INT8 only, layer names (exporter/layers.py: conv1..conv5, fc6..fc8) whose weights
+    The pipeline's step (exporter/pipeline.py), which has checked the arguments: the precision
+    one the ONNX exporter writes, calibration images for INT8, keep_float from check_float_layers.
+
+    keep_float: INT8 only, layer names (runtimes/layers.py: conv1..conv5, fc6..fc8) whose weights
     and input activations stay float. auto_keep_float: when the INT8 file fails its gate, keep the
     fewest more layers in float that make it pass (exporter/auto_keep.py). A failed INT8 gate
     raises Int8GateError, which names the layer where the noise enters.
@@ -82,17 +84,12 @@ def make_variant(
     into place only when it passes: a failed gate raises ParityError with the figures and
     leaves `output` as it was, a good file from an earlier run included.
     """
-    if precision not in VARIANT_PRECISIONS:
-        raise AlexNetExportError(f"precision {precision!r} is unknown; expected one of {', '.join(VARIANT_PRECISIONS)}")
-    keep_float = check_float_layers(precision, keep_float, auto_keep_float)
+    row = precision_row(precision)
     notes, search = [], None
     calibration_set = None
     if calibration.folder is not None:
         calibration_set = _load_images(calibration, preprocessing, on_event)
-        notes.extend(_image_notes(calibration_set, calibrating=precision != FP16))
-    elif precision != FP16:
-        raise AlexNetExportError(f"{precision} needs calibration images: a CalibrationOptions folder"
-                                 f" with {MIN_IMAGES} images or more")
+        notes.extend(_image_notes(calibration_set, calibrating=row.calibrated))
     inputs, verified_on = _verification_inputs(calibration_set, preprocessing)
     with atomic_output(output) as staged:
         if precision == FP16:
@@ -107,13 +104,13 @@ def make_variant(
             notes.append(Note(f"calibration ranges {'reused from' if ranges.cache_hit else 'cached in'} {ranges.path}"))
             in_float = f", {', '.join(keep_float)} in float" if keep_float else ""
             on_event(Step(f"quantizing to {precision} Q/DQ{in_float}"))
-            quantize = to_int8_tensorrt if precision == INT8_TENSORRT else to_int8_cpu
+            quantize = QUANTIZERS[precision]
             quantize(fp32_onnx, ranges, staged, keep_float)
         on_event(Step(f"verifying {output.name} against the FP32 reference on {verified_on}"))
         report = _compare(reference, staged, inputs)
         what = f"{output.name} ({precision})"
-        if precision == FP16:
-            enforce(report, FP16_GATE, what)
+        if not row.is_int8:
+            enforce(report, row.gate, what)
         elif report.failures(INT8_GATE):
             if not auto_keep_float:
                 raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(report.failures(INT8_GATE))}",
@@ -135,17 +132,15 @@ def make_variant(
 def check_float_layers(precision: str, keep_float: Sequence[str], auto_keep_float: bool) -> tuple[str, ...]:
     """keep_float checked (known layers with weights, an INT8 precision), in network order."""
     layers = weighted_layers(keep_float)
-    if (layers or auto_keep_float) and precision not in (INT8_CPU, INT8_TENSORRT):
-        raise AlexNetExportError(f"keep_float and auto_keep_float apply to INT8 files; precision {precision!r} has no"
+    if (layers or auto_keep_float) and not precision_row(precision).is_int8:
+        raise ArgumentError(f"keep_float and auto_keep_float apply to INT8 files; precision {precision!r} has no"
                                  " INT8 layers", argument="keep_float" if layers else "auto_keep_float")
     return layers
 
 
 def _load_images(calibration: CalibrationOptions, preprocessing, on_event: Listener) -> CalibrationSet:
-    available = len(find_images(calibration.folder, "calibration folder"))
-    wanted = min(available, calibration.count + VERIFY_HOLDOUT)
-    tick = counter(on_event, "reading calibration images", wanted)
-    return load_calibration_set(calibration.folder, calibration.count, preprocessing, tick)
+    return load_calibration_set(calibration.folder, calibration.count, preprocessing,
+                                lambda total: counter(on_event, "reading calibration images", total))
 
 
 def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[Note]:
@@ -161,7 +156,7 @@ def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[Not
 
 def _verification_inputs(calibration_set: CalibrationSet | None, preprocessing) -> tuple[np.ndarray, str]:
     """Held-out real images when there are enough, else the calibration images, else made ones."""
-    if calibration_set is not None and len(calibration_set.holdout) >= VERIFY_BATCH:
+    if calibration_set is not None and len(calibration_set.holdout) >= MIN_HOLDOUT:
         return calibration_set.holdout, f"{len(calibration_set.holdout)} held-out calibration-folder images"
     if calibration_set is not None:
         return calibration_set.images, f"the {len(calibration_set.images)} calibration images (no images left to hold out)"
@@ -173,12 +168,6 @@ def _compare(reference, candidate_path: Path, inputs: np.ndarray) -> ParityRepor
     from alexnet_export.runtimes.onnx import OnnxRuntime
 
     return compare_in_batches(reference, OnnxRuntime(candidate_path, providers=["CPUExecutionProvider"]), inputs)
-
-
-def compare_in_batches(reference: Runtime, candidate: Runtime, inputs: np.ndarray) -> ParityReport:
-    """Both runtimes on `inputs` in batches of VERIFY_BATCH, the figures of every image in one report."""
-    batches = [inputs[i : i + VERIFY_BATCH] for i in range(0, len(inputs), VERIFY_BATCH)]
-    return compare_runtimes(reference, candidate, batches)
 
 
 def held_out_inputs(calibration: CalibrationOptions, preprocessing: Preprocessing,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from alexnet_export.models.precisions import FP32, IR, ONNX, precision
+
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 CHANNELS = 3
@@ -19,15 +21,6 @@ DEFAULT_NUM_CLASSES = 1000
 PICKLE_SUFFIXES = (".pt", ".pth")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES
-
-# What a file's numbers are. The exporter writes one of PRECISIONS; a file quantized by another
-# tool is reported as FOREIGN_INT8 (its Q/DQ layout is unknown).
-FP32, FP16, INT8_CPU, INT8_TENSORRT, FOREIGN_INT8 = "fp32", "fp16", "int8-cpu", "int8-tensorrt", "int8"
-PRECISIONS = (FP32, FP16, INT8_CPU, INT8_TENSORRT)
-# OpenVINO IRs: BF16 is a way to run an FP32 IR (the IR says so, the runtime applies it); the INT8
-# IR holds TensorRT-rule Q/DQ as FakeQuantize, which OpenVINO's CPU plugin runs as INT8.
-BF16, INT8_OPENVINO = "bf16", "int8-openvino"
-OPENVINO_PRECISIONS = (FP32, BF16, INT8_OPENVINO)
 
 # Every key we write is namespaced so it never collides with keys other tools add.
 _KEY_PREFIX = "alexnet_export."
@@ -50,16 +43,13 @@ FLOAT_INPUT, PIXEL_INPUT = "float32", "uint8"
 INPUT_FORMATS = (FLOAT_INPUT, PIXEL_INPUT)
 
 
-def precision_file_name(stem: str, precision: str, extension: str = "onnx", input_format: str = FLOAT_INPUT) -> str:
-    """The default file name of a model in `precision`: alexnet.onnx, alexnet.fp16.onnx,
+def precision_file_name(stem: str, word: str, extension: str = "onnx", input_format: str = FLOAT_INPUT) -> str:
+    """The default file name of a model in precision `word`: alexnet.onnx, alexnet.fp16.onnx,
     alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name.
     OpenVINO IRs (extension "xml"): alexnet.xml, alexnet.bf16.xml, alexnet.int8.xml. Files that
     take pixels say so: alexnet.uint8.onnx, alexnet.fp16.uint8.onnx."""
-    known = OPENVINO_PRECISIONS if extension == "xml" else PRECISIONS
-    if precision not in known:
-        raise ValueError(f"precision {precision!r} is unknown; expected one of {', '.join(known)}")
-    word = "int8" if precision == INT8_OPENVINO else precision  # .xml already says OpenVINO
-    words = [stem] + ([] if precision == FP32 else [word]) + ([PIXEL_INPUT] if input_format == PIXEL_INPUT else [])
+    part = precision(word, IR if extension == "xml" else ONNX).name_part
+    words = [stem] + ([part] if part else []) + ([PIXEL_INPUT] if input_format == PIXEL_INPUT else [])
     return ".".join([*words, extension])
 
 

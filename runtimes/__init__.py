@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__all__ = ["OnnxRuntime", "TorchRuntime", "TensorRTRuntime", "Runtime", "open_runtime"]
+__all__ = ["OnnxRuntime", "OpenVinoRuntime", "TorchRuntime", "TensorRTRuntime", "Runtime", "open_runtime"]
 
 if TYPE_CHECKING:
     from alexnet_export.runtimes.base import Runtime
     from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.openvino import OpenVinoRuntime
     from alexnet_export.runtimes.registry import open_runtime
     from alexnet_export.runtimes.tensorrt import TensorRTRuntime
     from alexnet_export.runtimes.torch import TorchRuntime
 
 _HOMES = {
     "OnnxRuntime": "alexnet_export.runtimes.onnx",
+    "OpenVinoRuntime": "alexnet_export.runtimes.openvino",
     "TorchRuntime": "alexnet_export.runtimes.torch",
     "TensorRTRuntime": "alexnet_export.runtimes.tensorrt",
     "Runtime": "alexnet_export.runtimes.base",

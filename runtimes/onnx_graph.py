@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.models.spec import FOREIGN_INT8, FP16, FP32, PRECISION_KEY
+from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.models.precisions import FOREIGN_INT8, FP16, FP32
 
 # Operators that only a quantized graph holds: QDQ form, QOperator form, integer matmuls.
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm",

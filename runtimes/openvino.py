@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, ProviderError, one_line
-from alexnet_export.models.spec import BF16, FOREIGN_INT8, FP32, IMAGE_DIMS, INT8_OPENVINO, PRECISION_KEY, ArtifactMetadata
+from alexnet_export.models.precisions import BF16, FOREIGN_INT8, FP32, INT8_OPENVINO, precision as precision_row
+from alexnet_export.models.spec import IMAGE_DIMS, PRECISION_KEY, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
 
 INSTALL_HINT = "pip install 'alexnet-export[openvino]'"
 RT_INFO_SECTION = "alexnet_export"  # rt_info[alexnet_export][<key>] holds each metadata_props entry
-# OpenVINO's own words for how the float parts run.
-INFERENCE_HINTS = {FP32: "f32", BF16: "bf16", INT8_OPENVINO: "f32"}
 
 
 class OpenVinoUnavailable(AlexNetExportError, RuntimeError):
@@ -63,6 +62,15 @@ def cpu_supports(core, device: str, precision: str) -> bool:
     return "BF16" in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
 
 
+def check_cpu_runs(precision: str, device: str = "CPU") -> None:
+    """Refuse, before any work, an IR precision this machine's `device` cannot run natively."""
+    core = import_openvino().Core()
+    if not cpu_supports(core, device, precision):
+        raise OpenVinoUnavailable(f"this {device} ({core.get_property(device, 'FULL_DEVICE_NAME')}) has no BF16"
+                                  " instructions (AVX512_BF16 or AMX), so a BF16 IR could neither be verified nor"
+                                  " run here; make the FP32 or INT8 IR")
+
+
 class OpenVinoRuntime(Runtime):
     """Run an OpenVINO IR on `device` ("CPU"). threads: inference threads (None: OpenVINO's default).
 
@@ -88,7 +96,7 @@ class OpenVinoRuntime(Runtime):
         if not cpu_supports(core, device, self.precision):
             raise ProviderError(f"{self.path.name} is a BF16 model and this {device} ({cpu_name}) has no BF16"
                                 " instructions (AVX512_BF16 or AMX); run the FP32 or INT8 IR here")
-        hint = INFERENCE_HINTS.get(self.precision, "f32")
+        hint = precision_row(self.precision).openvino_hint or "f32"
         config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if threads is not None:
             config["INFERENCE_NUM_THREADS"] = threads

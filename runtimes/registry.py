@@ -18,7 +18,7 @@ from alexnet_export.runtimes.base import Runtime
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "onnx", "checkpoint", "engine"
+    name: str  # "onnx", "checkpoint", "engine", "openvino"
     description: str  # what its files are, for messages: "a PyTorch checkpoint"
     suffixes: tuple[str, ...]  # lower case, with the dot
     runtime: str  # "module:Class", imported when a file is opened
@@ -89,5 +89,5 @@ def backends_taking(option: str) -> str:
 
 
 def open_runtime(path: str | Path, **options) -> Runtime:
-    """The runtime for `path` (OnnxRuntime, TorchRuntime or TensorRTRuntime, by suffix) with `options`."""
+    """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime or OpenVinoRuntime, by suffix) with `options`."""
     return backend_for(path).open(path, **options)

@@ -13,11 +13,9 @@ import json
 from pathlib import Path
 
 from alexnet_export.errors import AlexNetExportError, ModelLoadError
-from alexnet_export.models.spec import FP16, FP32, INPUT_NAME, INT8_TENSORRT
+from alexnet_export.models.spec import INPUT_NAME
 
 ENGINE_INPUT = INPUT_NAME
-# int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take.
-ENGINE_PRECISIONS = (FP32, FP16, INT8_TENSORRT)
 INSTALL_HINT = "on a machine with an NVIDIA GPU run: pip install 'alexnet-export[trt]'"
 REBUILD_HINT = "rebuild it with `alexnet-export trt`"
 SIDECAR_KEYS = ("tensorrt_version", "gpu_name", "compute_capability", "precision", "batch", "metadata")

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from alexnet_export.errors import OptionError, ProviderError
-from alexnet_export.models.spec import FP16, FP32, ArtifactMetadata, default_labels
+from alexnet_export.models.spec import ArtifactMetadata, default_labels
+from alexnet_export.models.precisions import FP16, FP32
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import callers_kind, check_layout, non_finite_error
 

@@ -22,7 +22,7 @@ import numpy as np
 from alexnet_export.errors import InputError
 from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, Preprocessing
 from alexnet_export.runtimes.checks import BatchBounds, check_batch
-from alexnet_export.serving.triton_repo import DATATYPE, input_tensor
+from alexnet_export.serving.tensors import DATATYPE, input_tensor
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 MODEL_VERSION = "1"

@@ -41,7 +41,7 @@ from alexnet_export.serving import protocol
 from alexnet_export.serving.batcher import BatcherClosed, DynamicBatcher
 from alexnet_export.serving.metrics import CONTENT_TYPE as METRICS_TYPE
 from alexnet_export.serving.metrics import ServerMetrics
-from alexnet_export.serving.triton_repo import warmup_sizes
+from alexnet_export.serving.tensors import warmup_sizes
 
 log = logging.getLogger("uvicorn.error")  # configured by uvicorn, so our lines land beside its own
 

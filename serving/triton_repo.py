@@ -25,38 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import AlexNetExportError
-from alexnet_export.models.spec import (
-    FOREIGN_INT8,
-    FP16,
-    INPUT_NAME,
-    INT8_CPU,
-    INT8_TENSORRT,
-    OUTPUT_NAME,
-    ArtifactMetadata,
-    Preprocessing,
-)
+from alexnet_export.models.precisions import precision as precision_row
+from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, ArtifactMetadata
 from alexnet_export.runtimes.registry import ENGINE, ONNX
+from alexnet_export.serving.tensors import DATATYPE, input_tensor, warmup_sizes
 
 KINDS = ("cpu", "gpu")
-# The tensors' type in the KServe v2 protocol; Triton's config spells it TYPE_FP32. The local server
-# (serving/server.py) uses the same names, types and dims, so one client works against both.
-DATATYPE = "FP32"
-# The input's protocol type by the numpy dtype a file takes (Preprocessing.input_dtype): a pixel
-# file's clients send UINT8.
-INPUT_DATATYPES = {"float32": "FP32", "uint8": "UINT8"}
-
-
-def input_tensor(preprocessing: Preprocessing) -> tuple[str, str, tuple[int, int, int]]:
-    """The input's protocol datatype, Triton format and per-image dims for a file's preprocessing."""
-    return (INPUT_DATATYPES[preprocessing.input_dtype], "FORMAT_NHWC" if preprocessing.takes_pixels else "FORMAT_NCHW",
-            preprocessing.input_dims)
-
-
-def warmup_sizes(max_batch: int, preferred: tuple[int, ...] = ()) -> tuple[int, ...]:
-    """The batch sizes to run once before serving: 1, the preferred sizes and the largest. The first
-    run at a size pays for the allocations (ONNX Runtime's arena, TensorRT's per-shape setup)."""
-    return tuple(sorted({1, *preferred, max_batch}))
-
 
 class RepositoryError(AlexNetExportError, ValueError):
     """The repository cannot be written as asked."""
@@ -157,7 +131,7 @@ def _config(name: str, platform: str, metadata: ArtifactMetadata, options: Servi
 
 def _tensorrt_accelerator(precision: str) -> str:
     """Triton's TensorRT accelerator in the file's precision (INT8 for every INT8 flavour, foreign ones included)."""
-    mode = {FP16: "FP16", INT8_CPU: "INT8", INT8_TENSORRT: "INT8", FOREIGN_INT8: "INT8"}.get(precision, "FP32")
+    mode = precision_row(precision).tensorrt_mode
     return ("optimization { execution_accelerators { gpu_execution_accelerator : [ { name : \"tensorrt\" "
             f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
 

@@ -60,7 +60,7 @@ def test_gates_fail_after_printing_the_report(cli, small_onnx, calib_dir, torch_
 
 def test_agreement_with_a_different_model_is_measured_not_assumed(cli, small_onnx, calib_dir, tmp_path, torch_runtime,
                                                                   small_metadata):
-    from alexnet_export.exporter.verify import compare_logits
+    from alexnet_export.runtimes.parity import compare_logits
     from alexnet_export.models.alexnet import seeded_alexnet
     from alexnet_export.runtimes import TorchRuntime
 

@@ -4,7 +4,7 @@ conv4 /300): what the files hold, their gates, and the automatic search."""
 import onnx
 import pytest
 
-from alexnet_export.exporter.layers import find_layers
+from alexnet_export.runtimes.layers import find_layers
 from alexnet_export.exporter.pipeline import make_precision_file
 from alexnet_export.exporter.variants import CalibrationOptions
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY

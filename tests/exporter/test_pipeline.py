@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from alexnet_export.errors import ExportError, ParityError
+from alexnet_export.errors import ArgumentError, ExportError, ParityError
 from alexnet_export.events import Advance, Note, Step, Verified
 from alexnet_export.exporter.pipeline import (
-    ModelSource,
     PipelineError,
+    ModelSource,
     build_tensorrt_engine,
     export_onnx_file,
     make_precision_file,
@@ -73,17 +73,23 @@ def test_model_source_labels_may_be_a_list(tmp_path):
 
 
 def test_pipeline_arguments_are_checked_before_any_work(tmp_path, small_onnx, calib_dir):
-    with pytest.raises(PipelineError, match="int8-cpu needs calibration images"):
-        export_onnx_file(tmp_path / "m.onnx", precision="int8-cpu")
-    with pytest.raises(PipelineError, match="applies to FP32 only"):
-        export_onnx_file(tmp_path / "m.onnx", precision="fp16", lrn="pooled")
-    with pytest.raises(PipelineError, match="precision 'int8' is not one of fp32, fp16, int8-cpu, int8-tensorrt"):
-        export_onnx_file(tmp_path / "m.onnx", precision="int8")
-    with pytest.raises(PipelineError, match="not both"):
-        build_tensorrt_engine(tmp_path / "m.engine", ModelSource(), fp32_onnx=small_onnx)
-    with pytest.raises(PipelineError, match="precision 'int8-cpu' is not one of fp32, fp16, int8-tensorrt"):
-        build_tensorrt_engine(tmp_path / "m.engine", fp32_onnx=small_onnx, precision="int8-cpu",
-                              calibration=CalibrationOptions(calib_dir))
+    def refused(argument, message, call, *args, **kwargs):
+        with pytest.raises(ArgumentError, match=message) as caught:
+            call(*args, **kwargs)
+        assert caught.value.argument == argument
+
+    refused("calibration", "int8-cpu needs calibration images", export_onnx_file, tmp_path / "m.onnx", precision="int8-cpu")
+    refused("lrn", "applies to FP32 only", export_onnx_file, tmp_path / "m.onnx", precision="fp16", lrn="pooled")
+    refused("precision", "precision 'int8' is unknown for onnx files; expected one of fp32, fp16, int8-cpu, int8-tensorrt",
+            export_onnx_file, tmp_path / "m.onnx", precision="int8")
+    refused("output", "output folder .*absent does not exist", export_onnx_file, tmp_path / "absent" / "m.onnx")
+    refused("fp32_onnx", "not both", build_tensorrt_engine, tmp_path / "m.engine", ModelSource(), fp32_onnx=small_onnx)
+    refused("fp32_onnx", "does not exist", build_tensorrt_engine, tmp_path / "m.engine", fp32_onnx=tmp_path / "no.onnx")
+    refused("precision", "precision 'int8-cpu' is unknown for engine files; expected one of fp32, fp16, int8-tensorrt",
+            build_tensorrt_engine, tmp_path / "m.engine", fp32_onnx=small_onnx, precision="int8-cpu",
+            calibration=CalibrationOptions(calib_dir))
+    refused("keep_float", "apply to INT8 files", make_precision_file, small_onnx, "fp16", tmp_path / "m.onnx",
+            keep_float=["conv4"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -94,7 +100,7 @@ def test_make_precision_file_from_an_fp32_onnx(tmp_path, small_onnx, real_images
     assert result.path == tmp_path / "small.fp16.onnx" and result.report.min_cosine >= 0.999
     fp16 = OnnxRuntime(result.path)
     assert fp16.precision == "fp16" and fp16.metadata.labels == OnnxRuntime(fp32).metadata.labels
-    with pytest.raises(PipelineError, match="small.fp16.onnx is a fp16 file; give the FP32 export"):
+    with pytest.raises(ArgumentError, match="small.fp16.onnx is a fp16 file; give the FP32 export"):
         make_precision_file(result.path, "fp16", tmp_path / "again.onnx")
     assert not (tmp_path / "again.onnx").exists()
 

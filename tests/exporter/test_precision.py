@@ -7,7 +7,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from alexnet_export.exporter.calibration import calibration_ranges, load_calibration_set
 from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
-from alexnet_export.exporter.verify import FP16_GATE, INT8_GATE, compare_runtimes, enforce
+from alexnet_export.runtimes.parity import compare_runtimes, enforce
+from alexnet_export.models.precisions import FP16_GATE, INT8_GATE
 from alexnet_export.runtimes import OnnxRuntime
 
 

@@ -7,6 +7,7 @@ ov = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip inst
 
 from alexnet_export.errors import ProviderError  # noqa: E402
 from alexnet_export.exporter.openvino import staged_ir, write_ir  # noqa: E402
+from alexnet_export.errors import ArgumentError  # noqa: E402
 from alexnet_export.exporter.pipeline import PipelineError, export_openvino_ir  # noqa: E402
 from alexnet_export.exporter.variants import CalibrationOptions  # noqa: E402
 from alexnet_export.runtimes import OnnxRuntime  # noqa: E402
@@ -94,9 +95,9 @@ def test_bf16_ir_runs_in_bf16_within_its_gate(small_onnx, tmp_path, calib_dir):
 
 
 def test_arguments_are_checked_before_any_work(small_onnx, tmp_path):
-    with pytest.raises(PipelineError, match="an INT8 IR needs calibration images"):
+    with pytest.raises(PipelineError, match="int8-openvino needs calibration images"):
         export_openvino_ir(tmp_path / "m.xml", fp32_onnx=small_onnx, precision="int8-openvino")
-    with pytest.raises(PipelineError, match="precision 'fp16' is not one of fp32, bf16, int8-openvino"):
+    with pytest.raises(ArgumentError, match="precision 'fp16' is unknown for openvino files; expected one of fp32, bf16, int8-openvino"):
         export_openvino_ir(tmp_path / "m.xml", fp32_onnx=small_onnx, precision="fp16")
     assert list(tmp_path.iterdir()) == []
 

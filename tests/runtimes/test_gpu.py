@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import InputError, ProviderError
-from alexnet_export.exporter.verify import FP16_GATE, FP32_GATE, INT8_GATE, compare_runtimes, enforce
+from alexnet_export.runtimes.parity import compare_runtimes, enforce
+from alexnet_export.models.precisions import FP16_GATE, FP32_GATE, INT8_GATE
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 
@@ -131,7 +132,7 @@ def test_nvidia_builder_parses_and_builds_each_file(small_onnx, precision_files,
 def test_pixel_file_on_cuda_and_as_an_engine(pixel_onnx, pixel_runtime, real_images, tmp_path):
     """A uint8 pixel file (onnx --input-format uint8) through ONNX Runtime's CUDA provider (strict FP32)
     and, where the builder is installed, a TensorRT engine: the pixel file's CPU logits, within their gates."""
-    from alexnet_export.exporter.verify import compare_logits
+    from alexnet_export.runtimes.parity import compare_logits
     from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
 
     spec = pixel_runtime.metadata.preprocessing

@@ -6,7 +6,8 @@ import onnx
 import pytest
 
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.models.spec import FOREIGN_INT8, FP16, FP32, INT8_CPU, INT8_TENSORRT, PRECISION_KEY
+from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.models.precisions import FOREIGN_INT8, FP16, FP32, INT8_CPU, INT8_TENSORRT
 from alexnet_export.runtimes import OnnxRuntime
 from alexnet_export.runtimes.onnx_graph import read_graph_facts
 

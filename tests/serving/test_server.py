@@ -28,7 +28,8 @@ import pytest
 from google.protobuf import text_format
 
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE, INPUT_NAME, OUTPUT_NAME
-from alexnet_export.serving.triton_repo import DATATYPE, ServingOptions, add_onnx
+from alexnet_export.serving.tensors import DATATYPE
+from alexnet_export.serving.triton_repo import ServingOptions, add_onnx
 from prometheus_client.parser import text_string_to_metric_families
 
 tritonclient_http = pytest.importorskip("tritonclient.http", reason="needs tritonclient[http] (the test extra)")

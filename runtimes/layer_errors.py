@@ -2,7 +2,7 @@
 file loses accuracy, or where an export departs from eager PyTorch.
 
 Each side is a `LayerSource`: a function from a batch of inputs to every layer's output
-(exporter/layers.py names them). ONNX files are read with their layer tensors added as graph
+(runtimes/layers.py names them). ONNX files are read with their layer tensors added as graph
 outputs, eager models with forward hooks. Figures accumulate batch by batch, so any number of
 images fits in memory.
 
@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from alexnet_export.exporter.layers import BY_NAME, LAYERS, LayerError, find_layers
+from alexnet_export.runtimes.layers import BY_NAME, LAYERS, LayerError, find_layers
 
 LayerSource = Callable[[np.ndarray], dict[str, np.ndarray]]
 # A layer of an FP32 export departs from eager PyTorch when its output is off by more than this

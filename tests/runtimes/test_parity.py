@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import ParityError
-from alexnet_export.exporter.verify import FP32_GATE, ParityGate, compare_logits, enforce
+from alexnet_export.runtimes.parity import compare_logits, enforce
+from alexnet_export.models.precisions import FP32_GATE, ParityGate
 
 
 @pytest.fixture

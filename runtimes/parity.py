@@ -1,4 +1,5 @@
-"""Compare a candidate's logits with a reference's, report the figures and gate on them.
+"""Compare a candidate's logits with a reference's, report the figures and gate on them: the one
+parity check of the exporter's gates, `verify` and `bench`'s recommendation.
 
 Random-weight networks give nearly tied logits, so top-1 agreement is counted over the
 "decisive" inputs only: those whose reference margin (first minus second logit) exceeds twice
@@ -16,29 +17,9 @@ from typing import Iterable
 import numpy as np
 
 from alexnet_export.errors import ParityError
-from alexnet_export.models.spec import BF16, FOREIGN_INT8, FP16, FP32, INT8_CPU, INT8_OPENVINO, INT8_TENSORRT
+from alexnet_export.models.precisions import ParityGate
 
 
-@dataclass(frozen=True)
-class ParityGate:
-    name: str
-    min_cosine: float  # every input's cosine similarity
-    min_top1: float  # agreement over decisive inputs, 0..1
-    max_abs: float | None = None
-    max_rel: float | None = None  # max abs error / max |reference logit|
-    min_mean_cosine: float | None = None
-
-
-# The FP32 gate: 1e-4 absolute (docs/ARCHITECTURE.md). The relative bound keeps it meaningful for
-# models whose logits are tiny; measured errors are about 1e-7 of the logit scale.
-FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
-FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
-INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
-# BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
-BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
-# The gate each precision is held to, whoever made the file (models/spec.py's words).
-GATES = {FP32: FP32_GATE, FP16: FP16_GATE, BF16: BF16_GATE, INT8_CPU: INT8_GATE, INT8_TENSORRT: INT8_GATE,
-         INT8_OPENVINO: INT8_GATE, FOREIGN_INT8: INT8_GATE}
 DECISIVE_ERROR_PERCENTILE = 95
 
 
@@ -126,3 +107,11 @@ def enforce(report: ParityReport, gate: ParityGate, what: str) -> ParityReport:
     if problems:
         raise ParityError(f"{what} fails the {gate.name} parity gate: {'; '.join(problems)}", report)
     return report
+
+
+VERIFY_BATCH = 16  # images per predict() while verifying: bounded memory for any number of images
+
+
+def compare_in_batches(reference, candidate, inputs: np.ndarray) -> ParityReport:
+    """Both runtimes on `inputs` in batches of VERIFY_BATCH, the figures of every image in one report."""
+    return compare_runtimes(reference, candidate, [inputs[i : i + VERIFY_BATCH] for i in range(0, len(inputs), VERIFY_BATCH)])

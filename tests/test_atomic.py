@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from alexnet_export.errors import ExportError
-from alexnet_export.exporter.atomic import atomic_output
+from alexnet_export.atomic import atomic_output
 
 
 def test_success_replaces_the_target(tmp_path):

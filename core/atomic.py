@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alexnet_export.errors import ExportError
+from alexnet_export.errors import ArgumentError, ExportError
 
 
 # Failures of the disk rather than of the program: reported as one line, the target untouched.
@@ -23,12 +23,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     On any exception (including KeyboardInterrupt) the temporary file is removed and `path`
     keeps whatever it held before. A SIGKILL can leave only the hidden temporary file behind.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ExportError(f"output folder {folder} does not exist; create it first")
-    if path.is_dir():
-        raise ExportError(f"output path {path} is a folder; expected a file name")
+    path = check_output_path(path)
+    folder = path.parent
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
     except OSError as exc:
@@ -49,6 +45,17 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_folder(folder)
+
+
+def check_output_path(path: str | Path, argument: str = "output") -> Path:
+    """`path` as a Path, if a file can be written there: its folder exists and it is no folder.
+    The one check of every output path, made before any work (ArgumentError naming `argument`)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ArgumentError(f"output folder {path.parent} does not exist; create it first", argument=argument)
+    if path.is_dir():
+        raise ArgumentError(f"output path {path} is a folder; expected a file name", argument=argument)
+    return path
 
 
 def _use_default_permissions(path: Path) -> None:

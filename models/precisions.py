@@ -1,0 +1,117 @@
+"""The one table of precisions: what each precision word means, everywhere in the toolkit.
+
+A row says how a file in that precision is named, which gate it must pass against its FP32
+reference, whether it is calibrated on images, which file formats carry it (and the word each
+format's command uses for it), and what OpenVINO and TensorRT/Triton call it. Code that needs
+any of these asks the table; adding a precision is adding a row (and the step that makes it).
+
+No torch, no numpy: apps import this through models/spec.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from alexnet_export.errors import ArgumentError
+
+# The words stored in a file's metadata and used by the library API.
+FP32, FP16, BF16 = "fp32", "fp16", "bf16"
+INT8_CPU, INT8_TENSORRT, INT8_OPENVINO = "int8-cpu", "int8-tensorrt", "int8-openvino"
+# A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
+FOREIGN_INT8 = "int8"
+
+# File formats, by the registry's backend names (runtimes/registry.py) where they have one.
+ONNX, ENGINE, IR = "onnx", "engine", "openvino"
+
+
+class PrecisionError(ArgumentError):
+    """A precision word that is unknown, or that the asked-for format cannot carry."""
+
+
+@dataclass(frozen=True)
+class ParityGate:
+    """How close a file must stay to its reference's logits (runtimes/parity.py measures)."""
+
+    name: str
+    min_cosine: float  # every input's cosine similarity
+    min_top1: float  # agreement over decisive inputs, 0..1
+    max_abs: float | None = None
+    max_rel: float | None = None  # max abs error / max |reference logit|
+    min_mean_cosine: float | None = None
+
+
+# The FP32 gate: 1e-4 absolute. The relative bound keeps it meaningful for models whose logits
+# are tiny; a good export measures about 1e-7 of the logit scale (docs/ARCHITECTURE.md).
+FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
+FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
+# BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
+BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
+INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
+
+
+@dataclass(frozen=True)
+class Precision:
+    word: str  # the library's word, stored in the file's metadata
+    name_part: str  # in default file names: alexnet.<part>.onnx ("" for FP32)
+    gate: ParityGate
+    calibrated: bool  # made from calibration images (INT8)
+    # Formats that carry it -> the word that format's command takes for it (`trt --int8`,
+    # `openvino --precision int8`, `onnx --precision int8` each mean their own INT8).
+    formats: dict[str, str] = field(default_factory=dict)
+    openvino_hint: str | None = None  # INFERENCE_PRECISION_HINT the IR compiles with
+    tensorrt_mode: str = "FP32"  # Triton's TensorRT accelerator precision_mode for an ONNX in it
+    summary: str = ""
+
+    @property
+    def is_int8(self) -> bool:
+        return self.gate is INT8_GATE
+
+
+PRECISIONS: tuple[Precision, ...] = (
+    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32"}, "f32", "FP32",
+              "float32 throughout"),
+    Precision(FP16, "fp16", FP16_GATE, False, {ONNX: "fp16", ENGINE: "fp16"}, None, "FP16",
+              "FP16 Conv/Gemm, FP32 inputs, outputs and LRN"),
+    Precision(BF16, "bf16", BF16_GATE, False, {IR: "bf16"}, "bf16", "FP32",
+              "an FP32 IR that OpenVINO runs in BF16 (CPUs with AVX512_BF16 or AMX)"),
+    Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, {ONNX: "int8"}, None, "INT8",
+              "UINT8 activations, INT8 per-channel weights, LRN as pooled float ops: ONNX Runtime's fast CPU INT8"),
+    Precision(INT8_TENSORRT, "int8-tensorrt", INT8_GATE, True, {ONNX: "int8-tensorrt", ENGINE: "int8"}, None, "INT8",
+              "TensorRT's Q/DQ rules: symmetric INT8, per-tensor activations, per-channel weights"),
+    Precision(INT8_OPENVINO, "int8", INT8_GATE, True, {IR: "int8"}, "f32", "INT8",
+              "TensorRT-rule Q/DQ as FakeQuantize, run by OpenVINO's CPU plugin in INT8"),
+    Precision(FOREIGN_INT8, "int8", INT8_GATE, True, {}, None, "INT8",
+              "quantized by another tool (read from the graph; never written by this toolkit)"),
+)
+_BY_WORD = {row.word: row for row in PRECISIONS}
+
+
+def precision(word: str, fmt: str | None = None, *, argument: str = "precision") -> Precision:
+    """The row for `word`; with `fmt`, refuses a precision that format does not carry."""
+    row = _BY_WORD.get(word)
+    if row is None or (fmt is not None and fmt not in row.formats):
+        known = words(fmt) if fmt is not None else tuple(_BY_WORD)
+        where = f" for {fmt} files" if fmt is not None else ""
+        raise PrecisionError(f"precision {word!r} is unknown{where}; expected one of {', '.join(known)}",
+                             argument=argument)
+    return row
+
+
+def precisions_for(fmt: str) -> tuple[Precision, ...]:
+    """The precisions a format carries, in table order."""
+    return tuple(row for row in PRECISIONS if fmt in row.formats)
+
+
+def words(fmt: str) -> tuple[str, ...]:
+    return tuple(row.word for row in precisions_for(fmt))
+
+
+def command_words(fmt: str) -> dict[str, str]:
+    """A format's command words -> the library's words: {"fp32": "fp32", "int8": "int8-cpu", ...}."""
+    return {row.formats[fmt]: row.word for row in precisions_for(fmt)}
+
+
+def gate_for(word: str) -> ParityGate | None:
+    """The gate a file reported as `word` is held to, whoever made it; None for an unknown word."""
+    row = _BY_WORD.get(word)
+    return row.gate if row is not None else None
