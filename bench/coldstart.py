@@ -14,14 +14,12 @@ from alexnet_export.bench.results import ColdStart
 _CHILD = r"""
 import json, sys, time
 start = time.perf_counter()
-import numpy as np
 from alexnet_export.runtimes.registry import open_runtime
 runtime = open_runtime(sys.argv[1], **json.loads(sys.argv[2]))
-spec = runtime.metadata.preprocessing
-runtime.predict(np.zeros((runtime.bounds.minimum, *spec.input_dims), spec.input_dtype))
+runtime.predict(runtime.zeros())
 cold = time.perf_counter() - start
 for size in json.loads(sys.argv[3]):
-    runtime.predict(np.zeros((size, *spec.input_dims), spec.input_dtype))
+    runtime.predict(runtime.zeros(size))
 # VmHWM is this process's own high-water mark; ru_maxrss would carry the forking parent's.
 try:
     status = open("/proc/self/status").read()

@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _missing_gpu() -> str | None:
-    from alexnet_export.runtimes.onnx import _provider_loads
+    from alexnet_export.runtimes.onnx_providers import provider_loads
 
     if not device.cuda_available():
         return "torch sees no CUDA GPU"
-    if not _provider_loads("CUDAExecutionProvider"):
+    if not provider_loads("CUDAExecutionProvider"):
         return "ONNX Runtime's CUDA provider does not load (install onnxruntime-gpu)"
     return None
 

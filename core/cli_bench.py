@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, say
+from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, lists_model_files, say
 
 
 @click.command("bench")
@@ -20,18 +20,18 @@ from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, say
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write the tables as markdown.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of latency and throughput vs batch.")
+@lists_model_files
 def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_cold_start, json_path, markdown, plot):
     """Time models through the same runtime interface, interleaved, and report medians.
 
-    MODEL is any file a runtime loads: a checkpoint (eager PyTorch), an .onnx (FP32, FP16, INT8)
-    or an .engine. For each model and batch size: p50/p90/p99 latency, images/s and, for FP32,
+    MODEL is any file a runtime loads: MODEL_FILES. For each model and batch size: p50/p90/p99 latency, images/s and, for FP32,
     the fraction of the FP32 roofline (the matrix-multiply rate measured in the same run over
     AlexNet's 1.286 GFLOP per image). Also the end-to-end classify() time at batch 1, and the
     cold start (import + load + first inference) and peak memory in a fresh process.
 
     \b
     Examples:
-      alexnet-export bench alexnet.onnx alexnet.int8.onnx checkpoint.pt
+      alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.int8.xml checkpoint.pt
       alexnet-export bench alexnet.onnx --batch-sizes 1,16 --seconds 10 --json bench.json --plot bench.png
     """
     from alexnet_export.bench.harness import Settings, run_benchmark

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import batch_sizes_option, say
+from alexnet_export.cli_options import batch_sizes_option, lists_model_files, say
 
 
 @click.command("triton")
@@ -32,7 +32,7 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
 
     \b
     Examples:
-      alexnet-export triton --repo models/ --onnx alexnet.onnx --onnx alexnet.int8.onnx
+      alexnet-export triton --repo models/ --onnx alexnet.onnx --onnx alexnet.int8-cpu.onnx
       alexnet-export triton --repo models/ --engine alexnet.engine --kind gpu --max-batch 32
     """
     from alexnet_export.serving.triton_repo import ServingOptions, add_engine, add_onnx
@@ -70,10 +70,11 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
               help="Answer ready at once, without first running the model at batch 1 and --max-batch "
                    "(for comparison: the first requests then pay for the first runs).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@lists_model_files
 def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_batching, workers, max_body_mb,
                   max_connections, no_warmup, access_log):
-    """Serve MODEL (.onnx, checkpoint or .engine) over HTTP with the Open Inference Protocol
-    (KServe v2, as Triton speaks it, binary tensors included), with dynamic batching.
+    """Serve MODEL over HTTP with the Open Inference Protocol (KServe v2, as Triton speaks it,
+    binary tensors included), with dynamic batching. MODEL is MODEL_FILES.
 
     \b
     Endpoints: /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME, /v2/models/NAME/ready,
@@ -87,7 +88,7 @@ def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_bat
     \b
     Examples:
       alexnet-export serve alexnet.onnx
-      alexnet-export serve alexnet.int8.onnx --port 8080 --max-batch 16 --max-queue-delay-ms 10
+      alexnet-export serve alexnet.int8-cpu.onnx --port 8080 --max-batch 16 --max-queue-delay-ms 10
       curl -H "Content-Type: image/jpeg" --data-binary @cat.jpg "localhost:8000/v2/models/alexnet/classify?top_k=3"
     """
     from alexnet_export.serving.server import ServeSettings, serve

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import ProgressLine, say
+from alexnet_export.cli_options import ProgressLine, lists_model_files, say
 from alexnet_export.errors import InputError
 from alexnet_export.runtimes.layer_errors import describe_layer
 from alexnet_export.runtimes.layers import LAYERS
@@ -35,18 +35,19 @@ from alexnet_export.runtimes.layers import LAYERS
                    f"and the noise each layer adds, for {', '.join(layer.name for layer in LAYERS)}; names the "
                    f"layer that adds the most.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@lists_model_files
 def verify_command(model, folder, labels_from_folders, reference, labels_file, batch_size, min_accuracy,
                    min_agreement, per_layer, as_json):
     """Measure MODEL on your own images: top-1/top-5 accuracy when the folders name the classes,
     and agreement with a reference model (top-1 agreement, top-5 overlap, cosine, max error).
 
-    MODEL and --reference are any files a runtime loads (.onnx, checkpoint, .engine). With
+    MODEL and --reference are any files a runtime loads: MODEL_FILES. With
     --min-accuracy / --min-agreement it is a gate for release scripts: the report is printed,
     then the exit code says whether the model passed.
 
     \b
     Examples:
-      alexnet-export verify alexnet.int8.onnx --images val/ --labels-from-folders --reference checkpoint.pt
+      alexnet-export verify alexnet.int8-cpu.onnx --images val/ --labels-from-folders --reference checkpoint.pt
       alexnet-export verify alexnet.fp16.onnx --images photos/ --reference alexnet.onnx --min-agreement 99
       alexnet-export verify checkpoint.pt --labels classes.txt --images val/ --labels-from-folders
       alexnet-export verify alexnet.int8-cpu.onnx --per-layer --reference alexnet.onnx --images photos/

@@ -88,6 +88,12 @@ def backends_taking(option: str) -> str:
     return " or ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.takes(option))
 
 
+def model_files() -> str:
+    """Every kind of file the registry opens, for help texts: "an ONNX model (.onnx), ... or an OpenVINO IR (.xml)"."""
+    kinds = [f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS]
+    return ", ".join(kinds[:-1]) + " or " + kinds[-1]
+
+
 def open_runtime(path: str | Path, **options) -> Runtime:
     """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime or OpenVinoRuntime, by suffix) with `options`."""
     return backend_for(path).open(path, **options)

@@ -23,12 +23,9 @@ _CHILD = r"""
 import sys
 from alexnet_export.errors import AlexNetExportError
 try:
-    import numpy as np
-    from alexnet_export.models.spec import CHANNELS
     from alexnet_export.runtimes.onnx import OnnxRuntime
     runtime = OnnxRuntime(sys.argv[1], providers=["CPUExecutionProvider"], threads=1)
-    size = runtime.metadata.preprocessing.crop
-    runtime.predict(np.zeros((runtime.bounds.minimum, CHANNELS, size, size), np.float32))
+    runtime.predict(runtime.zeros())
 except AlexNetExportError as exc:
     print(exc)
     sys.exit(3)

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from alexnet_export.errors import ExportError
+from alexnet_export.errors import ArgumentError, ExportError
 from alexnet_export.atomic import atomic_output
 
 
@@ -39,6 +39,6 @@ def test_failure_keeps_the_old_file_and_leaves_nothing(tmp_path, error):
 
 
 def test_folder_as_target_is_refused(tmp_path):
-    with pytest.raises(ExportError, match="is a folder"):
+    with pytest.raises(ArgumentError, match="is a folder"):
         with atomic_output(tmp_path):
             pass

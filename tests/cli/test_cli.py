@@ -87,7 +87,6 @@ def test_predict_with_a_checkpoint_runs_eagerly(cli, tmp_path, photos):
         (["onnx", "--weights", "absent.pt"], r"^Error: weights file absent.pt does not exist"),
         (["onnx", "--weights", "garbage.pt"], r"^Error: cannot read garbage.pt as a PyTorch checkpoint"),
         (["onnx", "--weights", "garbage.txt"], r"^Error: .*expected one of \.pt, \.pth, \.safetensors"),
-        (["onnx", "-o", "no/such/folder/m.onnx", "--num-classes", "2"], r"^Error: output folder no/such/folder does not exist"),
         (["predict", "garbage.txt", "x.jpg"], r"^Error: don't know how to run garbage.txt"),
         (["predict", "garbage.onnx", "x.jpg"], r"^Error: ONNX Runtime cannot load garbage.onnx"),
     ],
@@ -108,18 +107,27 @@ def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pat
         (["onnx", "--num-classes", "0"], r"0 is not in the range x>=1"),
         (["predict", "m.onnx"], r"Missing argument 'IMAGES..."),
         (["nonsense"], r"No such command 'nonsense'"),
+        # Checked by the library before any work; the CLI names the flag.
+        (["onnx", "-o", "no/such/folder/m.onnx", "--num-classes", "2"],
+         r"^Error: output folder no/such/folder does not exist; create it first \(--output\)$"),
+        (["trt", "--onnx", "m.onnx", "--weights", "w.pt"], r"not both: the FP32 .onnx already holds the model \(--onnx\)$"),
     ],
 )
 def test_usage_errors_exit_2(cli, tmp_path, args, pattern):
+    (tmp_path / "m.onnx").write_bytes(b"not read: the arguments are refused first")
     _one_line_error(cli(*args, cwd=tmp_path), pattern, code=2)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
 def test_int8_needs_calibration_images(cli, tmp_path):
-    _one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path), r"--precision int8 needs --calib-dir", code=2)
-    _one_line_error(cli("trt", "--int8", cwd=tmp_path), r"--int8 needs --calib-dir", code=2)
+    _one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path),
+                    r"int8-cpu needs calibration images: a folder of 64 or more \(--calib-dir\)$", code=2)
+    _one_line_error(cli("trt", "--int8", cwd=tmp_path), r"int8-tensorrt needs calibration images.*\(--calib-dir\)$", code=2)
     _one_line_error(cli("trt", "--min-batch", "8", "--opt-batch", "4", cwd=tmp_path), r"batch", code=2)
-    _one_line_error(cli("onnx", "--precision", "fp16", "--lrn", "pooled", cwd=tmp_path), r"--lrn pooled applies to FP32 only", code=2)
+    _one_line_error(cli("onnx", "--precision", "fp16", "--lrn", "pooled", cwd=tmp_path),
+                    r"applies to FP32 only.*\(--lrn\)$", code=2)
+    _one_line_error(cli("onnx", "--precision", "fp16", "--keep-float", "conv4", cwd=tmp_path),
+                    r"apply to INT8 files.*\(--keep-float\)$", code=2)
     assert list(tmp_path.iterdir()) == []
 
 

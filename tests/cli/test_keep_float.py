@@ -9,8 +9,8 @@ from alexnet_export.runtimes import OnnxRuntime
 
 
 def test_help_names_the_layers_and_usage_errors_exit_2_before_any_work(cli, tmp_path, calib_dir):
-    cases = [(("onnx", "--keep-float", "conv4"), "--keep-float applies to INT8 files; add --precision int8"),
-             (("trt", "--auto-keep-float"), "--auto-keep-float applies to INT8 files; add --int8"),
+    cases = [(("onnx", "--keep-float", "conv4"), "apply to INT8 files; precision 'fp32' has no INT8 layers (--keep-float)"),
+             (("trt", "--auto-keep-float"), "apply to INT8 files; precision 'fp32' has no INT8 layers (--auto-keep-float)"),
              (("onnx", "--precision", "int8", "--calib-dir", calib_dir, "--keep-float", "conv4,norm1"),
               "layer 'norm1' has no weights to keep in float; expected some of conv1, conv2"),
              (("verify", calib_dir / "class_0" / "img_000.jpg", "--images", calib_dir, "--per-layer"),

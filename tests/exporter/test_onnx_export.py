@@ -6,7 +6,7 @@ import pytest
 import torch
 from onnx import helper
 
-from alexnet_export.errors import ExportError, ParityError
+from alexnet_export.errors import ArgumentError, ExportError, ParityError
 from alexnet_export.exporter.onnx import export_onnx
 from alexnet_export.models.alexnet import AlexNet, seeded_alexnet
 from alexnet_export.models.spec import Preprocessing
@@ -178,7 +178,7 @@ def test_bad_opset_batch_and_folder_write_nothing(tmp_path, small_model, small_m
         export_onnx(small_model, tmp_path / "a.onnx", small_metadata, opset=12)
     with pytest.raises(ExportError, match="batch size 0 is invalid"):
         export_onnx(small_model, tmp_path / "a.onnx", small_metadata, batch=0)
-    with pytest.raises(ExportError, match="output folder .*missing does not exist"):
+    with pytest.raises(ArgumentError, match="output folder .*missing does not exist"):
         export_onnx(small_model, tmp_path / "missing" / "a.onnx", small_metadata, verify=False)
     assert list(tmp_path.iterdir()) == []
 

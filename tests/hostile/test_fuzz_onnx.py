@@ -98,3 +98,13 @@ def test_cli_sandbox_refuses_a_broken_model_and_runs_a_good_one(cli, small_onnx,
     assert "refused broken.onnx: in a sandboxed trial it gave a clean error" in bad.stderr
     good = cli("predict", small_onnx, "x.png", "--sandbox", "--top-k", "1", cwd=tmp_path)
     assert good.returncode == 0 and "%" in good.stdout
+
+
+def test_sandbox_probes_a_pixel_file_with_pixels(cli, pixel_onnx, tmp_path):
+    """The sandbox's probe feeds each file the input it takes: a valid uint8 pixel file runs."""
+    from PIL import Image
+
+    assert probe(pixel_onnx).outcome == RAN
+    Image.new("RGB", (300, 260), "green").save(tmp_path / "x.png")
+    result = cli("predict", pixel_onnx, "x.png", "--sandbox", "--top-k", "1", cwd=tmp_path)
+    assert result.returncode == 0 and "%" in result.stdout, result.stderr

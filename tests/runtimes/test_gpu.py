@@ -25,11 +25,11 @@ def _torch_cuda() -> bool:
 
 
 def _ort_cuda_loads() -> bool:
-    from alexnet_export.runtimes.onnx import _provider_loads
+    from alexnet_export.runtimes.onnx_providers import provider_loads
 
     import onnxruntime as ort
 
-    return "CUDAExecutionProvider" in ort.get_available_providers() and _provider_loads("CUDAExecutionProvider")
+    return "CUDAExecutionProvider" in ort.get_available_providers() and provider_loads("CUDAExecutionProvider")
 
 
 needs_ort_cuda = pytest.mark.skipif(not _ort_cuda_loads(), reason="ONNX Runtime's CUDA provider does not load here")

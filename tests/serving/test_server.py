@@ -549,7 +549,8 @@ class Absent(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Absent())
 import uvicorn
 from alexnet_export.runtimes.registry import open_runtime
-from alexnet_export.serving.server import ServeSettings, create_app, listen
+from alexnet_export.serving.app import ServeSettings, create_app
+from alexnet_export.serving.server import listen
 sock = listen("127.0.0.1", 0)
 server = uvicorn.Server(uvicorn.Config(create_app(open_runtime(sys.argv[1], spinning=False), ServeSettings()),
                                        log_level="warning", lifespan="on"))
