@@ -1,4 +1,4 @@
-"""Reproduce the README's performance table from scratch, with one command:
+"""Reproduce the performance tables of docs/performance.md from scratch, with one command:
 
     python benchmarks/reproduce.py [--out benchmarks/results] [--iterations 20] [--threads 2]
 
