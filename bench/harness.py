@@ -23,7 +23,7 @@ from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machi
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
-from alexnet_export.models.precisions import FP16, FP32
+from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.registry import backend_for
 from alexnet_export.runtimes.timing import interleaved_rounds
@@ -173,7 +173,7 @@ def _math(runtime: Runtime) -> str:
     """The matmul precision that bounds a CUDA runtime: its file's, and TF32 for FP32 unless it runs strict."""
     if runtime.precision == FP16:
         return "fp16"
-    if runtime.precision.startswith("int8"):
+    if is_int8(runtime.precision):
         return "int8"
     return "fp32" if getattr(runtime, "tf32", None) is False else "tf32"  # None: TensorRT's default allows TF32
 

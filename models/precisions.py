@@ -41,7 +41,7 @@ class ParityGate:
 
 
 # The FP32 gate: 1e-4 absolute. The relative bound keeps it meaningful for models whose logits
-# are tiny; a good export measures about 1e-7 of the logit scale (docs/ARCHITECTURE.md).
+# are tiny; a good export measures about 1e-6 of the logit scale (docs/precision.md: 1.2e-6).
 FP32_GATE = ParityGate("fp32", min_cosine=0.9999, min_top1=1.0, max_abs=1e-4, max_rel=1e-5)
 FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
 # BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
@@ -115,3 +115,9 @@ def gate_for(word: str) -> ParityGate | None:
     """The gate a file reported as `word` is held to, whoever made it; None for an unknown word."""
     row = _BY_WORD.get(word)
     return row.gate if row is not None else None
+
+
+def is_int8(word: str) -> bool:
+    """Whether a file reported as `word` computes in INT8 (any flavour, foreign ones included)."""
+    row = _BY_WORD.get(word)
+    return row is not None and row.is_int8
