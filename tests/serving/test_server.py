@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -195,37 +194,21 @@ def _infer_json(**tensor):
 
 INFER = "/v2/models/alexnet/infer"
 JSON = {"Content-Type": "application/json"}
-_one = _images(4)
-_binary_body, _binary_headers = _binary_request(_one)
-_nan = np.array(_one)
+_nan = _images(4)
 _nan[0, 0, 0, 0] = np.nan
+# What the HTTP layer adds: status codes, content types, encodings, routes, and that the server hands the
+# parser its header and settings (--max-batch, the class count). Every malformed body is in
+# test_protocol.py, parsed without a server; a few stay here to show a parsing error's way to a 400.
 BAD_REQUESTS = {
     "malformed JSON": ("POST", INFER, b'{"inputs": [', JSON, 400, "malformed JSON"),
-    "JSON array": ("POST", INFER, b"[1, 2]", JSON, 400, "request is a JSON list; expected an object"),
-    "JSON nested 100,000 deep": ("POST", INFER, b"[" * 100_000 + b"]" * 100_000, JSON, 400, "nested too deeply"),
-    "wrong input name": ("POST", INFER, _infer_json(name="input"), JSON, 400, "unknown input 'input'.*'images'"),
-    "wrong datatype": ("POST", INFER, _infer_json(datatype="FP16"), JSON, 400, "datatype 'FP16'; expected FP32"),
-    "wrong shape": ("POST", INFER, _infer_json(shape=[1, 3, 32, 32]), JSON, 400, r"shape \[1, 3, 32, 32\]; expected"),
-    "too few values": ("POST", INFER, _infer_json(data=[1.0, 2.0]), JSON, 400, "has 2 values; its shape needs 150528"),
-    "strings as data": ("POST", INFER, _infer_json(data=["1.0"] * 150528), JSON, 400, "must be numbers"),
-    "NaN": ("POST", INFER, _infer_json(data=[float("nan")] * 150528), JSON, 400, "NaN or infinite"),
     "batch over --max-batch": ("POST", INFER, _infer_json(shape=[9, 3, 224, 224]), JSON, 400, "1 to 8 images"),
-    "unknown output": ("POST", INFER, json.dumps({**json.loads(_infer_json()), "outputs": [{"name": "probs"}]}),
-                       JSON, 400, "unknown output 'probs'"),
     "classification over the class count": (
         "POST", INFER, json.dumps({**json.loads(_infer_json()),
                                    "outputs": [{"name": "logits", "parameters": {"classification": 11}}]}),
         JSON, 400, "classification is 11; expected 1 to 10"),
-    "binary size not the shape's": (
-        "POST", INFER, _binary_body.replace(b'"binary_data_size": 602112', b'"binary_data_size": 602108'),
-        _binary_headers, 400, "binary_data_size 602108"),
-    "binary NaN": ("POST", INFER, _binary_request(_nan)[0], _binary_headers, 400, "1 NaN or infinite"),
-    "binary data cut short": ("POST", INFER, _binary_body[:-4], _binary_headers, 400, "needs 602112 bytes"),
-    "bytes left over": ("POST", INFER, _binary_body + b"xx", _binary_headers, 400, "2 bytes after the JSON header"),
+    "binary NaN": ("POST", INFER, *_binary_request(_nan), 400, "1 NaN or infinite"),
     "header length past the body": ("POST", INFER, b"{}", {"Inference-Header-Content-Length": "99"}, 400,
                                     "Inference-Header-Content-Length is '99'"),
-    "binary without the header": ("POST", INFER, _binary_body, {"Content-Type": "application/octet-stream"}, 400,
-                                  "not UTF-8|malformed JSON"),
     "unknown model": ("POST", "/v2/models/resnet/infer", _infer_json(), JSON, 404, "unknown model 'resnet'"),
     "unknown model metadata": ("GET", "/v2/models/resnet", None, {}, 404, "unknown model 'resnet'"),
     "unknown version": ("GET", "/v2/models/alexnet/versions/2/ready", None, {}, 404, "unknown version '2'"),
