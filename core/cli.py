@@ -45,7 +45,7 @@ def _flag_hint(group: click.Group, ctx: click.Context, argument: str | None) -> 
     error names in API terms; "" when it has none."""
     command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
     name = ARGUMENT_OPTIONS.get(argument, argument)
-    flags = [param.opts[0] for param in getattr(command, "params", ())
+    flags = [max(param.opts, key=len) for param in getattr(command, "params", ())  # --output, not -o
              if param.name == name and isinstance(param, click.Option)]
     return f" ({flags[0]})" if flags else ""
 

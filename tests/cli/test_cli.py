@@ -167,4 +167,4 @@ def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_
     shutil.copy(small_onnx, tmp_path / "model.onnx")
     to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")
     result = cli("trt", "--fp16", "--onnx", "model.fp16.onnx", "-o", "x.engine", cwd=tmp_path)
-    _one_line_error(result, r"Invalid value for --onnx: model.fp16.onnx is a fp16 file; give the FP32 export", code=2)
+    _one_line_error(result, r"model.fp16.onnx is a fp16 file; give the FP32 export, the precision file is made from it \(--onnx\)$", code=2)

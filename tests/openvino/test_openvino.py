@@ -109,4 +109,4 @@ def test_cli_makes_an_ir_that_predict_runs(cli, tmp_path, small_onnx, photos):
     prediction = cli("predict", tmp_path / "m.xml", photos[0], "--top-k", "2", cwd=tmp_path)
     assert prediction.returncode == 0 and prediction.stdout.count("%") == 2, prediction.stderr
     refused = cli("openvino", "--precision", "int8", "-o", "x.xml", cwd=tmp_path)
-    assert refused.returncode == 2 and "--precision int8 needs --calib-dir" in refused.stderr
+    assert refused.returncode == 2 and "int8-openvino needs calibration images: a folder of 64 or more (--calib-dir)" in refused.stderr
