@@ -114,7 +114,7 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
-    from alexnet_export.runtimes.tensorrt_support import read_sidecar
+    from alexnet_export.runtimes.engine_sidecar import read_sidecar
 
     if options.kind != "gpu":
         raise RepositoryError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")
