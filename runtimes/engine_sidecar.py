@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.runtimes.tensorrt_support import TENSORRT, TENSORRT_RTX, Gpu, builder_named
+from alexnet_export.runtimes.tensorrt_support import TENSORRT, TENSORRT_RTX, Gpu, TensorRTUnavailable, builder_named
 
 SIDECAR_FORMAT = 2
 REBUILD_HINT = "rebuild it with `alexnet-export trt`"
@@ -119,7 +119,7 @@ def read_sidecar(engine_path: str | Path) -> dict:
     try:
         builder_named(sidecar["builder"]["name"]), str(sidecar["builder"]["version"])
         Targets.from_json(sidecar["targets"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, TensorRTUnavailable) as exc:
         raise ModelLoadError(f"{path} has no readable builder or targets ({exc}); {REBUILD_HINT}") from None
     return sidecar
 
