@@ -121,13 +121,12 @@ def inspect_model(path: str | Path, *, builder: str | None = None, on_event: Lis
         raise ModelLoadError(f"{path.name} is neither an .onnx file nor an engine ({', '.join(ENGINE.suffixes)})",
                              argument="path")
     facts = read_graph_facts(onnx_path)
-    tensorrt_log(trt).begin(on_event)
-    _, network, parser = parse_onnx(trt, onnx_path)  # the parser owns the weights the network points at
-    tensor = network.get_input(0)
-    input_tensor = {"name": tensor.name, "dtype": np.dtype(trt.nptype(tensor.dtype)).name, "shape": list(tensor.shape)}
-    kept = set(filter(None, facts.metadata_props.get(FLOAT_LAYERS_KEY, "").split(",")))
-    layers = layer_precisions(network, onnx_path, kept)
-    del parser
+    with tensorrt_log(trt).listening(on_event):
+        _, network, parser = parse_onnx(trt, onnx_path)  # the parser owns the weights the network points at
+        tensor = network.get_input(0)
+        input_tensor = {"name": tensor.name, "dtype": np.dtype(trt.nptype(tensor.dtype)).name, "shape": list(tensor.shape)}
+        kept = set(filter(None, facts.metadata_props.get(FLOAT_LAYERS_KEY, "").split(",")))
+        layers = layer_precisions(network, onnx_path, kept)
     return Inspection(path, onnx_path, facts.precision, tensorrt_name(trt), input_tensor, dict(batch),
                       path != onnx_path, targets, built_by, layers)
 

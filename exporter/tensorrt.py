@@ -139,26 +139,25 @@ def build_engine(
         preprocessing = ArtifactMetadata.from_props(facts.metadata_props).preprocessing
     except ValueError as exc:
         raise ExportError(f"{onnx_path.name}: {exc}", argument="onnx_path") from None
-    log = tensorrt_log(trt)
-    log.begin(on_event)
-    on_event(Step(f"parsing {onnx_path.name} with {tensorrt_name(trt)}"))
-    builder, network, parser = parse_onnx(trt, onnx_path)  # the parser owns weights: keep it until the build ends
-    _check_network_input(network, settings, preprocessing.input_dims)
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
-    config.add_optimization_profile(_batch_profile(builder, settings, preprocessing.input_dims))
-    targets = _rtx_targets(trt, config, settings) if gpu is None else _gpu_targets(trt, config, settings, gpu)
-    timing_cache = _use_timing_cache(trt, config, timing_cache_path, on_event)
-    where = "ahead of time on the CPU" if gpu is None else f"on {gpu.name}"
-    span = f"{settings.min_batch}..{settings.max_batch}"
-    on_event(Step(f"building the {precision} engine {where} for {targets.describe()}, batch {span}"))
-    started = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
-    build_seconds = time.perf_counter() - started
-    if serialized is None:
-        raise ExportError(f"{tensorrt_name(trt)} failed to build an engine from {onnx_path.name}: {log.errors()}")
-    if timing_cache is not None:
-        _write_buffer(timing_cache, config.get_timing_cache().serialize())
+    with tensorrt_log(trt).listening(on_event) as log:
+        on_event(Step(f"parsing {onnx_path.name} with {tensorrt_name(trt)}"))
+        builder, network, parser = parse_onnx(trt, onnx_path)  # the parser owns weights: keep it until the build ends
+        _check_network_input(network, settings, preprocessing.input_dims)
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
+        config.add_optimization_profile(_batch_profile(builder, settings, preprocessing.input_dims))
+        targets = _rtx_targets(trt, config, settings) if gpu is None else _gpu_targets(trt, config, settings, gpu)
+        timing_cache = _use_timing_cache(trt, config, timing_cache_path, on_event)
+        where = "ahead of time on the CPU" if gpu is None else f"on {gpu.name}"
+        span = f"{settings.min_batch}..{settings.max_batch}"
+        on_event(Step(f"building the {precision} engine {where} for {targets.describe()}, batch {span}"))
+        started = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        build_seconds = time.perf_counter() - started
+        if serialized is None:
+            raise ExportError(f"{tensorrt_name(trt)} failed to build an engine from {onnx_path.name}: {log.errors()}")
+        if timing_cache is not None:
+            _write_buffer(timing_cache, config.get_timing_cache().serialize())
     # Old sidecar first: a crash before the new one leaves an engine the runtime refuses, never a wrong pair.
     sidecar_path(engine_path).unlink(missing_ok=True)
     _write_buffer(engine_path, serialized)

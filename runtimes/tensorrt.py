@@ -80,17 +80,16 @@ class TensorRTRuntime(Runtime):
         self.precision = sidecar["precision"]
 
     def _open(self, trt, sidecar: dict) -> None:
-        log = tensorrt_log(trt)
-        log.begin()
-        self._trt_runtime = trt.Runtime(log.logger)
-        if sidecar["builder"].get("version_compatible"):
-            # The engine carries TensorRT's lean runtime, which TensorRT runs only when told the plan is
-            # trusted (Version Compatibility page): it is, its sidecar is of our build.
-            self._trt_runtime.engine_host_code_allowed = True
-        _check_validity(trt, self._trt_runtime, self.path)
-        self._engine = self._trt_runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self._engine is None:
-            raise ModelLoadError(f"{tensorrt_name(trt)} cannot load {self.path}: {log.errors()}; {REBUILD_HINT}")
+        with tensorrt_log(trt).listening() as log:
+            self._trt_runtime = trt.Runtime(log.logger)
+            if sidecar["builder"].get("version_compatible"):
+                # The engine carries TensorRT's lean runtime, which TensorRT runs only when told the plan is
+                # trusted (Version Compatibility page): it is, its sidecar is of our build.
+                self._trt_runtime.engine_host_code_allowed = True
+            _check_validity(trt, self._trt_runtime, self.path)
+            self._engine = self._trt_runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self._engine is None:
+                raise ModelLoadError(f"{tensorrt_name(trt)} cannot load {self.path}: {log.errors()}; {REBUILD_HINT}")
         try:  # what the input is (float32 NCHW, or a pixel file's uint8 NHWC) comes from the source ONNX's record
             spec = ArtifactMetadata.from_props(sidecar["metadata"]).preprocessing
         except ValueError as exc:

@@ -10,6 +10,7 @@ nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import functools
 import importlib
@@ -203,13 +204,18 @@ class TensorRTLog:
         elif severity == 2:  # Severity.WARNING
             self.listener(Note(f"TensorRT: {text}", warning=True))
 
-    def begin(self, on_event: Listener = ignore) -> None:
-        """Start a piece of work: forget old errors, send warnings to `on_event`."""
+    @contextlib.contextmanager
+    def listening(self, on_event: Listener = ignore):
+        """For a piece of work: forget old errors, send warnings to `on_event`, and to no one after."""
         self._errors.clear()
         self.listener = on_event
+        try:
+            yield self
+        finally:
+            self.listener = ignore
 
     def errors(self, limit: int = 400) -> str:
-        """The errors since `begin`, on one line, without the source-file prefixes TensorRT adds."""
+        """The errors since `listening` began, on one line, without the source-file prefixes TensorRT adds."""
         text = "; ".join(re.sub(r"^[\w./-]+\.cpp:\d+:\s*", "", error) for error in self._errors)
         return text[:limit] or "no message from TensorRT"
 

@@ -94,7 +94,7 @@ def test_eager_torch_on_cuda(small_model, reference, batches, options, gate):
     enforce(compare_runtimes(reference, runtime, batches), gate, f"torch eager CUDA {options}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session-wide, so that it is asked before the session's engines are built
 def engine_gpu():
     """The GPU here, or a skip saying what is missing to run an engine (asked first: no build without it)."""
     from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, gpu_identity, import_cudart

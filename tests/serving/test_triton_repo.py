@@ -77,6 +77,19 @@ def test_engine_model_config(tmp_path, model_config_pb2):
         add_engine(tmp_path / "repo3", engine, ServingOptions())
 
 
+def test_an_engine_of_tensorrt_for_rtx_is_not_for_triton(tmp_path):
+    engine = tmp_path / "alexnet.engine"
+    engine.write_bytes(b"engine bytes")
+    sidecar_path(engine).write_text(json.dumps({
+        "format": 2, "builder": {"name": "TensorRT for RTX", "version": "1.7.1.116", "version_compatible": False},
+        "targets": {"compute_capabilities": ["8.6", "8.9"]}, "precision": "fp16",
+        "batch": {"min": 1, "opt": 8, "max": 32}, "metadata": {}}))
+    with pytest.raises(RepositoryError, match=r"built by TensorRT for RTX 1.7.1.116, ahead of time without a GPU,"
+                                              r" whose engines Triton's TensorRT backend cannot load"):
+        add_engine(tmp_path / "repo", engine, ServingOptions(kind="gpu"))
+    assert not (tmp_path / "repo").exists()
+
+
 def test_engine_without_a_class_count_has_the_default(tmp_path, model_config_pb2):
     """A sidecar's metadata without num_classes reads as ImageNet's 1000, labels included."""
     engine = tmp_path / "alexnet.plan"
