@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 
 from alexnet_export.errors import ExportError, ModelLoadError, ProviderError
 from alexnet_export.events import Note
-from alexnet_export.exporter.tensorrt import BuildSettings, build_engine, default_targets
+from alexnet_export.exporter.tensorrt import BuildSettings, build_engine, builder_capabilities, default_targets
 from alexnet_export.runtimes.engine_sidecar import (
     Targets,
     check_runs_here,
@@ -217,9 +217,10 @@ def test_chosen_compute_capabilities_are_built_for_and_recorded(rtx, precision_o
     check_runs_here(read_sidecar(result.path), RTX_5090, rtx.__version__)
     with pytest.raises(ModelLoadError, match="targets compute capability 8.6, 12.0"):
         check_runs_here(read_sidecar(result.path), RTX_4090, rtx.__version__)
-    with pytest.raises(ExportError, match=r"does not build for compute capability 9.0; it builds for 7.5, 8.0, ") as refused:
-        build_engine(precision_onnx["int8"], tmp_path / "h200.engine",
-                     settings=BuildSettings(builder="tensorrt-rtx", compute_capabilities=("9.0",)))
+    known = ", ".join(builder_capabilities(rtx))  # read from the builder: 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 in 1.7.1.116
+    with pytest.raises(ExportError, match=rf"does not build for compute capability 6.1; it builds for {known}$") as refused:
+        build_engine(precision_onnx["int8"], tmp_path / "pascal.engine",  # Pascal: older than any RTX target
+                     settings=BuildSettings(builder="tensorrt-rtx", compute_capabilities=("6.1",)))
     assert refused.value.argument == "compute_capabilities"
     for options, argument in (({"hardware_compatibility": "ampere+"}, "hardware_compatibility"),
                               ({"version_compatible": True}, "version_compatible")):
