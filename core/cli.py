@@ -59,6 +59,7 @@ def main():
     alexnet-export onnx --weights model.pt -o alexnet.onnx
     alexnet-export onnx --weights model.pt --precision int8 --calib-dir photos/     # alexnet.int8-cpu.onnx
     alexnet-export trt --int8 --weights model.pt --calib-dir photos/ -o alexnet.engine
+    alexnet-export inspect alexnet.engine                                           # each layer's precision
     alexnet-export openvino --weights model.pt --precision int8 --calib-dir photos/ # alexnet.int8.xml
     alexnet-export predict alexnet.onnx cat.jpg dog.png
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
@@ -69,12 +70,14 @@ def main():
 def _register_commands():
     from alexnet_export.cli_bench import bench_command
     from alexnet_export.cli_export import onnx_command, trt_command
+    from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_openvino import openvino_command
     from alexnet_export.cli_serve import serve_command, triton_command
     from alexnet_export.cli_verify import verify_command
 
     main.add_command(onnx_command)
     main.add_command(trt_command)
+    main.add_command(inspect_command)
     main.add_command(openvino_command)
     main.add_command(bench_command)
     main.add_command(triton_command)

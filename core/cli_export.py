@@ -99,6 +99,11 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
                f"in {result.seconds:.1f}s")
 
 
+def _compute_capabilities(ctx, param, value) -> tuple[str, ...]:
+    """Click callback: "8.6,8.9,12.0" -> ("8.6", "8.9", "12.0")."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 @click.command("trt")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default="alexnet.engine",
               show_default=True, help="Engine to write; its sidecar JSON and precision ONNX go beside it.")
@@ -114,19 +119,40 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workspace", type=click.IntRange(min=16), default=1024, show_default=True, help="Builder workspace, MiB.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
-              help="TensorRT timing cache, reused and updated (default: beside the engine).")
+              help="TensorRT timing cache, reused and updated (default: beside the engine). TensorRT for RTX has "
+                   "none: NVIDIA made its timing-cache calls no-ops.")
+@click.option("--builder", type=click.Choice(["tensorrt", "tensorrt-rtx"]),
+              help="tensorrt: builds on and for the NVIDIA GPU here. tensorrt-rtx: TensorRT for RTX, builds ahead "
+                   "of time on any machine, no GPU needed, for --compute-capability [default: tensorrt if "
+                   "installed, else tensorrt-rtx].")
+@click.option("--compute-capability", "compute_capabilities", callback=_compute_capabilities, metavar="LIST",
+              help="TensorRT for RTX: the GPUs the engine runs on, e.g. 8.6,8.9,12.0 (RTX 30, 40, 50 series) "
+                   "[default: the builder's own set, every compute capability it knows but Turing's 7.5].")
+@click.option("--hardware-compatibility", type=click.Choice(["none", "ampere+", "same-compute-capability"]),
+              default="none", show_default=True,
+              help="TensorRT: none runs on the GPU model it was built on; ampere+ on every Ampere or newer GPU; "
+                   "same-compute-capability on GPUs of the build GPU's compute capability. Wider is slower.")
+@click.option("--version-compatible", is_flag=True,
+              help="TensorRT: the engine also runs with later TensorRT releases of the same major version "
+                   "(and 10's with 11); it carries TensorRT's lean runtime.")
 @input_format_option
 def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels, calib_dir, calib_count,
                 calib_method, cache_dir, keep_float, auto_keep_float, min_batch, opt_batch, max_batch, workspace,
-                timing_cache, input_format):
+                timing_cache, builder, compute_capabilities, hardware_compatibility, version_compatible, input_format):
     """Build a TensorRT engine: export, make the precision ONNX, verify it on the CPU, build.
 
-    TensorRT 10 and 11 build strongly typed networks: the precision is in the ONNX (FP16
-    tensors, or INT8 QuantizeLinear/DequantizeLinear with TensorRT's rules), so the file that
-    decides the numbers is made and checked here with ONNX Runtime, and kept beside the engine
-    (alexnet.fp16.onnx / alexnet.int8-tensorrt.onnx for -o alexnet.engine). The build itself needs
-    TensorRT and an NVIDIA GPU (`pip install 'alexnet-export[trt]'`); without them the command
-    stops after the verified ONNX with an error that says so.
+    TensorRT 10 and 11 and TensorRT for RTX build strongly typed networks: the precision is in
+    the ONNX (FP16 tensors, or INT8 QuantizeLinear/DequantizeLinear with TensorRT's rules), so
+    the file that decides the numbers is made and checked here with ONNX Runtime, and kept beside
+    the engine (alexnet.fp16.onnx / alexnet.int8-tensorrt.onnx for -o alexnet.engine).
+
+    TensorRT for RTX (`pip install 'alexnet-export[tensorrt-rtx]'`) builds on any machine, no GPU
+    and no cuda-python needed, an engine for the compute capabilities it targets (not 9.0: H100
+    and H200 need TensorRT). TensorRT (`pip install 'alexnet-export[trt]'`) builds on the NVIDIA
+    GPU here. Without either, the command stops after the verified ONNX with an error that says
+    so. The sidecar (alexnet.engine.json) records the builder, the GPUs the engine targets, the
+    batch profile, input and source ONNX; engines refuse, before loading, a GPU or builder release
+    they were not made for. `alexnet-export inspect` shows each layer's precision.
 
     \b
     Examples:
@@ -134,13 +160,16 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --int8 --weights checkpoint.pt --calib-dir photos/ --keep-float conv4
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
       alexnet-export trt --fp16 --onnx alexnet.onnx --input-format uint8     # the engine takes uint8 pixels
+      alexnet-export trt --onnx alexnet.onnx --builder tensorrt-rtx --compute-capability 8.6,8.9
+      alexnet-export trt --onnx alexnet.onnx --builder tensorrt --hardware-compatibility ampere+
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
     """
     from alexnet_export.exporter.pipeline import build_tensorrt_engine
     from alexnet_export.exporter.tensorrt import BuildSettings
 
     precision = precision or "fp32"
-    settings = BuildSettings(min_batch, opt_batch, max_batch, workspace)
+    settings = BuildSettings(min_batch, opt_batch, max_batch, workspace, builder, compute_capabilities,
+                             hardware_compatibility, version_compatible)
     with int8_gate_in_flags():
         result = build_tensorrt_engine(output, model_source(weights, num_classes, seed, labels, fp32_onnx),
                                        fp32_onnx=fp32_onnx, precision=TRT_PRECISIONS[precision],
@@ -149,4 +178,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
                                        keep_float=keep_float, auto_keep_float=auto_keep_float,
                                        input_format=input_format, on_event=TerminalReporter())
     print_layer_search(result.variant)
-    click.echo(f"wrote {result.engine.path} ({precision}, batch {min_batch}..{max_batch}) in {result.seconds:.1f}s")
+    engine = result.engine
+    where = f"on {engine.built_on.name}" if engine.built_on else "ahead of time"
+    click.echo(f"wrote {engine.path} ({precision}, batch {min_batch}..{max_batch}, {engine.size_bytes / 1e6:.1f} MB)"
+               f" for {engine.targets.describe()}, built {where} by {engine.builder} in {result.seconds:.1f}s")

@@ -11,6 +11,7 @@ before. Progress goes to `on_event` (alexnet_export.events); nothing here prints
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from alexnet_export.exporter.calibration import MIN_IMAGES
 from alexnet_export.exporter.onnx import DEFAULT_OPSET, ExportResult, export_onnx
 from alexnet_export.exporter.pixels import write_pixel_file
 from alexnet_export.exporter.source import ModelSource, fp32_reference, fp32_start, load_model, torch_reference
-from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine
+from alexnet_export.exporter.tensorrt import BuildSettings, EngineResult, build_engine, check_build_settings
 from alexnet_export.exporter.variants import (
     CalibrationOptions,
     VariantResult,
@@ -189,9 +190,10 @@ def build_tensorrt_engine(
 
     precision: FP32, FP16 or INT8_TENSORRT (TensorRT's Q/DQ rules; needs calibration.folder).
     The ONNX files are kept beside the engine under their default names (alexnet.onnx,
-    alexnet.fp16.onnx, alexnet.int8-tensorrt.onnx for alexnet.engine). Without TensorRT or a
-    GPU this raises TensorRTUnavailable after the verified ONNX is written, naming its path.
-    timing_cache: None keeps it beside the engine (alexnet.timing.cache).
+    alexnet.fp16.onnx, alexnet.int8-tensorrt.onnx for alexnet.engine). Without the builder
+    (settings.builder; TensorRT for RTX needs no GPU, TensorRT does) this raises TensorRTUnavailable
+    after the verified ONNX is written, naming its path.
+    timing_cache: None keeps it beside the engine (alexnet.timing.cache), for TensorRT; TensorRT for RTX has none.
     input_format: PIXEL_INPUT builds the engine from the pixel version of the precision ONNX
     (alexnet.uint8.onnx, alexnet.fp16.uint8.onnx ...; exporter/pixels.py), kept beside it too.
     """
@@ -200,6 +202,8 @@ def build_tensorrt_engine(
     fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
     _, keep_float = _check_arguments(ENGINE, precision, calibration, output, input_format, keep_float, auto_keep_float,
                                      fp32_onnx=fp32_onnx, source=source)
+    with contextlib.suppress(TensorRTUnavailable):  # without the builder the verified ONNX is still made
+        check_build_settings(import_tensorrt(settings.builder), settings)
     fp32_path, reference, fp32_result = fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),
                                                    opset, on_event)
     if reference.bounds.maximum is not None:
@@ -218,7 +222,7 @@ def build_tensorrt_engine(
         onnx_path = pixel_path
     on_event(Step(f"{precision} ONNX for TensorRT, verified: {onnx_path}"))
     try:
-        import_tensorrt()
+        import_tensorrt(settings.builder)
     except TensorRTUnavailable as exc:
         raise TensorRTUnavailable(f"{exc}; the verified {precision} ONNX is at {onnx_path}") from None
     engine = build_engine(onnx_path, output, settings=settings,

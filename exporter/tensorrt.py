@@ -1,33 +1,60 @@
-"""ONNX -> TensorRT engine, plus a sidecar JSON saying which TensorRT and GPU it is tied to.
+"""ONNX -> TensorRT engine, plus a sidecar JSON saying what built it and which GPUs it runs on.
 
 Precision lives in the ONNX (strongly typed network: FP16 tensors or Q/DQ nodes, no builder
-flags). tensorrt and cuda-python are imported lazily (runtimes/tensorrt_support.py, which also
-holds the sidecar schema the runtime checks).
+flags). Two builders, one API family (runtimes/tensorrt_support.py imports them lazily):
+- TensorRT for RTX builds ahead of time on the CPU, without a GPU or cuda-python, for the compute
+  capabilities it is given (`compute_capabilities`; by default its own set), and compiles kernels
+  on the GPU when the engine is loaded.
+- TensorRT times kernels on the GPU it builds on; the engine runs on that GPU model, or wider
+  with `hardware_compatibility`, and with later TensorRT releases with `version_compatible`.
+The sidecar's schema and the check the runtime makes of it are in runtimes/engine_sidecar.py.
 API: docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Builder, IBuilderConfig,
-IOptimizationProfile, ITimingCache, Onnx Parser pages).
+IOptimizationProfile, ITimingCache, Onnx Parser pages) and docs.nvidia.com/deeplearning/
+tensorrt-rtx/latest/inference-library/cpu-engines.html (IBuilderConfig compute capabilities).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alexnet_export.errors import ArgumentError, ExportError
-from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.atomic import atomic_output
+from alexnet_export.errors import ArgumentError, ExportError
+from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.precisions import ENGINE, words
 from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.runtimes.engine_sidecar import (
+    AMPERE,
+    HARDWARE_COMPATIBILITY,
+    Targets,
+    capability_key,
+    new_sidecar,
+    sidecar_path,
+)
 from alexnet_export.runtimes.tensorrt_support import (
+    BUILDER_WORDS,
     ENGINE_INPUT,
-    major_version,
+    TENSORRT_RTX,
+    Gpu,
+    builder_of,
     gpu_identity,
     import_tensorrt,
-    sidecar_path,
-    tensorrt_logger,
+    major_version,
+    tensorrt_log,
+    tensorrt_name,
 )
+
+# NVIDIA builds for Turing only when asked: "NVIDIA Turing devices are not supported without further
+# configuration" (TensorRT for RTX, cpu-engines.html); every other compute capability the builder knows
+# is in its default set.
+TURING = "7.5"
+_CAPABILITY = re.compile(r"^\d+\.\d$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,10 @@ class BuildSettings:
     opt_batch: int = 8
     max_batch: int = 32
     workspace_mib: int = 1024
+    builder: str | None = None  # "tensorrt" or "tensorrt-rtx"; None: TensorRT if installed, else TensorRT for RTX
+    compute_capabilities: tuple[str, ...] = ()  # TensorRT for RTX's targets, "8.6"...; (): the builder's default set
+    hardware_compatibility: str = "none"  # TensorRT: none, ampere+ or same-compute-capability
+    version_compatible: bool = False  # TensorRT: the engine also runs with later releases
 
     def __post_init__(self):
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
@@ -43,6 +74,23 @@ class BuildSettings:
             raise ArgumentError(f"batch sizes need 1 <= min <= opt <= max; got {batches}")
         if self.workspace_mib < 1:
             raise ArgumentError(f"workspace is {self.workspace_mib} MiB; expected at least 1", argument="workspace")
+        if self.builder is not None and self.builder not in BUILDER_WORDS:
+            raise ArgumentError(f"builder {self.builder!r} is unknown; expected one of {', '.join(BUILDER_WORDS)}",
+                                argument="builder")
+        malformed = [str(value) for value in self.compute_capabilities if not _CAPABILITY.match(str(value))]
+        if malformed:
+            raise ArgumentError(f"compute capability {', '.join(malformed)} is not a MAJOR.MINOR number like 8.6",
+                                argument="compute_capabilities")
+        if len(set(self.compute_capabilities)) != len(self.compute_capabilities):
+            raise ArgumentError(f"compute capabilities {', '.join(self.compute_capabilities)} name one twice",
+                                argument="compute_capabilities")
+        if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
+            raise ArgumentError(f"hardware compatibility {self.hardware_compatibility!r} is unknown; expected one of"
+                                f" {', '.join(HARDWARE_COMPATIBILITY)}", argument="hardware_compatibility")
+
+    @property
+    def batch(self) -> dict:
+        return {"min": self.min_batch, "opt": self.opt_batch, "max": self.max_batch}
 
 
 @dataclass(frozen=True)
@@ -51,8 +99,15 @@ class EngineResult:
     sidecar: Path
     precision: str
     settings: BuildSettings
-    gpu: dict  # {"name": ..., "compute_capability": ...}
-    tensorrt_version: str
+    builder: str  # "TensorRT for RTX 1.7.1.116"
+    built_on: Gpu | None  # None: built ahead of time, without a GPU
+    targets: Targets
+    timing_cache: Path | None  # the cache written; None where the builder keeps none (TensorRT for RTX)
+    build_seconds: float  # build_serialized_network alone
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
 
 
 def build_engine(
@@ -66,79 +121,164 @@ def build_engine(
     """Build `engine_path` from `onnx_path` and write its sidecar; a failed build changes nothing.
 
     The precision and the metadata the sidecar carries are read from the ONNX itself.
+    timing_cache_path: TensorRT's kernel timings, reused and updated; TensorRT for RTX has no
+    timing cache (NVIDIA made its timing-cache calls no-ops), so there it is neither read nor written.
     """
     from alexnet_export.runtimes.onnx_graph import read_graph_facts
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     if not onnx_path.is_file():
-        raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file")
+        raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file", argument="onnx_path")
     facts = read_graph_facts(onnx_path)
     precision = facts.precision
     if precision not in words(ENGINE):  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
         raise ExportError(f"{onnx_path.name} is a {precision} file, which TensorRT does not build;"
-                          f" expected one of {', '.join(words(ENGINE))}")
-    trt = import_tensorrt()
-    gpu = gpu_identity()
-    on_event(Step(f"parsing {onnx_path.name}"))
+                          f" expected one of {', '.join(words(ENGINE))}", argument="onnx_path")
+    trt = import_tensorrt(settings.builder)
+    check_build_settings(trt, settings)
+    # TensorRT times kernels on the GPU it builds on; TensorRT for RTX never asks for one.
+    gpu = None if builder_of(trt).ahead_of_time else gpu_identity()
     try:  # float32 (3, 224, 224), or a pixel file's uint8 (224, 224, 3)
-        dims = ArtifactMetadata.from_props(facts.metadata_props).preprocessing.input_dims
+        preprocessing = ArtifactMetadata.from_props(facts.metadata_props).preprocessing
     except ValueError as exc:
-        raise ExportError(f"{onnx_path.name}: {exc}") from None
-    builder, network, parser = _parse(trt, onnx_path)  # the parser owns weights: keep it until the build ends
-    _check_network_input(network, settings, dims)
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
-    config.add_optimization_profile(_batch_profile(builder, settings, dims))
-    _use_timing_cache(config, timing_cache_path, on_event)
-    span = f"{settings.min_batch}..{settings.max_batch}"
-    on_event(Step(f"building the {precision} engine for {gpu['name']}, batch {span} (this takes minutes)"))
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT failed to build an engine from {onnx_path.name}; see its log above")
-    if timing_cache_path is not None:
-        _write_buffer(timing_cache_path, config.get_timing_cache().serialize())
+        raise ExportError(f"{onnx_path.name}: {exc}", argument="onnx_path") from None
+    with tensorrt_log(trt).listening(on_event) as log:
+        on_event(Step(f"parsing {onnx_path.name} with {tensorrt_name(trt)}"))
+        builder, network, parser = parse_onnx(trt, onnx_path)  # the parser owns weights: keep it until the build ends
+        _check_network_input(network, settings, preprocessing.input_dims)
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
+        config.add_optimization_profile(_batch_profile(builder, settings, preprocessing.input_dims))
+        targets = _rtx_targets(trt, config, settings) if gpu is None else _gpu_targets(trt, config, settings, gpu)
+        timing_cache = _use_timing_cache(trt, config, timing_cache_path, on_event)
+        where = "ahead of time on the CPU" if gpu is None else f"on {gpu.name}"
+        span = f"{settings.min_batch}..{settings.max_batch}"
+        on_event(Step(f"building the {precision} engine {where} for {targets.describe()}, batch {span}"))
+        started = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        build_seconds = time.perf_counter() - started
+        if serialized is None:
+            raise ExportError(f"{tensorrt_name(trt)} failed to build an engine from {onnx_path.name}: {log.errors()}")
+        if timing_cache is not None:
+            _write_buffer(timing_cache, config.get_timing_cache().serialize())
     # Old sidecar first: a crash before the new one leaves an engine the runtime refuses, never a wrong pair.
     sidecar_path(engine_path).unlink(missing_ok=True)
     _write_buffer(engine_path, serialized)
-    sidecar = {
-        "tensorrt_version": trt.__version__,
-        "gpu_name": gpu["name"],
-        "compute_capability": gpu["compute_capability"],
-        "precision": precision,
-        "batch": {"min": settings.min_batch, "opt": settings.opt_batch, "max": settings.max_batch},
-        "source_onnx_sha256": file_sha256(onnx_path),
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metadata": dict(facts.metadata_props),
-    }
+    sidecar = new_sidecar(
+        builder=builder_of(trt).name, version=trt.__version__, built_on=gpu, targets=targets,
+        hardware_compatibility=None if gpu is None else settings.hardware_compatibility,
+        version_compatible=settings.version_compatible, precision=precision, batch=settings.batch,
+        input_tensor={"name": ENGINE_INPUT, "format": preprocessing.input_format, "dtype": preprocessing.input_dtype,
+                      "shape": [-1, *preprocessing.input_dims]},
+        source_onnx=_relative(onnx_path, engine_path.parent), source_onnx_sha256=file_sha256(onnx_path),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), metadata=facts.metadata_props)
     with atomic_output(sidecar_path(engine_path)) as temporary:
         temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     on_event(Step(f"wrote {engine_path} and {sidecar_path(engine_path).name}"))
-    return EngineResult(engine_path, sidecar_path(engine_path), precision, settings, gpu, trt.__version__)
+    return EngineResult(engine_path, sidecar_path(engine_path), precision, settings, tensorrt_name(trt), gpu, targets,
+                        timing_cache, build_seconds)
 
 
-def _parse(trt, onnx_path: Path):
-    builder = trt.Builder(tensorrt_logger())
-    # TensorRT 11 is always strongly typed and ignores the flag; 10 needs it (Builder page,
-    # NetworkDefinitionCreationFlag). EXPLICIT_BATCH is ignored on 10 and gone on 11: never set.
+def parse_onnx(trt, onnx_path: Path):
+    """(builder, strongly typed network, parser) for `onnx_path`; ExportError naming the nodes the parser refuses."""
+    builder = trt.Builder(tensorrt_log(trt).logger)
+    # TensorRT 11 and TensorRT for RTX are always strongly typed; TensorRT 10 needs the flag
+    # (Builder page, NetworkDefinitionCreationFlag). EXPLICIT_BATCH is ignored on 10 and gone on 11: never set.
     strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    use_flag = strongly_typed is not None and major_version(trt.__version__) < 11
+    use_flag = strongly_typed is not None and (builder_of(trt) is TENSORRT_RTX or major_version(trt.__version__) < 11)
     network = builder.create_network(1 << int(strongly_typed) if use_flag else 0)
-    parser = trt.OnnxParser(network, tensorrt_logger())
+    parser = trt.OnnxParser(network, tensorrt_log(trt).logger)
     # parse_from_file, not parse(bytes), so external weight files resolve beside the model.
     if not parser.parse_from_file(str(onnx_path)):
-        raise ExportError(f"TensorRT cannot parse {onnx_path.name}: {_parser_errors(parser)}")
+        raise ExportError(f"{tensorrt_name(trt)} cannot parse {onnx_path.name}: {_parser_errors(parser)}",
+                          argument="onnx_path")
     return builder, network, parser
 
 
 def _parser_errors(parser) -> str:
     messages = []
     for index in range(parser.num_errors):
-        error = parser.get_error(index)  # ParserError: desc(), node() is -1 when no node is to blame
-        text = " ".join(str(error.desc()).split())
-        named = getattr(error, "node_name", None)  # newer parsers also name the node
-        where = (named() if callable(named) else "") or (error.node() if error.node() >= 0 else "")
-        messages.append(f"node {where}: {text}" if where != "" else text)
+        error = parser.get_error(index)  # ParserError: node() is -1 when no node is to blame
+        code = getattr(error.code(), "name", str(error.code())).replace("_", " ").lower()
+        desc = " ".join(str(error.desc()).split())
+        text = f"{code}: {desc}" if " " in desc else code  # some checks describe themselves only as "false"
+        name = error.node_name() if hasattr(error, "node_name") else ""
+        operator = error.node_operator() if hasattr(error, "node_operator") else ""
+        if name or error.node() >= 0:
+            node = name or f"number {error.node()}"
+            text = f"node {node}{f' ({operator})' if operator else ''}: {text}"
+        messages.append(text)
     return "; ".join(messages) or "no details from the parser"
+
+
+def check_build_settings(trt, settings: BuildSettings) -> None:
+    """Each builder's own options, refused on the other one, and compute capabilities the builder
+    does not know: what can be checked before any work."""
+    name = tensorrt_name(trt)
+    if builder_of(trt).ahead_of_time:
+        if settings.hardware_compatibility != "none":
+            raise ArgumentError(f"hardware compatibility is TensorRT's; {name} targets compute capabilities"
+                              " instead", argument="hardware_compatibility")
+        if settings.version_compatible:
+            raise ArgumentError(f"{name} has no version-compatible engines: its engines run only with the release"
+                              " that built them", argument="version_compatible")
+        known = builder_capabilities(trt)
+        unknown = [cc for cc in settings.compute_capabilities if cc not in known]
+        if unknown:
+            raise ArgumentError(f"{name} does not build for compute capability {', '.join(unknown)}; it builds for"
+                              f" {', '.join(known)}", argument="compute_capabilities")
+    elif settings.compute_capabilities:
+        raise ArgumentError(f"{name} builds for the GPU it runs on; compute capabilities are TensorRT for RTX's"
+                          " (or use hardware_compatibility)", argument="compute_capabilities")
+
+
+def builder_capabilities(trt) -> dict[str, object]:
+    """TensorRT for RTX's ComputeCapability members by number: {"7.5": SM75, "8.0": SM80, ...}."""
+    found = {}
+    for member_name, member in trt.ComputeCapability.__members__.items():
+        digits = member_name.removeprefix("SM")
+        if digits.isdigit():  # not NONE or CURRENT (CURRENT builds on and for the GPU present: not ahead of time)
+            found[f"{digits[:-1]}.{digits[-1]}"] = member
+    return dict(sorted(found.items(), key=lambda item: capability_key(item[0])))
+
+
+def default_targets(trt) -> Targets:
+    """What an engine targets when no compute capability is asked for, read from the builder."""
+    if not builder_of(trt).ahead_of_time:
+        raise ExportError(f"{tensorrt_name(trt)} targets the GPU it builds on", argument="builder")
+    return Targets(tuple(cc for cc in builder_capabilities(trt) if cc != TURING), builder_default=True)
+
+
+def _rtx_targets(trt, config, settings: BuildSettings) -> Targets:
+    if not settings.compute_capabilities:
+        return default_targets(trt)  # the config's list stays empty: the builder's own default
+    known = builder_capabilities(trt)  # check_build_settings refused the others
+    wanted = sorted(settings.compute_capabilities, key=capability_key)
+    config.num_compute_capabilities = len(wanted)
+    for index, cc in enumerate(wanted):
+        if not config.set_compute_capability(known[cc], index):
+            raise ExportError(f"{tensorrt_name(trt)} refused compute capability {cc}: {tensorrt_log(trt).errors()}",
+                              argument="compute_capabilities")
+    by_member = {member: cc for cc, member in known.items()}
+    return Targets(tuple(by_member[config.get_compute_capability(i)] for i in range(config.num_compute_capabilities)))
+
+
+def _gpu_targets(trt, config, settings: BuildSettings, gpu: Gpu) -> Targets:
+    level = settings.hardware_compatibility
+    if level == "ampere+" and capability_key(gpu.compute_capability) < capability_key(AMPERE):
+        raise ExportError(f"hardware compatibility ampere+ is built on an Ampere or newer GPU (compute capability"
+                          f" {AMPERE} on); this one is {gpu.describe()}", argument="hardware_compatibility")
+    if level != "none":
+        member = getattr(trt.HardwareCompatibilityLevel, HARDWARE_COMPATIBILITY[level], None)
+        if member is None:
+            raise ExportError(f"{tensorrt_name(trt)} has no hardware compatibility level {level}",
+                              argument="hardware_compatibility")
+        config.hardware_compatibility_level = member
+    if settings.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if level == "ampere+":
+        return Targets((AMPERE,), and_newer=True)
+    return Targets((gpu.compute_capability,), gpu_name=gpu.name if level == "none" else None)
 
 
 def _check_network_input(network, settings: BuildSettings, dims: tuple[int, ...]) -> None:
@@ -147,10 +287,11 @@ def _check_network_input(network, settings: BuildSettings, dims: tuple[int, ...]
     if tensor is None or tensor.name != ENGINE_INPUT or shape[1:] != dims:
         found = f"{tensor.name} {list(shape)}" if tensor is not None else f"{network.num_inputs} inputs"
         expected = f"{ENGINE_INPUT} [batch, {', '.join(map(str, dims))}]"
-        raise ExportError(f"the ONNX input is {found}; expected one input {expected}")
+        raise ExportError(f"the ONNX input is {found}; expected one input {expected}", argument="onnx_path")
     if shape[0] != -1 and not settings.min_batch == settings.max_batch == shape[0]:
         span = f"{settings.min_batch}..{settings.max_batch}"
-        raise ExportError(f"the ONNX has a fixed batch of {shape[0]}, not {span}; export it with a dynamic batch")
+        raise ExportError(f"the ONNX has a fixed batch of {shape[0]}, not {span}; export it with a dynamic batch",
+                          argument="onnx_path")
 
 
 def _batch_profile(builder, settings: BuildSettings, dims: tuple[int, ...]):
@@ -160,9 +301,18 @@ def _batch_profile(builder, settings: BuildSettings, dims: tuple[int, ...]):
     return profile
 
 
-def _use_timing_cache(config, path: str | Path | None, on_event: Listener) -> None:
-    """Reuse kernel timings from earlier builds; a cache from another TensorRT or GPU starts afresh."""
-    data = Path(path).read_bytes() if path is not None and Path(path).is_file() else b""
+def _use_timing_cache(trt, config, path: str | Path | None, on_event: Listener) -> Path | None:
+    """Reuse kernel timings from earlier builds; a cache from another TensorRT or GPU starts afresh.
+    Returns where to write the cache after the build, None for no cache."""
+    if path is None:
+        return None
+    if builder_of(trt).ahead_of_time:
+        # "ITimingCache and related builder APIs ... [do] not affect engines built by TensorRT-RTX. Using
+        # them forces a GPU query during ahead-of-time compilation" (TensorRT for RTX, Timing Cache Migration).
+        on_event(Note(f"{tensorrt_name(trt)} has no timing cache (NVIDIA made its timing-cache calls no-ops);"
+                      f" {Path(path).name} is neither read nor written"))
+        return None
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
     cache = config.create_timing_cache(data)
     # set_timing_cache reports a refused cache with False; compare to False in case a build returns None.
     if cache is None or config.set_timing_cache(cache, ignore_mismatch=False) is False:
@@ -170,6 +320,15 @@ def _use_timing_cache(config, path: str | Path | None, on_event: Listener) -> No
         config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     elif data:
         on_event(Step(f"reusing the timing cache {path}"))
+    return Path(path)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """`path` as the sidecar records it: relative to the engine's folder where it can be."""
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:  # another drive, on Windows
+        return str(path.resolve())
 
 
 def _write_buffer(path: str | Path, data) -> None:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from alexnet_export.models.precisions import FP32, IR, ONNX, precision
 
@@ -174,6 +174,13 @@ class ArtifactMetadata:
             tool_versions=versions,
             precision=get(PRECISION_KEY) or FP32,
         )
+
+    def for_classes(self, num_classes: int) -> ArtifactMetadata:
+        """This metadata for a graph with `num_classes` outputs, which win over the description (as in
+        from_props): itself when they agree, else with the default labels of that count."""
+        if num_classes == self.num_classes:
+            return self
+        return replace(self, num_classes=num_classes, labels=default_labels(num_classes))
 
 
 def default_labels(num_classes: int) -> tuple[str, ...]:

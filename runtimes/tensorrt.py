@@ -1,10 +1,14 @@
-"""TensorRT backend: runs an engine built by `alexnet-export trt` on the GPU it was built for.
+"""TensorRT backend: runs an engine built by `alexnet-export trt` on a GPU it targets.
 
-Imports numpy only; tensorrt and cuda-python load when a runtime opens. An engine is native
-code for one TensorRT build and one GPU, so its sidecar is checked before TensorRT reads a byte
-of it. Load only engines this toolkit built or that you trust.
+Imports numpy only; tensorrt (or TensorRT for RTX) and cuda-python load when a runtime opens. An
+engine is native code for one builder release and a set of GPUs, written in its sidecar
+(runtimes/engine_sidecar.py), so the GPU, read from the CUDA driver, and the installed builder are
+checked against the sidecar before TensorRT reads a byte of the engine. Load only engines this
+toolkit built or that you trust.
 API: docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/ (Core: Runtime, ICudaEngine,
-IExecutionContext) and nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
+IExecutionContext), docs.nvidia.com/deeplearning/tensorrt-rtx/latest/inference-library/
+engine-compatibility.html (getEngineValidity) and
+nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
 """
 
 from __future__ import annotations
@@ -16,22 +20,28 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, ProviderError
-from alexnet_export.runtimes.tensorrt_support import (
-    REBUILD_HINT,
-    TensorRTUnavailable,
-    check_runs_here,
-    check_sidecar,
-    cuda_call,
-    gpu_identity,
-    import_cudart,
-    import_tensorrt,
-    read_sidecar,
-    tensorrt_logger,
-    tensorrt_name,
-)
 from alexnet_export.models.spec import ArtifactMetadata, Preprocessing
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
+from alexnet_export.runtimes.engine_sidecar import (
+    REBUILD_HINT,
+    Targets,
+    builder_description,
+    check_builder_version,
+    check_targets,
+    read_sidecar,
+)
+from alexnet_export.runtimes.tensorrt_support import (
+    Gpu,
+    TensorRTUnavailable,
+    builder_named,
+    cuda_call,
+    gpu_identity,
+    import_builder,
+    import_cudart,
+    tensorrt_log,
+    tensorrt_name,
+)
 
 FLOAT32_BYTES = 4
 
@@ -52,44 +62,43 @@ class TensorRTRuntime(Runtime):
         self._buffers: dict[str, int] = {}
         _require_engine_file(self.path)
         sidecar = read_sidecar(self.path)
-        trt, self._cudart = _load_backends(device)
-        gpu = _gpu(device)
-        try:
-            check_runs_here(trt, gpu)
-        except TensorRTUnavailable as exc:
-            raise ProviderError(str(exc)) from None
-        try:
-            check_sidecar(sidecar, trt.__version__, gpu)
-        except ModelLoadError as exc:
-            raise ModelLoadError(f"{self.path}: {exc}") from None
+        # Everything the sidecar can refuse is refused here, before TensorRT reads the engine.
+        gpu = _gpu(device, sidecar, self.path)
+        check_targets(sidecar, gpu, str(self.path))
+        trt = _builder_module(sidecar, self.path)
+        check_builder_version(sidecar, trt.__version__, str(self.path))
+        self._cudart = _load_cudart(device)
         try:
             self._open(trt, sidecar)
         except BaseException:
             with contextlib.suppress(Exception):  # keep the load error, not a cleanup one
                 self.close()
             raise
-        self.device = f"{tensorrt_name(trt)} on {gpu['name']}"
+        self.device = f"{tensorrt_name(trt)} on {gpu.name}"
         self.cuda_device = device
         self.tf32 = None  # fixed when the engine was built, and not recorded in its sidecar
         self.precision = sidecar["precision"]
 
     def _open(self, trt, sidecar: dict) -> None:
-        self._trt_runtime = trt.Runtime(tensorrt_logger())
-        self._engine = self._trt_runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self._engine is None:
-            version = trt.__version__
-            raise ModelLoadError(f"TensorRT {version} cannot load {self.path} (see its log above); {REBUILD_HINT}")
-        try:  # what the input is (float32 NCHW, or a pixel file's uint8 NHWC) comes from the source ONNX's record
-            spec = ArtifactMetadata.from_props(sidecar["metadata"]).preprocessing
+        with tensorrt_log(trt).listening() as log:
+            self._trt_runtime = trt.Runtime(log.logger)
+            if sidecar["builder"].get("version_compatible"):
+                # The engine carries TensorRT's lean runtime, which TensorRT runs only when told the plan is
+                # trusted (Version Compatibility page): it is, its sidecar is of our build.
+                self._trt_runtime.engine_host_code_allowed = True
+            _check_validity(trt, self._trt_runtime, self.path)
+            self._engine = self._trt_runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self._engine is None:
+                raise ModelLoadError(f"{tensorrt_name(trt)} cannot load {self.path}: {log.errors()}; {REBUILD_HINT}")
+        try:  # read once: labels, and what the input is (float32 NCHW, or a pixel file's uint8 NHWC)
+            described = ArtifactMetadata.from_props(sidecar["metadata"])
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
+        spec = described.preprocessing
         self._input, self._output = _io_names(trt, self._engine, self.path, spec)
         self.bounds = _batch_bounds(self._engine, self._input)
         self._classes = _class_count(self._engine, self._output, self.path)
-        try:
-            self.metadata = ArtifactMetadata.from_props(sidecar["metadata"], self._classes)
-        except ValueError as exc:
-            raise ModelLoadError(f"{self.path}: {exc}") from None
+        self.metadata = described.for_classes(self._classes)
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise ModelLoadError(f"TensorRT cannot create an execution context for {self.path} (out of GPU memory?)")
@@ -165,21 +174,46 @@ def _require_engine_file(path: Path) -> None:
         raise ModelLoadError(f"engine file {path} is empty; {REBUILD_HINT}")
 
 
-def _load_backends(device: int):
-    """tensorrt and cudart, with `device` made current; a missing one is a provider problem here."""
-    try:
-        trt, cudart = import_tensorrt(), import_cudart()
-    except TensorRTUnavailable as exc:
-        raise ProviderError(str(exc)) from None
-    cuda_call(cudart, cudart.cudaSetDevice(device), f"no usable NVIDIA GPU: cudaSetDevice({device})", ProviderError)
-    return trt, cudart
-
-
-def _gpu(device: int) -> dict:
+def _gpu(device: int, sidecar: dict, path: Path) -> Gpu:
     try:
         return gpu_identity(device)
     except TensorRTUnavailable as exc:
+        targets = Targets.from_json(sidecar["targets"]).describe()
+        raise ProviderError(f"{exc}; {path} runs on {targets} ({builder_description(sidecar)})") from None
+
+
+def _builder_module(sidecar: dict, path: Path):
+    """The builder that made the engine (its runtime is the only one that reads it), imported."""
+    builder = builder_named(sidecar["builder"]["name"])
+    try:
+        return import_builder(builder)
+    except TensorRTUnavailable as exc:
+        raise ProviderError(f"{path} was built by {builder_description(sidecar)}; {exc}") from None
+
+
+def _load_cudart(device: int):
+    """cuda-python's runtime with `device` made current; a missing one is a provider problem here."""
+    try:
+        cudart = import_cudart()
+    except TensorRTUnavailable as exc:
         raise ProviderError(str(exc)) from None
+    cuda_call(cudart, cudart.cudaSetDevice(device), f"no usable NVIDIA GPU: cudaSetDevice({device})", ProviderError)
+    return cudart
+
+
+def _check_validity(trt, runtime, path: Path) -> None:
+    """TensorRT for RTX's own check of an engine's header against this machine (getEngineValidity):
+    version, compute capability, CUDA driver and runtime, memory; a no-op where the API is absent."""
+    header_size = getattr(runtime, "engine_header_size", 0)
+    if not header_size or not hasattr(runtime, "get_engine_validity"):
+        return
+    with open(path, "rb") as handle:
+        validity, diagnostics = runtime.get_engine_validity(handle.read(header_size))
+    if validity == trt.EngineValidity.INVALID:
+        reasons = [name.lower().replace("_", " ") for name, flag in trt.EngineInvalidityDiagnostics.__members__.items()
+                   if int(diagnostics) & int(flag)]
+        raise ModelLoadError(f"{tensorrt_name(trt)} finds {path} invalid on this machine"
+                             f" ({', '.join(reasons) or tensorrt_log(trt).errors()}); {REBUILD_HINT}")
 
 
 def _success(cudart):

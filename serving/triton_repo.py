@@ -88,11 +88,16 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
-    from alexnet_export.runtimes.tensorrt_support import read_sidecar
+    from alexnet_export.runtimes.engine_sidecar import builder_description, read_sidecar
+    from alexnet_export.runtimes.tensorrt_support import TENSORRT
 
     if options.kind != "gpu":
         raise RepositoryError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")
     sidecar = read_sidecar(engine_path)
+    if sidecar["builder"]["name"] != TENSORRT.name:  # Triton's tensorrt_plan backend loads engines with TensorRT
+        raise RepositoryError(f"{engine_path} was built by {builder_description(sidecar)}, whose engines Triton's"
+                              " TensorRT backend cannot load; build one with `alexnet-export trt --builder tensorrt`",
+                              argument="engine_path")
     if options.max_batch > sidecar["batch"]["max"]:
         raise RepositoryError(f"max_batch {options.max_batch} exceeds the engine's profile maximum "
                               f"{sidecar['batch']['max']}; rebuild it with a larger maximum batch", argument="max_batch")

@@ -211,3 +211,52 @@ def hard_fp32_onnx(tmp_path_factory, hard_int8_checkpoint) -> Path:
 
     path = tmp_path_factory.mktemp("hard-fp32") / "hard.onnx"
     return export_onnx_file(path, ModelSource(weights=hard_int8_checkpoint)).path
+
+
+# TensorRT engines, built once per session by TensorRT for RTX: ahead of time on the CPU, no GPU
+# needed (the `tensorrt-rtx` extra). A small profile (batch 1..4) keeps the five builds to seconds.
+ENGINE_BATCH = (1, 2, 4)
+KEPT_FLOAT = ("conv1", "fc8")  # the first layer, which reads the input, and the last, which writes the logits
+
+
+@pytest.fixture(scope="session")
+def precision_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> dict[str, Path]:
+    """The exporter's verified FP16, INT8 (TensorRT's Q/DQ) and keep-float INT8 files of the 10-class model."""
+    from alexnet_export.exporter.pipeline import make_precision_file
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    folder = tmp_path_factory.mktemp("precision-onnx")
+    calibration = CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)
+    made = {"fp16": make_precision_file(small_onnx, "fp16", folder / "small.fp16.onnx").path}
+    made["int8"] = make_precision_file(small_onnx, "int8-tensorrt", folder / "small.int8-tensorrt.onnx",
+                                       calibration=calibration).path
+    made["int8-kept"] = make_precision_file(small_onnx, "int8-tensorrt", folder / "small.kept.int8-tensorrt.onnx",
+                                            calibration=calibration, keep_float=KEPT_FLOAT).path
+    return made
+
+
+def import_rtx():
+    """TensorRT for RTX's module, or a skip that says how to get it."""
+    from alexnet_export.runtimes.tensorrt_support import TENSORRT_RTX, TensorRTUnavailable, import_builder
+
+    try:
+        return import_builder(TENSORRT_RTX)
+    except TensorRTUnavailable as exc:
+        pytest.skip(f"no engine builder: {exc}")
+
+
+@pytest.fixture(scope="session")
+def rtx():
+    return import_rtx()
+
+
+@pytest.fixture(scope="session")
+def trt_engines(rtx, tmp_path_factory, small_onnx, pixel_onnx, precision_onnx) -> dict:
+    """EngineResults by kind (fp32, fp16, int8, int8-kept, pixels), each built once, with its sidecar."""
+    from alexnet_export.exporter.tensorrt import BuildSettings, build_engine
+
+    folder = tmp_path_factory.mktemp("engines")
+    sources = {"fp32": small_onnx, **precision_onnx, "pixels": pixel_onnx}
+    settings = BuildSettings(*ENGINE_BATCH, builder="tensorrt-rtx")
+    return {kind: build_engine(source, folder / f"small.{kind}.engine", settings=settings)
+            for kind, source in sources.items()}

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from alexnet_export.errors import ArgumentError, ExportError
+from alexnet_export.errors import ArgumentError
 from alexnet_export.atomic import atomic_output
 
 

@@ -143,7 +143,8 @@ def test_cpu_int8_export(cli, tmp_path, calib_dir, calibration_cache):
     assert again.returncode == 0 and "reused from" in again.stderr and "calibrating (percentile):" not in again.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+@pytest.mark.skipif(any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")),
+                    reason="an engine builder is installed here: tests/cli/test_tensorrt_cli.py builds engines")
 @pytest.mark.parametrize("flag", ["--int8", "--fp16"])
 def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir, calibration_cache, flag):
     (tmp_path / "out").mkdir()

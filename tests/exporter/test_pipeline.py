@@ -22,7 +22,7 @@ from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable
 
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+HAS_TENSORRT = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
 
 
 def test_failed_int8_gate_keeps_the_good_file_that_was_there(tmp_path, hard_int8_checkpoint, small_model,
@@ -121,7 +121,7 @@ def test_engine_build_reads_the_precision_from_the_onnx(tmp_path, small_onnx, ca
     assert not (tmp_path / "m.engine").exists()
 
 
-@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+@pytest.mark.skipif(HAS_TENSORRT, reason="an engine builder is installed here")
 def test_engine_pipeline_without_tensorrt_keeps_the_verified_onnx(tmp_path, small_onnx):
     fp32 = tmp_path / "model.onnx"
     shutil.copy(small_onnx, fp32)

@@ -73,7 +73,7 @@ def test_trt_pipeline_makes_the_pixel_onnx_the_engine_is_built_from(tmp_path, sm
 
     try:
         import_tensorrt()
-        pytest.skip("TensorRT is installed here: the GPU tests build the engine")
+        pytest.skip("an engine builder is installed here: tests/cli/test_tensorrt_cli.py builds the pixel engine")
     except TensorRTUnavailable:
         pass
     with pytest.raises(TensorRTUnavailable, match=rf"verified fp32 ONNX is at {tmp_path / 'm.uint8.onnx'}"):

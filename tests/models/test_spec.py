@@ -44,3 +44,12 @@ def test_labels_file(tmp_path):
     with pytest.raises(ValueError, match="has 3 labels; expected 4"):
         read_labels_file(path, 4)
     assert default_labels(2) == ("class_0", "class_1")
+
+
+def test_metadata_for_another_class_count_gets_default_labels():
+    from alexnet_export.models.spec import ArtifactMetadata, default_labels
+
+    described = ArtifactMetadata(3, ("a", "b", "c"), "random init, seed 0")
+    assert described.for_classes(3) is described
+    wider = described.for_classes(5)
+    assert wider.num_classes == 5 and wider.labels == default_labels(5) and wider.source_weights == described.source_weights

@@ -1,12 +1,11 @@
-"""Parity and IO on a CUDA GPU, and NVIDIA's builder on the same files. Marked `gpu`: each test
-skips, saying why, where CUDA (or the builder) is absent."""
-
-import importlib.util
+"""Parity and IO on a CUDA GPU, and the engines every test run builds (tests/conftest.py) run on it.
+Marked `gpu`: each test skips, saying why, where CUDA, cuda-python or the builder is absent, or
+where the GPU is outside the engines' targets."""
 
 import numpy as np
 import pytest
 
-from alexnet_export.errors import InputError, ProviderError
+from alexnet_export.errors import InputError, ModelLoadError
 from alexnet_export.runtimes.parity import compare_runtimes, enforce
 from alexnet_export.models.precisions import FP16_GATE, FP32_GATE, INT8_GATE
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
@@ -34,7 +33,6 @@ def _ort_cuda_loads() -> bool:
 
 needs_ort_cuda = pytest.mark.skipif(not _ort_cuda_loads(), reason="ONNX Runtime's CUDA provider does not load here")
 needs_torch_cuda = pytest.mark.skipif(not _torch_cuda(), reason="torch sees no CUDA GPU here")
-HAS_BUILDER = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx_bindings"))
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +45,6 @@ def reference(small_model):
     return TorchRuntime(small_model)  # eager FP32 on the CPU: the reference every gate uses
 
 
-@pytest.fixture(scope="module")
-def precision_files(small_onnx, calib_dir, calibration_cache, tmp_path_factory):
-    from alexnet_export.exporter.pipeline import make_precision_file
-    from alexnet_export.exporter.variants import CalibrationOptions
-
-    folder = tmp_path_factory.mktemp("gpu-files")
-    calibration = CalibrationOptions(folder=calib_dir, count=64, cache_dir=calibration_cache)
-    return {precision: make_precision_file(small_onnx, precision, folder / f"small.{precision}.onnx",
-                                           calibration=calibration).path
-            for precision in ("fp16", "int8-tensorrt")}
-
-
 @needs_ort_cuda
 def test_strict_fp32_on_cuda_passes_the_cpu_gate(small_onnx, reference, batches):
     runtime = OnnxRuntime(small_onnx, providers=CUDA, tf32=False)
@@ -67,9 +53,9 @@ def test_strict_fp32_on_cuda_passes_the_cpu_gate(small_onnx, reference, batches)
 
 
 @needs_ort_cuda
-@pytest.mark.parametrize("precision, gate", [("fp16", FP16_GATE), ("int8-tensorrt", INT8_GATE)])
-def test_precision_files_on_cuda_pass_their_gates(precision_files, precision, gate, reference, batches):
-    runtime = OnnxRuntime(precision_files[precision], providers=CUDA)
+@pytest.mark.parametrize("precision, gate", [("fp16", FP16_GATE), ("int8", INT8_GATE)])
+def test_precision_files_on_cuda_pass_their_gates(precision_onnx, precision, gate, reference, batches):
+    runtime = OnnxRuntime(precision_onnx[precision], providers=CUDA)
     enforce(compare_runtimes(reference, runtime, batches), gate, f"{precision} on CUDA")
 
 
@@ -109,45 +95,63 @@ def test_eager_torch_on_cuda(small_model, reference, batches, options, gate):
     enforce(compare_runtimes(reference, runtime, batches), gate, f"torch eager CUDA {options}")
 
 
-@needs_torch_cuda
-@pytest.mark.skipif(not HAS_BUILDER, reason="neither tensorrt nor TensorRT for RTX (tensorrt_rtx_bindings) is installed")
-@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-tensorrt"])
-def test_nvidia_builder_parses_and_builds_each_file(small_onnx, precision_files, precision, tmp_path):
-    from alexnet_export.exporter.tensorrt import build_engine
+@pytest.fixture(scope="session")  # session-wide, so that it is asked before the session's engines are built
+def engine_gpu():
+    """The GPU here, or a skip saying what is missing to run an engine (asked first: no build without it)."""
+    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, gpu_identity, import_cudart
+
+    try:
+        gpu = gpu_identity()
+        import_cudart()
+    except TensorRTUnavailable as exc:
+        pytest.skip(str(exc))
+    return gpu
+
+
+@pytest.mark.parametrize("kind", ["fp32", "fp16", "int8", "int8-kept", "pixels"])
+def test_ci_built_engines_run_where_they_target(engine_gpu, trt_engines, kind, precision_onnx, small_onnx, pixel_onnx,
+                                                batches, real_images):
+    """The engines every test run builds ahead of time (TensorRT for RTX, tests/conftest.py) against
+    ONNX Runtime on the CPU running their source ONNX; a GPU outside their targets is refused
+    before loading, and the test says so."""
+    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
     from alexnet_export.runtimes.tensorrt import TensorRTRuntime
-    from alexnet_export.runtimes.tensorrt_support import RTX_COMPUTE_CAPABILITIES, import_tensorrt, is_rtx
 
-    source = small_onnx if precision == "fp32" else precision_files[precision]
-    built = build_engine(source, tmp_path / "small.engine")
-    assert built.precision == precision and built.path.stat().st_size > 0
-    if is_rtx(import_tensorrt()) and built.gpu["compute_capability"] not in RTX_COMPUTE_CAPABILITIES:
-        with pytest.raises(ProviderError, match="runs engines on compute capability"):
-            TensorRTRuntime(built.path)
-        return
-    logits = TensorRTRuntime(built.path).predict(np.zeros((1, 3, 224, 224), np.float32))
-    assert logits.shape == (1, 10) and np.isfinite(logits).all()
+    gpu, engine = engine_gpu, trt_engines[kind]
+    if not engine.targets.admits(gpu):
+        with pytest.raises(ModelLoadError, match="targets compute capability"):
+            TensorRTRuntime(engine.path)
+        pytest.skip(f"{gpu.describe()} is outside what {engine.builder} built for ({engine.targets.describe()});"
+                    " the engine was refused before loading, as it should be")
+    runtime = TensorRTRuntime(engine.path)
+    source = {"fp32": small_onnx, "pixels": pixel_onnx, **precision_onnx}[kind]
+    reference = OnnxRuntime(source, providers=["CPUExecutionProvider"])
+    if kind == "pixels":
+        spec = reference.metadata.preprocessing
+        inputs = [np.stack([resize_and_crop(load_image(image), spec) for image in real_images[i : i + 4]])
+                  for i in (0, 4, 8)]
+    else:
+        inputs = [batch[:4] for batch in batches]  # the engines' profile ends at batch 4
+    # FP32 layers may run in TF32 (TensorRT's default): the FP16 gate's tolerance, as bench's TF32 rows.
+    gate = INT8_GATE if kind.startswith("int8") else FP16_GATE
+    expected = np.concatenate([reference.predict(batch) for batch in inputs])
+    enforce(compare_logits(expected, np.concatenate([runtime.predict(batch) for batch in inputs])), gate,
+            f"{kind} engine on {gpu.describe()}")
+    assert runtime.precision == engine.precision and runtime.bounds.maximum == 4
 
 
-@needs_torch_cuda
-def test_pixel_file_on_cuda_and_as_an_engine(pixel_onnx, pixel_runtime, real_images, tmp_path):
-    """A uint8 pixel file (onnx --input-format uint8) through ONNX Runtime's CUDA provider (strict FP32)
-    and, where the builder is installed, a TensorRT engine: the pixel file's CPU logits, within their gates."""
+@needs_ort_cuda
+def test_pixel_file_on_cuda(pixel_onnx, pixel_runtime, real_images):
+    """A uint8 pixel file (onnx --input-format uint8) through ONNX Runtime's CUDA provider (strict FP32):
+    the pixel file's CPU logits (its engine: test_ci_built_engines_run_where_they_target)."""
     from alexnet_export.runtimes.parity import compare_logits
     from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
 
     spec = pixel_runtime.metadata.preprocessing
     pixels = np.stack([resize_and_crop(load_image(image), spec) for image in real_images[:16]])
-    expected = pixel_runtime.predict(pixels)
-    candidates = [(OnnxRuntime(pixel_onnx, CUDA, tf32=False), FP32_GATE)] if _ort_cuda_loads() else []
-    if HAS_BUILDER:
-        from alexnet_export.exporter.tensorrt import build_engine
-        from alexnet_export.runtimes.tensorrt import TensorRTRuntime
-
-        # TensorRT may run FP32 layers in TF32 (its default): the FP16 gate's tolerance, as bench's TF32 rows.
-        candidates.append((TensorRTRuntime(build_engine(pixel_onnx, tmp_path / "pixels.engine").path), FP16_GATE))
-    if not candidates:
-        pytest.skip("neither ONNX Runtime's CUDA provider nor a TensorRT builder here")
-    for runtime, gate in candidates:
-        enforce(compare_logits(expected, runtime.predict(pixels)), gate, f"the pixel file on {runtime.device}")
-        with pytest.raises(InputError, match="this model takes uint8 RGB pixels"):
-            runtime.predict(np.zeros((1, 3, 224, 224), np.float32))
+    runtime = OnnxRuntime(pixel_onnx, CUDA, tf32=False)
+    enforce(compare_logits(pixel_runtime.predict(pixels), runtime.predict(pixels)), FP32_GATE,
+            f"the pixel file on {runtime.device}")
+    with pytest.raises(InputError, match="this model takes uint8 RGB pixels"):
+        runtime.predict(np.zeros((1, 3, 224, 224), np.float32))

@@ -90,8 +90,9 @@ def test_without_any_tensorrt_the_error_names_both_builders():
 
     from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
 
-    if importlib.util.find_spec("tensorrt") or importlib.util.find_spec("tensorrt_rtx_bindings"):
+    if any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")):
         pytest.skip("a TensorRT is installed here")
     with pytest.raises(TensorRTUnavailable, match=r"^TensorRT is not installed .*, nor TensorRT for RTX"
-                                                  r" \(tensorrt_rtx_bindings\); on a machine with an NVIDIA GPU"):
+                                                  r" \(tensorrt_rtx, tensorrt_rtx_bindings\); on a machine with an NVIDIA GPU"
+                                                  r".*pip install 'alexnet-export\[tensorrt-rtx\]'"):
         import_tensorrt()

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 from alexnet_export.serving.triton_repo import RepositoryError, ServingOptions, add_engine, add_onnx
-from alexnet_export.runtimes.tensorrt_support import sidecar_path
+from alexnet_export.runtimes.engine_sidecar import sidecar_path
 
 
 def _parse(pb2, folder):
@@ -75,6 +75,19 @@ def test_engine_model_config(tmp_path, model_config_pb2):
         add_engine(tmp_path / "repo2", engine, ServingOptions(kind="gpu", max_batch=64))
     with pytest.raises(RepositoryError, match="use kind 'gpu'"):
         add_engine(tmp_path / "repo3", engine, ServingOptions())
+
+
+def test_an_engine_of_tensorrt_for_rtx_is_not_for_triton(tmp_path):
+    engine = tmp_path / "alexnet.engine"
+    engine.write_bytes(b"engine bytes")
+    sidecar_path(engine).write_text(json.dumps({
+        "format": 2, "builder": {"name": "TensorRT for RTX", "version": "1.7.1.116", "version_compatible": False},
+        "targets": {"compute_capabilities": ["8.6", "8.9"]}, "precision": "fp16",
+        "batch": {"min": 1, "opt": 8, "max": 32}, "metadata": {}}))
+    with pytest.raises(RepositoryError, match=r"built by TensorRT for RTX 1.7.1.116, ahead of time without a GPU,"
+                                              r" whose engines Triton's TensorRT backend cannot load"):
+        add_engine(tmp_path / "repo", engine, ServingOptions(kind="gpu"))
+    assert not (tmp_path / "repo").exists()
 
 
 def test_engine_without_a_class_count_has_the_default(tmp_path, model_config_pb2):
