@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,19 @@ def run_cli(*args, cwd=None, timeout=300) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def console() -> str:
     return console_script()
+
+
+def _one_line_error(result: subprocess.CompletedProcess, pattern: str, code: int = 1) -> None:
+    """A CLI failure as users must see it: exit `code`, no traceback, the last stderr line matching `pattern`."""
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    assert re.search(pattern, lines[-1]), lines[-1]
+
+
+@pytest.fixture(scope="session")
+def one_line_error():
+    return _one_line_error
 
 
 @pytest.fixture(scope="session")

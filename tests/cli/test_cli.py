@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import re
 
 import numpy as np
 
@@ -14,13 +13,6 @@ from alexnet_export import __version__
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
-
-
-def _one_line_error(result, pattern, code=1):
-    assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr
-    assert re.search(pattern, lines[-1]), lines[-1]
 
 
 def test_version_and_help_teach(cli):
@@ -55,7 +47,7 @@ def test_predict_prints_labels_and_json(cli, cli_default_export, photos):
     assert [(p["label"], p["probability"]) for p in entry["predictions"]] == [(l, pytest.approx(p)) for l, p in expected]
 
 
-def test_export_from_checkpoint_matches_eager(cli, tmp_path, real_images):
+def test_export_from_checkpoint_matches_eager(cli, tmp_path, real_images, one_line_error):
     model = seeded_alexnet(7, seed=21)
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ckpt.pth")
     (tmp_path / "labels.txt").write_text("\n".join(f"animal {i}" for i in range(7)))
@@ -68,7 +60,7 @@ def test_export_from_checkpoint_matches_eager(cli, tmp_path, real_images):
     expected = TorchRuntime(model).predict(batch)
     assert abs(runtime.predict(batch) - expected).max() <= 1e-4
     bad_image = cli("predict", tmp_path / "ckpt.pth", tmp_path / "labels.txt", cwd=tmp_path)
-    _one_line_error(bad_image, r"cannot read .*labels.txt as an image")
+    one_line_error(bad_image, r"cannot read .*labels.txt as an image")
 
 
 def test_predict_with_a_checkpoint_runs_eagerly(cli, tmp_path, photos):
@@ -91,11 +83,11 @@ def test_predict_with_a_checkpoint_runs_eagerly(cli, tmp_path, photos):
         (["predict", "garbage.onnx", "x.jpg"], r"^Error: ONNX Runtime cannot load garbage.onnx"),
     ],
 )
-def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pattern):
+def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pattern, one_line_error):
     for name in ("garbage.pt", "garbage.txt", "garbage.onnx"):
         (tmp_path / name).write_bytes(b"\x80\x04garbage" * 20)
     before = sorted(p.name for p in tmp_path.iterdir())
-    _one_line_error(cli(*args, cwd=tmp_path), pattern)
+    one_line_error(cli(*args, cwd=tmp_path), pattern)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -113,20 +105,20 @@ def test_failures_are_one_line_exit_1_and_write_nothing(cli, tmp_path, args, pat
         (["trt", "--onnx", "m.onnx", "--weights", "w.pt"], r"not both: the FP32 .onnx already holds the model \(--onnx\)$"),
     ],
 )
-def test_usage_errors_exit_2(cli, tmp_path, args, pattern):
+def test_usage_errors_exit_2(cli, tmp_path, args, pattern, one_line_error):
     (tmp_path / "m.onnx").write_bytes(b"not read: the arguments are refused first")
-    _one_line_error(cli(*args, cwd=tmp_path), pattern, code=2)
+    one_line_error(cli(*args, cwd=tmp_path), pattern, code=2)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
-def test_int8_needs_calibration_images(cli, tmp_path):
-    _one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path),
+def test_int8_needs_calibration_images(cli, tmp_path, one_line_error):
+    one_line_error(cli("onnx", "--precision", "int8", cwd=tmp_path),
                     r"int8-cpu needs calibration images: a folder of 64 or more \(--calib-dir\)$", code=2)
-    _one_line_error(cli("trt", "--int8", cwd=tmp_path), r"int8-tensorrt needs calibration images.*\(--calib-dir\)$", code=2)
-    _one_line_error(cli("trt", "--min-batch", "8", "--opt-batch", "4", cwd=tmp_path), r"batch", code=2)
-    _one_line_error(cli("onnx", "--precision", "fp16", "--lrn", "pooled", cwd=tmp_path),
+    one_line_error(cli("trt", "--int8", cwd=tmp_path), r"int8-tensorrt needs calibration images.*\(--calib-dir\)$", code=2)
+    one_line_error(cli("trt", "--min-batch", "8", "--opt-batch", "4", cwd=tmp_path), r"batch", code=2)
+    one_line_error(cli("onnx", "--precision", "fp16", "--lrn", "pooled", cwd=tmp_path),
                     r"applies to FP32 only.*\(--lrn\)$", code=2)
-    _one_line_error(cli("onnx", "--precision", "fp16", "--keep-float", "conv4", cwd=tmp_path),
+    one_line_error(cli("onnx", "--precision", "fp16", "--keep-float", "conv4", cwd=tmp_path),
                     r"apply to INT8 files.*\(--keep-float\)$", code=2)
     assert list(tmp_path.iterdir()) == []
 
@@ -146,13 +138,13 @@ def test_cpu_int8_export(cli, tmp_path, calib_dir, calibration_cache):
 @pytest.mark.skipif(any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")),
                     reason="an engine builder is installed here: tests/cli/test_tensorrt_cli.py builds engines")
 @pytest.mark.parametrize("flag", ["--int8", "--fp16"])
-def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir, calibration_cache, flag):
+def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir, calibration_cache, flag, one_line_error):
     (tmp_path / "out").mkdir()
     result = cli("trt", flag, "--num-classes", "10", "--calib-dir", calib_dir, "--calib-count", "64",
                  "--cache-dir", calibration_cache, "-o", "out/alexnet.engine", cwd=tmp_path)
     precision = {"--int8": "int8-tensorrt", "--fp16": "fp16"}[flag]
     precision_file = f"alexnet.{precision}.onnx"  # named by format: never confused with the CPU INT8 file
-    _one_line_error(result, rf"TensorRT is not installed.*pip install 'alexnet-export\[trt\]'.*"
+    one_line_error(result, rf"TensorRT is not installed.*pip install 'alexnet-export\[trt\]'.*"
                             rf"verified {precision} ONNX is at out/{precision_file}")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(["alexnet.onnx", precision_file])
     runtime = OnnxRuntime(tmp_path / "out" / precision_file)
@@ -160,7 +152,7 @@ def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir,
     assert "parity, FP32 reference vs" in result.stdout
 
 
-def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_onnx):
+def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_onnx, one_line_error):
     import shutil
 
     from alexnet_export.exporter.precision import to_fp16
@@ -168,4 +160,4 @@ def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_
     shutil.copy(small_onnx, tmp_path / "model.onnx")
     to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")
     result = cli("trt", "--fp16", "--onnx", "model.fp16.onnx", "-o", "x.engine", cwd=tmp_path)
-    _one_line_error(result, r"model.fp16.onnx is a fp16 file; give the FP32 export, the precision file is made from it \(--onnx\)$", code=2)
+    one_line_error(result, r"model.fp16.onnx is a fp16 file; give the FP32 export, the precision file is made from it \(--onnx\)$", code=2)

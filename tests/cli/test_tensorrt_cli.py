@@ -10,13 +10,6 @@ from alexnet_export.runtimes.engine_sidecar import read_sidecar
 from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, gpu_identity
 
 
-def _one_line_error(result, pattern, code=1):
-    assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr
-    assert re.search(pattern, lines[-1]), lines[-1]
-
-
 def _has_gpu() -> bool:
     try:
         gpu_identity()
@@ -39,27 +32,27 @@ def test_trt_builds_a_pixel_engine_ahead_of_time(cli, rtx, tmp_path, small_onnx)
     assert sidecar["targets"]["compute_capabilities"] == ["8.6", "8.9"]
 
 
-def test_trt_refuses_the_other_builders_options_before_any_work(cli, rtx, tmp_path, small_onnx):
+def test_trt_refuses_the_other_builders_options_before_any_work(cli, rtx, tmp_path, small_onnx, one_line_error):
     cases = [(["--compute-capability", "6.1"], r"does not build for compute capability 6.1; it builds for .*"
                                                r" \(--compute-capability\)$"),
              (["--hardware-compatibility", "ampere+"], r"hardware compatibility is TensorRT's; TensorRT for RTX .*"
                                                        r" \(--hardware-compatibility\)$"),
              (["--version-compatible"], r"has no version-compatible engines.* \(--version-compatible\)$")]
     for flags, pattern in cases:
-        _one_line_error(cli("trt", "--onnx", small_onnx, "--builder", "tensorrt-rtx", *flags, "-o", "m.engine",
-                            cwd=tmp_path), pattern)
-    _one_line_error(cli("trt", "--compute-capability", "9", cwd=tmp_path),
-                    r"compute capability 9 is not a MAJOR.MINOR number like 8.6", code=2)
+        one_line_error(cli("trt", "--onnx", small_onnx, "--builder", "tensorrt-rtx", *flags, "-o", "m.engine",
+                           cwd=tmp_path), pattern, code=2)
+    one_line_error(cli("trt", "--compute-capability", "9", cwd=tmp_path),
+                   r"compute capability 9 is not a MAJOR.MINOR number like 8.6", code=2)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(_has_gpu(), reason="this machine has an NVIDIA GPU: the refusal without one cannot happen here")
 @pytest.mark.parametrize("command", [["predict", "{engine}", "{image}"], ["bench", "{engine}", "--batch-sizes", "1"],
                                      ["serve", "{engine}"]])
-def test_an_engine_is_refused_in_one_line_without_a_gpu(cli, trt_engines, photos, tmp_path, command):
+def test_an_engine_is_refused_in_one_line_without_a_gpu(cli, trt_engines, photos, tmp_path, command, one_line_error):
     engine = trt_engines["fp16"].path
     args = [part.format(engine=engine, image=photos[0]) for part in command]
-    _one_line_error(cli(*args, cwd=tmp_path, timeout=120),
+    one_line_error(cli(*args, cwd=tmp_path, timeout=120),
                     rf"^Error: no NVIDIA GPU here: the CUDA driver \(libcuda.so.1\) is not installed; {re.escape(str(engine))}"
                     r" runs on compute capability [\d., ]+ \(TensorRT for RTX [\d.]+, ahead of time without a GPU\)$")
     assert list(tmp_path.iterdir()) == []
@@ -79,7 +72,7 @@ def test_inspect_prints_layers_and_json(cli, rtx, trt_engines):
     assert report["targets"]["compute_capabilities"] == list(trt_engines["int8-kept"].targets.compute_capabilities)
 
 
-def test_inspect_failures_are_one_line(cli, tmp_path):
+def test_inspect_failures_are_one_line(cli, tmp_path, one_line_error):
     (tmp_path / "m.engine").write_bytes(b"\x00" * 64)
-    _one_line_error(cli("inspect", "m.engine", cwd=tmp_path), r"^Error: .*m.engine.json is missing")
-    _one_line_error(cli("inspect", "absent.onnx", cwd=tmp_path), r"does not exist", code=2)
+    one_line_error(cli("inspect", "m.engine", cwd=tmp_path), r"^Error: .*m.engine.json is missing")
+    one_line_error(cli("inspect", "absent.onnx", cwd=tmp_path), r"does not exist", code=2)

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from alexnet_export.errors import ExportError, ModelLoadError, ProviderError
+from alexnet_export.errors import ArgumentError, ExportError, ModelLoadError, ProviderError
 from alexnet_export.events import Note
 from alexnet_export.exporter.tensorrt import BuildSettings, build_engine, builder_capabilities, default_targets
 from alexnet_export.runtimes.engine_sidecar import (
@@ -136,15 +136,15 @@ def test_first_format_sidecars_read_as_tensorrt_on_their_gpu(tmp_path):
 
 
 def test_build_settings_are_checked():
-    with pytest.raises(ValueError, match="min"):
+    with pytest.raises(ArgumentError, match="min"):
         BuildSettings(min_batch=8, opt_batch=4, max_batch=32)
-    with pytest.raises(ValueError, match="compute capability 9 is not a MAJOR.MINOR number"):
+    with pytest.raises(ArgumentError, match="compute capability 9 is not a MAJOR.MINOR number"):
         BuildSettings(compute_capabilities=("9",))
-    with pytest.raises(ValueError, match="name one twice"):
+    with pytest.raises(ArgumentError, match="name one twice"):
         BuildSettings(compute_capabilities=("8.6", "8.6"))
-    with pytest.raises(ValueError, match="hardware compatibility 'turing' is unknown"):
+    with pytest.raises(ArgumentError, match="hardware compatibility 'turing' is unknown"):
         BuildSettings(hardware_compatibility="turing")
-    with pytest.raises(ValueError, match="builder 'tensorrt-llm' is unknown"):
+    with pytest.raises(ArgumentError, match="builder 'tensorrt-llm' is unknown"):
         BuildSettings(builder="tensorrt-llm")
     assert BuildSettings().batch == {"min": 1, "opt": 8, "max": 32}
 
@@ -218,13 +218,13 @@ def test_chosen_compute_capabilities_are_built_for_and_recorded(rtx, precision_o
     with pytest.raises(ModelLoadError, match="targets compute capability 8.6, 12.0"):
         check_runs_here(read_sidecar(result.path), RTX_4090, rtx.__version__)
     known = ", ".join(builder_capabilities(rtx))  # read from the builder: 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 in 1.7.1.116
-    with pytest.raises(ExportError, match=rf"does not build for compute capability 6.1; it builds for {known}$") as refused:
+    with pytest.raises(ArgumentError, match=rf"does not build for compute capability 6.1; it builds for {known}$") as refused:
         build_engine(precision_onnx["int8"], tmp_path / "pascal.engine",  # Pascal: older than any RTX target
                      settings=BuildSettings(builder="tensorrt-rtx", compute_capabilities=("6.1",)))
     assert refused.value.argument == "compute_capabilities"
     for options, argument in (({"hardware_compatibility": "ampere+"}, "hardware_compatibility"),
                               ({"version_compatible": True}, "version_compatible")):
-        with pytest.raises(ExportError, match="TensorRT for RTX") as refused:
+        with pytest.raises(ArgumentError, match="TensorRT for RTX") as refused:
             build_engine(precision_onnx["int8"], tmp_path / "x.engine", settings=BuildSettings(builder="tensorrt-rtx",
                                                                                                **options))
         assert refused.value.argument == argument
