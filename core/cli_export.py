@@ -16,6 +16,7 @@ from alexnet_export.cli_options import (
     model_options,
     model_source,
     print_layer_search,
+    sign_key_option,
 )
 from alexnet_export.models.spec import FP16, FP32, INT8_CPU, INT8_TENSORRT
 
@@ -64,8 +65,9 @@ input_format_option = click.option(
                    "in plain ops, about 15% faster on ONNX Runtime's CPU provider at batch 16.")
 @input_format_option
 @click.option("--no-verify", is_flag=True, help="Skip the FP32 eager-vs-ONNX Runtime parity check.")
+@sign_key_option
 def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision, calib_dir, calib_count,
-                 calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify):
+                 calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify, sign_key):
     """Export the seed AlexNet to one self-contained, self-describing ONNX file.
 
     The file has input `images` (float32, N x 3 x 224 x 224, normalised RGB) and output
@@ -85,6 +87,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
       alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
       alexnet-export onnx --weights checkpoint.pt --input-format uint8    # alexnet.uint8.onnx: pixels in
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
+      alexnet-export onnx --weights checkpoint.pt --sign-key private.pem          # + alexnet.onnx.sig
     """
     from alexnet_export.exporter.pipeline import export_onnx_file
 
@@ -100,7 +103,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
                                   calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                   opset=opset, batch=None if batch == "dynamic" else batch, lrn=lrn,
                                   verify=not no_verify, keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                  input_format=input_format, on_event=TerminalReporter())
+                                  input_format=input_format, sign_key=sign_key, on_event=TerminalReporter())
     print_layer_search(result.variant)
     click.echo(f"wrote {result.path} ({precision}, {result.size_bytes / 1e6:.1f} MB, {result.num_classes} classes) "
                f"in {result.seconds:.1f}s")
@@ -123,9 +126,10 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
               help="TensorRT timing cache, reused and updated (default: beside the engine).")
 @input_format_option
+@sign_key_option
 def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels, calib_dir, calib_count,
                 calib_method, cache_dir, keep_float, auto_keep_float, min_batch, opt_batch, max_batch, workspace,
-                timing_cache, input_format):
+                timing_cache, input_format, sign_key):
     """Build a TensorRT engine: export, make the precision ONNX, verify it on the CPU, build.
 
     TensorRT 10 and 11 build strongly typed networks: the precision is in the ONNX (FP16
@@ -142,6 +146,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --max-batch 64
       alexnet-export trt --fp16 --onnx alexnet.onnx --input-format uint8     # the engine takes uint8 pixels
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
+      alexnet-export trt --fp16 --onnx alexnet.onnx --sign-key private.pem   # signs the engine and its ONNX
     """
     from alexnet_export.exporter.pipeline import PipelineError, build_tensorrt_engine
     from alexnet_export.exporter.tensorrt import BuildSettings
@@ -163,7 +168,8 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
                                            calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                            settings=settings, timing_cache=timing_cache, opset=opset,
                                            keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                           input_format=input_format, on_event=TerminalReporter())
+                                           input_format=input_format, sign_key=sign_key,
+                                           on_event=TerminalReporter())
     except PipelineError as exc:  # every other argument was checked above: this one is about --onnx
         raise click.BadParameter(str(exc), param_hint="--onnx") from None
     print_layer_search(result.variant)

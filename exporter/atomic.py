@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from alexnet_export.errors import ExportError
+from alexnet_export.runtimes.signing import signature_first
 
 
 # Failures of the disk rather than of the program: reported as one line, the target untouched.
@@ -39,7 +40,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield temporary
         _fsync(temporary)
-        os.replace(temporary, path)
+        with signature_first({path: temporary}):  # a no-op unless the exporter was asked to sign
+            os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         if exc.errno in _WRITE_ERRORS:

@@ -21,6 +21,7 @@ from alexnet_export.errors import ExportError, one_line
 from alexnet_export.models.spec import PRECISION_KEY
 from alexnet_export.runtimes.onnx_graph import read_graph_facts
 from alexnet_export.runtimes.openvino import RT_INFO_SECTION, import_openvino
+from alexnet_export.runtimes.signing import signature_first
 
 _PREFIX = RT_INFO_SECTION + "."
 
@@ -74,7 +75,8 @@ def staged_ir(xml_path: str | Path) -> Iterator[Path]:
 
 def _move_in(staged: Path, xml_path: Path) -> None:
     try:
-        os.replace(bin_path(staged), bin_path(xml_path))
-        os.replace(staged, xml_path)
+        with signature_first({xml_path: staged, bin_path(xml_path): bin_path(staged)}):  # when asked to sign
+            os.replace(bin_path(staged), bin_path(xml_path))
+            os.replace(staged, xml_path)
     except OSError as exc:
         raise ExportError(f"cannot write {xml_path}: {exc.strerror or exc}") from None

@@ -48,6 +48,7 @@ from alexnet_export.models.spec import (
     precision_file_name,
 )
 from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 from alexnet_export.runtimes.tensorrt_support import ENGINE_PRECISIONS, TensorRTUnavailable, import_tensorrt
 
 DEFAULT_STEM = "alexnet"
@@ -140,6 +141,7 @@ def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = igno
     return LoadedModel(loaded.model, metadata, loaded.random_init)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def export_onnx_file(
     output: str | Path | None = None,
     source: ModelSource = ModelSource(),
@@ -153,6 +155,7 @@ def export_onnx_file(
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
     input_format: str = FLOAT_INPUT,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> OnnxFile:
     """Export the model to one verified ONNX file in `precision` (one of PRECISIONS).
@@ -164,6 +167,8 @@ def export_onnx_file(
     keep_float, auto_keep_float: INT8 layers kept in float, named or searched for (make_variant).
     input_format: FLOAT_INPUT, or PIXEL_INPUT for a file that takes uint8 RGB pixels (batch, 224,
     224, 3) after the app's resize and crop and normalises them inside (exporter/pixels.py).
+    sign_key: a private key (path, or SigningKey for a certificate) that signs the file as it is
+    put in place: `<output>.sig` (runtimes/signing.py). The same in every function here.
     """
     started = time.perf_counter()
     _check_precision(precision, PRECISIONS)
@@ -199,6 +204,7 @@ def export_onnx_file(
                     time.perf_counter() - started, pixel_report)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"] or arguments["fp32_onnx"]))
 def make_precision_file(
     fp32_onnx: str | Path,
     precision: str,
@@ -207,6 +213,7 @@ def make_precision_file(
     calibration: CalibrationOptions = CalibrationOptions(),
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> VariantResult:
     """From an FP32 .onnx made by `export_onnx_file`, a verified FP16 or INT8 file.
@@ -223,6 +230,7 @@ def make_precision_file(
                         keep_float=keep_float, auto_keep_float=auto_keep_float, on_event=on_event)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def build_tensorrt_engine(
     output: str | Path = DEFAULT_ENGINE,
     source: ModelSource | None = None,
@@ -236,6 +244,7 @@ def build_tensorrt_engine(
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
     input_format: str = FLOAT_INPUT,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> EngineBuild:
     """Export (or take `fp32_onnx`), make and verify the precision ONNX on the CPU, build the engine.
@@ -247,6 +256,7 @@ def build_tensorrt_engine(
     timing_cache: None keeps it beside the engine (alexnet.timing.cache).
     input_format: PIXEL_INPUT builds the engine from the pixel version of the precision ONNX
     (alexnet.uint8.onnx, alexnet.fp16.uint8.onnx ...; exporter/pixels.py), kept beside it too.
+    sign_key: signs the engine (with its sidecar) and every ONNX file written beside it.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -283,6 +293,7 @@ def build_tensorrt_engine(
     return EngineBuild(engine, onnx_path, precision, fp32_result, variant, time.perf_counter() - started)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def export_openvino_ir(
     output: str | Path | None = None,
     source: ModelSource | None = None,
@@ -292,6 +303,7 @@ def export_openvino_ir(
     calibration: CalibrationOptions = CalibrationOptions(),
     opset: int = DEFAULT_OPSET,
     threads: int | None = None,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> IrFile:
     """An OpenVINO IR (.xml + .bin) of the model, verified under OpenVINO before it is put in place.
@@ -300,6 +312,7 @@ def export_openvino_ir(
     work) or INT8_OPENVINO (from the TensorRT-rule Q/DQ file; needs calibration.folder).
     output: None writes alexnet.xml / alexnet.bf16.xml / alexnet.int8.xml in the working folder.
     The FP32 ONNX on the way is a temporary file unless `fp32_onnx` is given.
+    sign_key: signs the IR (.xml with its .bin) as the pair is put in place.
     """
     from alexnet_export.exporter.openvino import staged_ir, write_ir
     from alexnet_export.runtimes.openvino import OpenVinoRuntime, OpenVinoUnavailable, cpu_supports, import_openvino
@@ -387,6 +400,11 @@ def _torch_reference(model) -> Runtime:
     from alexnet_export.runtimes.torch import TorchRuntime
 
     return TorchRuntime(model)
+
+
+def _folder(path: str | Path | None) -> Path:
+    """The folder an output path names (a bare or missing name: the working folder)."""
+    return Path(path).parent if path is not None else Path(".")
 
 
 def _stem(path: Path) -> str:
