@@ -17,7 +17,8 @@ from alexnet_export.cli_options import say
 @click.option("--certificate", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Sign with a certificate: the PEM certificate of --key's public key, carried in the signature.")
 @click.option("--chain", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="With --certificate: PEM certificates between it and the root that verifiers trust (repeatable).")
+              help="With --certificate (needed): PEM certificates from its issuing CA up to the root that verifiers "
+                   "trust (repeatable).")
 def sign_command(models, key, certificate, chain):
     """Sign each MODEL: write MODEL.sig beside it, covering the file and every companion file it
     has (ONNX external data FILE.data, an IR's .bin, an engine's sidecar FILE.json).
@@ -33,12 +34,13 @@ def sign_command(models, key, certificate, chain):
       openssl ecparam -name prime256v1 -genkey -noout -out private.pem
       openssl ec -in private.pem -pubout -out public.pem
       alexnet-export sign alexnet.onnx alexnet.int8-cpu.onnx alexnet.engine --key private.pem
-      alexnet-export sign alexnet.xml --key signer.pem --certificate signer.crt --chain intermediate.crt
+      alexnet-export sign alexnet.xml --key signer.pem --certificate signer.crt --chain ca.crt
     """
     from alexnet_export.runtimes.signing import SigningKey, sign_model
 
-    if chain and certificate is None:
-        raise click.UsageError("--chain goes with --certificate")
+    if bool(chain) != (certificate is not None):
+        raise click.UsageError("--certificate and --chain go together: the certificate of --key's public key, and"
+                               " at least the certificate of the CA that issued it")
     signing_key = SigningKey(key, certificate, tuple(chain))
     for model in models:
         result = sign_model(model, signing_key)

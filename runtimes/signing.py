@@ -58,7 +58,8 @@ class SigningUnavailable(AlexNetExportError, RuntimeError):
 @dataclass(frozen=True)
 class SigningKey:
     """What signs: a PEM elliptic-curve private key (P-256, P-384 or P-521), and for
-    certificate-based signing its certificate and the chain up to the root verifiers trust."""
+    certificate-based signing its certificate and the chain up to the root verifiers trust (at
+    least the issuing CA's certificate: model-signing 1.1.1 cannot sign with an empty chain)."""
 
     key: Path
     certificate: Path | None = None
@@ -121,6 +122,9 @@ def _signer(key: SigningKey):
     for path, name in ((key.key, "key"), (key.certificate, "certificate"), *((c, "chain") for c in key.chain)):
         if path is not None and not Path(path).is_file():
             raise SignatureError(f"signing {name} {path} does not exist or is not a file", argument="sign_key")
+    if key.certificate is not None and not key.chain:
+        raise SignatureError(f"signing with the certificate {key.certificate} needs its chain: at least the"
+                             " certificate of the CA that issued it", argument="sign_key")
     try:
         if key.certificate is None:
             return signing.Config().use_elliptic_key_signer(private_key=key.key, password=key.password)
