@@ -11,7 +11,7 @@ from alexnet_export.cli_options import say
 
 @click.command("sign")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--key", "sign_key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="PEM elliptic-curve private key (P-256, P-384 or P-521), unencrypted, e.g. from "
                    "`openssl ecparam -name prime256v1 -genkey -noout -out private.pem`.")
 @click.option("--certificate", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -19,7 +19,7 @@ from alexnet_export.cli_options import say
 @click.option("--chain", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="With --certificate (needed): PEM certificates from its issuing CA up to the root that verifiers "
                    "trust (repeatable).")
-def sign_command(models, key, certificate, chain):
+def sign_command(models, sign_key, certificate, chain):
     """Sign each MODEL: write MODEL.sig beside it, covering the file and every companion file it
     has (ONNX external data FILE.data, an IR's .bin, an engine's sidecar FILE.json).
 
@@ -41,7 +41,7 @@ def sign_command(models, key, certificate, chain):
     if bool(chain) != (certificate is not None):
         raise click.UsageError("--certificate and --chain go together: the certificate of --key's public key, and"
                                " at least the certificate of the CA that issued it")
-    signing_key = SigningKey(key, certificate, tuple(chain))
+    signing_key = SigningKey(sign_key, certificate, tuple(chain))
     for model in models:
         result = sign_model(model, signing_key)
         click.echo(f"signed {_covered(result)}: {result.signature} ({result.seconds:.2f}s)")
