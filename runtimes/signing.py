@@ -168,7 +168,7 @@ def _replace_signature(model: Path, content: bytes) -> None:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; a signature is public, like the model beside it
         os.replace(temporary, target)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
@@ -200,11 +200,15 @@ def signed_outputs(sign_key: SigningKey | str | Path | None, folder: str | Path)
     if sign_key is None:
         yield
         return
-    token = _ACTIVE.set(_OutputSigning(_signer(SigningKey.of(sign_key)), Path(folder).resolve(), set()))
+    active = _OutputSigning(_signer(SigningKey.of(sign_key)), Path(folder).resolve(), set())
+    token = _ACTIVE.set(active)
     try:
         yield
     finally:
         _ACTIVE.reset(token)
+    if not active.written:  # a writer outside atomic_output/staged_ir, or another folder: never return unsigned
+        raise SignatureError(f"asked to sign, but no model file was put in place in {folder}; nothing was signed",
+                             argument="sign_key")
 
 
 def signs_outputs(folder: Callable[[dict], str | Path]):
@@ -331,6 +335,9 @@ def verify_model(model: str | Path, trusted_key: str | Path) -> SignatureCheck:
                              f" signature that verifies with {key.name}")
     signed = _signed_digests(model, signature)
     files = model_files(model)
+    linked = [name for name, path in files.items() if path.is_symlink()]
+    if linked:
+        raise SignatureError(f"refused {model}: {', '.join(linked)} is a symbolic link; signed models are plain files")
     missing = [name for name in signed if name not in files]
     if missing:
         raise SignatureError(f"refused {model}: {', '.join(missing)} is missing; its signature covers it")
@@ -389,16 +396,21 @@ def _signed_digests(model: Path, signature: Path) -> dict[str, tuple[str, str]]:
         bundle = json.loads(signature.read_text(encoding="utf-8"))
         statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
         resources = statement["predicate"]["resources"]
-        return {entry["name"]: (entry.get("algorithm", ""), entry["digest"]) for entry in resources}
+        digests = {entry["name"]: (entry.get("algorithm", ""), entry["digest"]) for entry in resources}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise SignatureError(f"refused {model}: {signature.name} is not a model-signing signature"
                              f" ({one_line(exc, 100)})") from None
+    other = sorted({algorithm for algorithm, _ in digests.values()} - {"sha256"})
+    if other:
+        raise SignatureError(f"refused {model}: {signature.name} lists {', '.join(other)} digests; expected SHA-256"
+                             " per file, as `alexnet-export sign` writes")
+    return digests
 
 
 def _refusal(model: Path, signature: Path, key: Path, files: Mapping[str, Path], signed: Mapping[str, tuple[str, str]],
              exc: Exception) -> str:
     """Why model-signing refused: a file that differs from its signed digest, else the key."""
-    changed = [name for name, path in files.items() if signed[name] != ("sha256", file_sha256(path))]
+    changed = [name for name, path in files.items() if signed[name][1] != file_sha256(path)]
     if changed:
         return (f"refused {model}: {', '.join(changed)} does not match its signature (changed since it was"
                 " signed)")

@@ -124,12 +124,15 @@ def test_an_engine_and_its_sidecar_are_signed_as_each_goes_in(tmp_path, signing_
         verify_model(engine, signing_keys.public)
 
 
-def test_only_the_named_folder_is_signed(tmp_path, signing_keys):
+def test_only_model_files_in_the_named_folder_are_signed(tmp_path, signing_keys):
+    """Scratch files in a subfolder and other outputs are not signed; and a call asked to sign
+    that signed nothing says so instead of returning as if it had."""
     (tmp_path / "scratch").mkdir()
-    with signed_outputs(signing_keys.private, tmp_path):
-        for path in (tmp_path / "scratch" / "fp32.onnx", tmp_path / "m.timing.cache"):
-            with atomic_output(path) as temporary:
-                temporary.write_bytes(b"x")
+    with pytest.raises(SignatureError, match="asked to sign, but no model file was put in place"):
+        with signed_outputs(signing_keys.private, tmp_path):
+            for path in (tmp_path / "scratch" / "fp32.onnx", tmp_path / "m.timing.cache"):
+                with atomic_output(path) as temporary:
+                    temporary.write_bytes(b"x")
     assert not list(tmp_path.rglob("*.sig"))
 
 

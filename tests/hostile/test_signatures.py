@@ -256,3 +256,12 @@ def test_cli_serve_refuses_an_unsigned_model_named_by_the_environment(console, t
     line = _one_line_failure(result)
     assert line == "Error: refused alexnet.onnx: it is not signed (no alexnet.onnx.sig beside it); expected a signature" \
                    " that verifies with owner.pub.pem"
+
+
+def test_a_symbolic_link_is_refused(tmp_path, signed, signing_keys, loads):
+    """The bytes behind it are the signed ones; a link could be pointed elsewhere after the check."""
+    folder = models_from(signed, tmp_path)
+    (folder / "small.onnx.data").unlink()
+    (folder / "small.onnx.data").symlink_to(signed / "small.onnx.data")
+    assert "small.onnx.data is a symbolic link" in refused(folder / "small.onnx", signing_keys.public)
+    assert loads == []
