@@ -176,3 +176,23 @@ def test_opening_without_a_key_never_imports_model_signing(small_onnx):
     env = {key: value for key, value in os.environ.items() if key != "ALEXNET_EXPORT_TRUSTED_KEY"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_app_without_torch_or_onnx_verifies_and_opens(tmp_path, small_onnx, signing_keys):
+    """The wrapper apps embed, with the `signing` extra: no torch, no onnx package."""
+    os.link(small_onnx, tmp_path / "alexnet.onnx")
+    sign_model(tmp_path / "alexnet.onnx", signing_keys.private)
+    code = f"""
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {{"torch", "onnx", "onnxscript", "safetensors"}}:
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Absent())
+import numpy as np
+from alexnet_export.runtimes import open_runtime
+runtime = open_runtime({str(tmp_path / "alexnet.onnx")!r}, trusted_key={str(signing_keys.public)!r})
+print(runtime.predict(np.zeros((1, 3, 224, 224), np.float32)).shape)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "(1, 10)", result.stderr
