@@ -109,9 +109,12 @@ def sign_model(model: str | Path, key: SigningKey | str | Path) -> SignatureChec
     model = Path(model)
     if not model.is_file():
         raise SignatureError(f"model file {model} does not exist or is not a file", argument="model")
-    files = model_files(model)
-    _check_external_data(model, files, "sign")
     config = _signer(SigningKey.of(key))
+    files = model_files(model)
+    if _links(files):
+        raise SignatureError(f"cannot sign {model}: {', '.join(_links(files))} is a symbolic link; sign the file it"
+                             " points to, where it is", argument="model")
+    _check_external_data(model, files, "sign")
     _replace_signature(model, _signature_bytes(config, model, files))
     return SignatureCheck(model, signature_path(model), tuple(files), time.perf_counter() - started)
 
@@ -335,9 +338,9 @@ def verify_model(model: str | Path, trusted_key: str | Path) -> SignatureCheck:
                              f" signature that verifies with {key.name}")
     signed = _signed_digests(model, signature)
     files = model_files(model)
-    linked = [name for name, path in files.items() if path.is_symlink()]
-    if linked:
-        raise SignatureError(f"refused {model}: {', '.join(linked)} is a symbolic link; signed models are plain files")
+    if _links(files):
+        raise SignatureError(f"refused {model}: {', '.join(_links(files))} is a symbolic link; signed models are"
+                             " plain files")
     missing = [name for name in signed if name not in files]
     if missing:
         raise SignatureError(f"refused {model}: {', '.join(missing)} is missing; its signature covers it")
@@ -460,6 +463,11 @@ def _exact_files(files: Iterable[Path]):
             return super().hash(model_path, files_to_hash=files)
 
     return ExactFiles().set_ignored_paths(paths=[], ignore_git_paths=False)
+
+
+def _links(files: Mapping[str, Path]) -> list[str]:
+    """Symbolic links among `files` (model-signing refuses them; one could be re-pointed after a check)."""
+    return [name for name, path in files.items() if path.is_symlink()]
 
 
 def _folder_of(model: Path) -> Path:

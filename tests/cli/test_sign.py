@@ -44,3 +44,16 @@ def test_key_problems_name_their_flag(cli, tmp_path, small_onnx, signing_keys):
     assert line.startswith("Error: cannot use ") and line.endswith(" (--trusted-key)")
     usage = cli("sign", "alexnet.onnx", "--key", signing_keys.private, "--chain", signing_keys.ca, cwd=tmp_path)
     assert usage.returncode == 2 and "--certificate and --chain go together" in usage.stderr
+
+
+def test_verify_and_bench_refuse_unsigned_models(cli, tmp_path, small_onnx, signing_keys, photos):
+    os.link(small_onnx, tmp_path / "alexnet.onnx")
+    (tmp_path / "images").mkdir()
+    os.link(photos[0], tmp_path / "images" / photos[0].name)
+    expected = ("Error: refused alexnet.onnx: it is not signed (no alexnet.onnx.sig beside it); expected a signature"
+                " that verifies with owner.pub.pem")
+    for command in (["verify", "alexnet.onnx", "--images", "images", "--reference", "alexnet.onnx"],
+                    ["bench", "alexnet.onnx", "--batch-sizes", "1", "--iterations", "1", "--no-cold-start"]):
+        result = cli(*command, "--trusted-key", signing_keys.public, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == expected, command  # after bench's progress lines
