@@ -39,6 +39,7 @@ class Settings:
     iterations: int | None = 20  # rounds per batch size, or
     seconds: float | None = None  # a time budget per batch size
     cold_start: bool = True
+    trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing.py)
 
     def __post_init__(self):
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -76,9 +77,11 @@ def check_models(paths: list[Path]) -> None:
         backend_for(path)
 
 
-def open_subject(path: Path, threads: int) -> Subject:
+def open_subject(path: Path, threads: int, trusted_key: Path | None = None) -> Subject:
     backend = backend_for(path)
     options = backend.taken(threads=threads, spinning=False)
+    if trusted_key is not None:  # the cold start's fresh process verifies too
+        options["trusted_key"] = str(trusted_key)
     return Subject(path, backend.open(path, **options), options)
 
 
@@ -87,7 +90,7 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
     check_models(paths)
     on_event(Step(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads"))
     gflops_before = matmul_gflops(settings.threads)
-    subjects = [open_subject(path, settings.threads) for path in paths]
+    subjects = [open_subject(path, settings.threads, settings.trusted_key) for path in paths]
     device_gflops = {}
     if any(s.on_cuda for s in subjects):
         on_event(Step("measuring the GPU's matrix-multiply rate in each precision"))

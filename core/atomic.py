@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator, Mapping
 
 from alexnet_export.errors import ArgumentError, ExportError
 
 
 # Failures of the disk rather than of the program: reported as one line, the target untouched.
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+
+
+# What must happen in the same step as a rename into place, for the extent of one call: while an
+# export was asked to sign, runtimes/signing.py writes the model's new signature first. The hook
+# lives here, set from above, so the writer imports nothing of what uses it.
+RenameHook = Callable[[Mapping[Path, Path]], ContextManager[None]]
+RENAME_HOOK: contextvars.ContextVar[RenameHook | None] = contextvars.ContextVar("alexnet_export_rename_hook",
+                                                                               default=None)
+
+
+@contextmanager
+def renaming(replacing: Mapping[Path, Path]) -> Iterator[None]:
+    """Around the renames that put `replacing` (target -> staged file) in place: the active hook, if any."""
+    hook = RENAME_HOOK.get()
+    if hook is None:
+        yield
+        return
+    with hook(replacing):
+        yield
 
 
 @contextmanager
@@ -35,7 +55,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield temporary
         _fsync(temporary)
-        os.replace(temporary, path)
+        with renaming({path: temporary}):
+            os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         if exc.errno in _WRITE_ERRORS:

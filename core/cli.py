@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from alexnet_export import __version__
+from alexnet_export.cli_options import trusted_key_option
 from alexnet_export.errors import AlexNetExportError, ArgumentError, one_line
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
@@ -64,6 +65,8 @@ def main():
     alexnet-export predict alexnet.onnx cat.jpg dog.png
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
     alexnet-export verify alexnet.int8-cpu.onnx --images val/ --labels-from-folders --reference model.pt
+    alexnet-export sign alexnet.onnx --key private.pem                              # alexnet.onnx.sig
+    alexnet-export verify-signature models/ --trusted-key public.pem
     """
 
 
@@ -73,6 +76,7 @@ def _register_commands():
     from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_openvino import openvino_command
     from alexnet_export.cli_serve import serve_command, triton_command
+    from alexnet_export.cli_sign import sign_command, verify_signature_command
     from alexnet_export.cli_verify import verify_command
 
     main.add_command(onnx_command)
@@ -83,6 +87,8 @@ def _register_commands():
     main.add_command(triton_command)
     main.add_command(serve_command)
     main.add_command(verify_command)
+    main.add_command(sign_command)
+    main.add_command(verify_signature_command)
 
 
 @main.command("predict")
@@ -94,7 +100,8 @@ def _register_commands():
 @click.option("--sandbox", is_flag=True,
               help="For an .onnx from elsewhere: load and run it once in a child process with memory and time "
                    "limits first, so a file that crashes ONNX Runtime cannot take this process down.")
-def predict_command(model, images, top_k, as_json, num_classes, sandbox):
+@trusted_key_option
+def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted_key):
     """Classify images with an exported .onnx file or a checkpoint (run eagerly).
 
     Preprocessing and labels come from the .onnx file's metadata; a checkpoint uses the
@@ -106,6 +113,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox):
       alexnet-export predict alexnet.onnx photos/*.jpg --top-k 1 --json
       alexnet-export predict checkpoint.pt cat.jpg
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
+      alexnet-export predict alexnet.onnx cat.jpg --trusted-key public.pem   # refused unless signed with its key
     """
     from alexnet_export.runtimes.registry import ONNX, backend_for, backends_taking
 
@@ -121,9 +129,9 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox):
                                      param_hint="--sandbox")
         from alexnet_export.runtimes.untrusted import load_untrusted
 
-        runtime = load_untrusted(model)
+        runtime = load_untrusted(model, trusted_key=trusted_key)
     else:
-        runtime = backend.open(model, **options)
+        runtime = backend.open(model, trusted_key=trusted_key, **options)
     if top_k > runtime.metadata.num_classes:
         raise click.BadParameter(f"{top_k} is more than the model's {runtime.metadata.num_classes} classes",
                                  param_hint="--top-k")

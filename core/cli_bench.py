@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, lists_model_files, say
+from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, lists_model_files, say, trusted_key_option
 
 
 @click.command("bench")
@@ -20,8 +20,10 @@ from alexnet_export.cli_options import TerminalReporter, batch_sizes_option, lis
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the full result as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="Write the tables as markdown.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of latency and throughput vs batch.")
+@trusted_key_option
 @lists_model_files
-def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_cold_start, json_path, markdown, plot):
+def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_cold_start, json_path, markdown, plot,
+                  trusted_key):
     """Time models through the same runtime interface, interleaved, and report medians.
 
     MODEL is any file a runtime loads: MODEL_FILES. For each model and batch size: p50/p90/p99 latency, images/s and, for FP32,
@@ -39,7 +41,8 @@ def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, no_
 
     if iterations is not None and seconds is not None:
         raise click.UsageError("give --iterations or --seconds, not both")
-    settings = Settings(batch_sizes, threads, warmup, None if seconds else (iterations or 20), seconds, not no_cold_start)
+    settings = Settings(batch_sizes, threads, warmup, None if seconds else (iterations or 20), seconds, not no_cold_start,
+                        trusted_key)
     result = run_benchmark(list(models), settings, on_event=TerminalReporter())
     click.echo(format_table(result))
     if json_path:

@@ -15,6 +15,7 @@ from alexnet_export.cli_options import (
     model_options,
     model_source,
     print_layer_search,
+    sign_key_option,
 )
 from alexnet_export.models.precisions import ENGINE, ONNX, command_words
 
@@ -63,8 +64,9 @@ input_format_option = click.option(
                    "in plain ops, about 15% faster on ONNX Runtime's CPU provider at batch 16.")
 @input_format_option
 @click.option("--no-verify", is_flag=True, help="Skip the FP32 eager-vs-ONNX Runtime parity check.")
+@sign_key_option
 def onnx_command(output, weights, num_classes, seed, opset, labels, batch, precision, calib_dir, calib_count,
-                 calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify):
+                 calib_method, cache_dir, keep_float, auto_keep_float, lrn, input_format, no_verify, sign_key):
     """Export the seed AlexNet to one self-contained, self-describing ONNX file.
 
     The file has input `images` (float32, N x 3 x 224 x 224, normalised RGB) and output
@@ -84,6 +86,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
       alexnet-export onnx --weights checkpoint.pt --lrn pooled -o alexnet.cpu.onnx
       alexnet-export onnx --weights checkpoint.pt --input-format uint8    # alexnet.uint8.onnx: pixels in
       alexnet-export onnx --num-classes 10 --seed 3 -o random10.onnx
+      alexnet-export onnx --weights checkpoint.pt --sign-key private.pem          # + alexnet.onnx.sig
     """
     from alexnet_export.exporter.pipeline import export_onnx_file
 
@@ -93,7 +96,7 @@ def onnx_command(output, weights, num_classes, seed, opset, labels, batch, preci
                                   calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                   opset=opset, batch=None if batch == "dynamic" else batch, lrn=lrn,
                                   verify=not no_verify, keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                  input_format=input_format, on_event=TerminalReporter())
+                                  input_format=input_format, sign_key=sign_key, on_event=TerminalReporter())
     print_layer_search(result.variant)
     click.echo(f"wrote {result.path} ({precision}, {result.size_bytes / 1e6:.1f} MB, {result.num_classes} classes) "
                f"in {result.seconds:.1f}s")
@@ -136,9 +139,11 @@ def _compute_capabilities(ctx, param, value) -> tuple[str, ...]:
               help="TensorRT: the engine also runs with later TensorRT releases of the same major version "
                    "(and 10's with 11); it carries TensorRT's lean runtime.")
 @input_format_option
+@sign_key_option
 def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels, calib_dir, calib_count,
                 calib_method, cache_dir, keep_float, auto_keep_float, min_batch, opt_batch, max_batch, workspace,
-                timing_cache, builder, compute_capabilities, hardware_compatibility, version_compatible, input_format):
+                timing_cache, builder, compute_capabilities, hardware_compatibility, version_compatible, input_format,
+                sign_key):
     """Build a TensorRT engine: export, make the precision ONNX, verify it on the CPU, build.
 
     TensorRT 10 and 11 and TensorRT for RTX build strongly typed networks: the precision is in
@@ -163,6 +168,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --onnx alexnet.onnx --builder tensorrt-rtx --compute-capability 8.6,8.9
       alexnet-export trt --onnx alexnet.onnx --builder tensorrt --hardware-compatibility ampere+
       alexnet-export trt --weights checkpoint.pt --min-batch 1 --opt-batch 16 --max-batch 16
+      alexnet-export trt --fp16 --onnx alexnet.onnx --sign-key private.pem   # signs the engine and its ONNX
     """
     from alexnet_export.exporter.pipeline import build_tensorrt_engine
     from alexnet_export.exporter.tensorrt import BuildSettings
@@ -176,7 +182,8 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
                                        calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                                        settings=settings, timing_cache=timing_cache, opset=opset,
                                        keep_float=keep_float, auto_keep_float=auto_keep_float,
-                                       input_format=input_format, on_event=TerminalReporter())
+                                       input_format=input_format, sign_key=sign_key,
+                                       on_event=TerminalReporter())
     print_layer_search(result.variant)
     engine = result.engine
     where = f"on {engine.built_on.name}" if engine.built_on else "ahead of time"

@@ -12,6 +12,7 @@ from alexnet_export.cli_options import (
     calibration_options,
     model_options,
     model_source,
+    sign_key_option,
 )
 from alexnet_export.models.precisions import IR, command_words
 
@@ -30,8 +31,9 @@ IR_PRECISIONS = command_words(IR)
               help="Start from this FP32 ONNX (made by `alexnet-export onnx`) instead of exporting one.")
 @model_options
 @calibration_options
+@sign_key_option
 def openvino_command(output, precision, fp32_onnx, weights, num_classes, seed, opset, labels,
-                     calib_dir, calib_count, calib_method, cache_dir):
+                     calib_dir, calib_count, calib_method, cache_dir, sign_key):
     """Make an OpenVINO IR (.xml + .bin) of the model, verified under OpenVINO before it is put in place.
 
     The IR carries the same metadata as the ONNX (labels, preprocessing, weights hash,
@@ -45,12 +47,13 @@ def openvino_command(output, precision, fp32_onnx, weights, num_classes, seed, o
       alexnet-export openvino --weights checkpoint.pt                    # alexnet.xml + alexnet.bin
       alexnet-export openvino --onnx alexnet.onnx --precision bf16
       alexnet-export openvino --weights checkpoint.pt --precision int8 --calib-dir photos/
+      alexnet-export openvino --onnx alexnet.onnx --sign-key private.pem     # + alexnet.xml.sig (covers the .bin)
     """
     from alexnet_export.exporter.pipeline import export_openvino_ir
 
     result = export_openvino_ir(output, model_source(weights, num_classes, seed, labels, fp32_onnx),
                                 fp32_onnx=fp32_onnx, precision=IR_PRECISIONS[precision],
                                 calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
-                                opset=opset, on_event=TerminalReporter())
+                                opset=opset, sign_key=sign_key, on_event=TerminalReporter())
     size = result.path.stat().st_size + result.path.with_suffix(".bin").stat().st_size
     click.echo(f"wrote {result.path} and its .bin ({precision}, {size / 1e6:.1f} MB) in {result.seconds:.1f}s")

@@ -12,6 +12,7 @@ import click
 from alexnet_export.events import Advance, Event, Note, Verified
 from alexnet_export.exporter.calibration import DEFAULT_METHOD, METHODS, MIN_IMAGES, RECOMMENDED_IMAGES
 from alexnet_export.runtimes.layers import LAYERS, WEIGHTED
+from alexnet_export.runtimes.signing import SIGNATURE_SUFFIX, TRUSTED_KEY_ENV
 
 
 def say(message: str) -> None:
@@ -120,6 +121,26 @@ def _layer_names(ctx, param, value: str) -> tuple[str, ...]:
         return weighted_layers(value)
     except LayerError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def trusted_key_option(command):
+    """--trusted-key: the model's signature is verified before anything of it is read."""
+    return click.option(
+        "--trusted-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"PEM public key (or CA certificate) that the model's signature (MODEL{SIGNATURE_SUFFIX} beside it) must "
+             "verify with, covering its companion files, before any of it is read: an unsigned or altered model, or "
+             f"one signed by another key, is refused. Default: the file ${TRUSTED_KEY_ENV} names, when set.",
+    )(command)
+
+
+def sign_key_option(command):
+    """--sign-key: the export signs each model file as it is put in place."""
+    return click.option(
+        "--sign-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help=f"PEM elliptic-curve private key: sign each model file as it is put in place (FILE{SIGNATURE_SUFFIX} "
+             "beside it, covering its companion files, in model-signing's format), so that a file is never there "
+             "without its signature. Check with `alexnet-export verify-signature` or --trusted-key.",
+    )(command)
 
 
 @contextlib.contextmanager

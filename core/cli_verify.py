@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli_options import ProgressLine, lists_model_files, say
+from alexnet_export.cli_options import ProgressLine, lists_model_files, say, trusted_key_option
 from alexnet_export.errors import InputError
 from alexnet_export.runtimes.layer_errors import describe_layer
 from alexnet_export.runtimes.layers import LAYERS
@@ -35,13 +35,15 @@ from alexnet_export.runtimes.layers import LAYERS
                    f"and the noise each layer adds, for {', '.join(layer.name for layer in LAYERS)}; names the "
                    f"layer that adds the most.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@trusted_key_option
 @lists_model_files
 def verify_command(model, folder, labels_from_folders, reference, labels_file, batch_size, min_accuracy,
-                   min_agreement, per_layer, as_json):
+                   min_agreement, per_layer, as_json, trusted_key):
     """Measure MODEL on your own images: top-1/top-5 accuracy when the folders name the classes,
     and agreement with a reference model (top-1 agreement, top-5 overlap, cosine, max error).
 
-    MODEL and --reference are any files a runtime loads: MODEL_FILES. With
+    MODEL and --reference are any files a runtime loads: MODEL_FILES; with
+    --trusted-key both must carry signatures that verify with it. With
     --min-accuracy / --min-agreement it is a gate for release scripts: the report is printed,
     then the exit code says whether the model passed.
 
@@ -70,7 +72,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
                                  " labels", param_hint="--labels")
     # Verification measures the file, not the GPU's fast math: strict FP32 (TF32 off) where a backend has the switch.
-    runtime = backend.open(model, **backend.taken(tf32=False))
+    runtime = backend.open(model, trusted_key=trusted_key, **backend.taken(tf32=False))
     if labels_file is not None:
         try:
             names = read_labels_file(labels_file, runtime.metadata.num_classes)
@@ -79,7 +81,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         runtime.metadata = replace(runtime.metadata, labels=names)
     reference_runtime = None
     if reference is not None:
-        reference_runtime = open_runtime(reference, **backend_for(reference).taken(tf32=False))
+        reference_runtime = open_runtime(reference, trusted_key=trusted_key, **backend_for(reference).taken(tf32=False))
     try:
         images = image_set(folder, runtime.metadata.labels if labels_from_folders else None)
     except InputError as exc:

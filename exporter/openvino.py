@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from alexnet_export.atomic import check_output_path
+from alexnet_export.atomic import check_output_path, renaming
 from alexnet_export.errors import ArgumentError, ExportError, one_line
 from alexnet_export.events import Listener, Step, Verified, ignore
 from alexnet_export.models.precisions import precision as precision_row
@@ -105,7 +105,8 @@ def staged_ir(xml_path: str | Path) -> Iterator[Path]:
 
 def _move_in(staged: Path, xml_path: Path) -> None:
     try:
-        os.replace(bin_path(staged), bin_path(xml_path))
-        os.replace(staged, xml_path)
+        with renaming({xml_path: staged, bin_path(xml_path): bin_path(staged)}):
+            os.replace(bin_path(staged), bin_path(xml_path))
+            os.replace(staged, xml_path)
     except OSError as exc:
         raise ExportError(f"cannot write {xml_path}: {exc.strerror or exc}") from None

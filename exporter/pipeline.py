@@ -33,10 +33,11 @@ from alexnet_export.exporter.variants import (
     held_out_inputs,
     make_variant,
 )
-from alexnet_export.models.precisions import ENGINE, IR, ONNX, Precision, precision as precision_row
+from alexnet_export.models.precisions import ENGINE, FP32, INT8_TENSORRT, IR, ONNX, Precision
+from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import FLOAT_INPUT, INPUT_FORMATS, PIXEL_INPUT, precision_file_name
-from alexnet_export.models.precisions import FP32, INT8_TENSORRT
 from alexnet_export.runtimes.parity import ParityReport
+from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
 
 __all__ = ["CalibrationOptions", "ModelSource", "PipelineError", "build_tensorrt_engine", "export_onnx_file",
@@ -89,6 +90,7 @@ class EngineBuild:
     seconds: float
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def export_onnx_file(
     output: str | Path | None = None,
     source: ModelSource = ModelSource(),
@@ -102,6 +104,7 @@ def export_onnx_file(
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
     input_format: str = FLOAT_INPUT,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> OnnxFile:
     """Export the model to one verified ONNX file in `precision` (a precision the ONNX format carries:
@@ -114,6 +117,8 @@ def export_onnx_file(
     keep_float, auto_keep_float: INT8 layers kept in float, named or searched for (make_variant).
     input_format: FLOAT_INPUT, or PIXEL_INPUT for a file that takes uint8 RGB pixels (batch, 224,
     224, 3) after the app's resize and crop and normalises them inside (exporter/pixels.py).
+    sign_key: a private key (path, or SigningKey for a certificate) that signs the file as it is
+    put in place: `<output>.sig` (runtimes/signing.py). The same in every function here.
     """
     started = time.perf_counter()
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, input_format=input_format))
@@ -144,6 +149,7 @@ def export_onnx_file(
                     time.perf_counter() - started, pixel_report)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"] or arguments["fp32_onnx"]))
 def make_precision_file(
     fp32_onnx: str | Path,
     precision: str,
@@ -152,6 +158,7 @@ def make_precision_file(
     calibration: CalibrationOptions = CalibrationOptions(),
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> VariantResult:
     """From an FP32 .onnx made by `export_onnx_file`, a verified FP16 or INT8 file.
@@ -171,6 +178,7 @@ def make_precision_file(
                         keep_float=keep_float, auto_keep_float=auto_keep_float, on_event=on_event)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def build_tensorrt_engine(
     output: str | Path = DEFAULT_ENGINE,
     source: ModelSource | None = None,
@@ -184,6 +192,7 @@ def build_tensorrt_engine(
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
     input_format: str = FLOAT_INPUT,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> EngineBuild:
     """Export (or take `fp32_onnx`), make and verify the precision ONNX on the CPU, build the engine.
@@ -196,6 +205,7 @@ def build_tensorrt_engine(
     timing_cache: None keeps it beside the engine (alexnet.timing.cache), for TensorRT; TensorRT for RTX has none.
     input_format: PIXEL_INPUT builds the engine from the pixel version of the precision ONNX
     (alexnet.uint8.onnx, alexnet.fp16.uint8.onnx ...; exporter/pixels.py), kept beside it too.
+    sign_key: signs the engine (with its sidecar) and every ONNX file written beside it.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -230,6 +240,7 @@ def build_tensorrt_engine(
     return EngineBuild(engine, onnx_path, precision, fp32_result, variant, time.perf_counter() - started)
 
 
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
 def export_openvino_ir(
     output: str | Path | None = None,
     source: ModelSource | None = None,
@@ -239,6 +250,7 @@ def export_openvino_ir(
     calibration: CalibrationOptions = CalibrationOptions(),
     opset: int = DEFAULT_OPSET,
     threads: int | None = None,
+    sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> IrFile:
     """An OpenVINO IR (.xml + .bin) of the model, verified under OpenVINO before it is put in place.
@@ -247,6 +259,7 @@ def export_openvino_ir(
     work) or INT8_OPENVINO (from the TensorRT-rule Q/DQ file; needs calibration.folder).
     output: None writes alexnet.xml / alexnet.bf16.xml / alexnet.int8.xml in the working folder.
     The FP32 ONNX on the way is a temporary file unless `fp32_onnx` is given.
+    sign_key: signs the IR (.xml with its .bin) as the pair is put in place.
     """
     from alexnet_export.exporter.openvino import check_ir_path, write_verified_ir
     from alexnet_export.runtimes.openvino import check_cpu_runs
@@ -294,6 +307,11 @@ def _check_arguments(fmt: str, precision: str, calibration: CalibrationOptions, 
     if fp32_onnx is not None and not fp32_onnx.is_file():
         raise PipelineError(f"FP32 .onnx {fp32_onnx} does not exist or is not a file", argument="fp32_onnx")
     return row, layers
+
+
+def _folder(path: str | Path | None) -> Path:
+    """The folder an output path names (a bare or missing name: the working folder)."""
+    return Path(path).parent if path is not None else Path(".")
 
 
 def _stem(path: Path) -> str:

@@ -31,6 +31,14 @@ _GRAPH_NODE, _GRAPH_INITIALIZER = 1, 5
 _NODE_OP_TYPE = 4
 _TENSOR_DATA_TYPE = 2
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
+# Where tensors can sit (for external data): GraphProto.sparse_initializer, NodeProto.attribute,
+# AttributeProto t/g/tensors/graphs/sparse_tensor/sparse_tensors, SparseTensorProto values/indices,
+# TensorProto.external_data.
+_GRAPH_SPARSE_INITIALIZER, _NODE_ATTRIBUTE = 15, 5
+_ATTRIBUTE_TENSOR, _ATTRIBUTE_GRAPH, _ATTRIBUTE_TENSORS, _ATTRIBUTE_GRAPHS = 5, 6, 11, 10
+_ATTRIBUTE_SPARSE_TENSOR, _ATTRIBUTE_SPARSE_TENSORS = 22, 23
+_SPARSE_VALUES, _SPARSE_INDICES = 1, 2
+_TENSOR_EXTERNAL_DATA = 13
 # Protobuf wire types.
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
@@ -65,6 +73,53 @@ def _read(data) -> GraphFacts:
             props[entry.get(_ENTRY_KEY, "")] = entry.get(_ENTRY_VALUE, "")
     label = props.get(PRECISION_KEY, FP32)
     return GraphFacts(_precision(op_types, initializer_types, label), props)
+
+
+def external_data_files(path: str | Path) -> frozenset[str]:
+    """The `location` of every tensor the ONNX file at `path` keeps in an external file, in any
+    graph, subgraph or attribute: the files ONNX Runtime will read beside it."""
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            locations: set[str] = set()
+            for graph_start, graph_end in _values(data, 0, len(data), _MODEL_GRAPH):
+                _graph_locations(data, graph_start, graph_end, locations)
+            return frozenset(locations)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the graph of {path} ({exc}); expected an ONNX protobuf file") from None
+
+
+def _graph_locations(data, start: int, end: int, found: set[str]) -> None:
+    for field, field_start, field_end in _fields(data, start, end):
+        if field == _GRAPH_INITIALIZER:
+            _tensor_location(data, field_start, field_end, found)
+        elif field == _GRAPH_SPARSE_INITIALIZER:
+            _sparse_locations(data, field_start, field_end, found)
+        elif field == _GRAPH_NODE:
+            for attribute_start, attribute_end in _values(data, field_start, field_end, _NODE_ATTRIBUTE):
+                _attribute_locations(data, attribute_start, attribute_end, found)
+
+
+def _attribute_locations(data, start: int, end: int, found: set[str]) -> None:
+    for field, field_start, field_end in _fields(data, start, end):
+        if field in (_ATTRIBUTE_TENSOR, _ATTRIBUTE_TENSORS):
+            _tensor_location(data, field_start, field_end, found)
+        elif field in (_ATTRIBUTE_GRAPH, _ATTRIBUTE_GRAPHS):
+            _graph_locations(data, field_start, field_end, found)
+        elif field in (_ATTRIBUTE_SPARSE_TENSOR, _ATTRIBUTE_SPARSE_TENSORS):
+            _sparse_locations(data, field_start, field_end, found)
+
+
+def _sparse_locations(data, start: int, end: int, found: set[str]) -> None:
+    for field, field_start, field_end in _fields(data, start, end):
+        if field in (_SPARSE_VALUES, _SPARSE_INDICES):
+            _tensor_location(data, field_start, field_end, found)
+
+
+def _tensor_location(data, start: int, end: int, found: set[str]) -> None:
+    for entry_start, entry_end in _values(data, start, end, _TENSOR_EXTERNAL_DATA):
+        entry = {field: _text(data, s, e) for field, s, e in _fields(data, entry_start, entry_end)}
+        if entry.get(_ENTRY_KEY) == "location":
+            found.add(entry.get(_ENTRY_VALUE, ""))
 
 
 def _precision(op_types: set[str], initializer_types: set[int], label: str) -> str:

@@ -45,12 +45,19 @@ class Backend:
         module, name = self.runtime.split(":")
         return getattr(import_module(module), name)
 
-    def open(self, path: str | Path, **options) -> Runtime:
-        """The runtime for `path`; an option this backend does not take is an OptionError, before any loading."""
+    def open(self, path: str | Path, *, trusted_key: str | Path | None = None, **options) -> Runtime:
+        """The runtime for `path`; an option this backend does not take is an OptionError, before any loading.
+
+        trusted_key: a PEM public key (or CA certificate) that `path`'s signature must verify with,
+        with its companion files, before any of it is read (runtimes/signing.py); None uses
+        $ALEXNET_EXPORT_TRUSTED_KEY when set, else opens without a check."""
+        from alexnet_export.runtimes.signing import check_before_open
+
         for option in options:
             if not self.takes(option):
                 raise OptionError(f"option {option!r} does not apply to {Path(path).name}, {self.description};"
                                   f" it takes {', '.join(sorted(self.options))}", argument=option)
+        check_before_open(path, trusted_key)
         return self.runtime_class()(path, **options)
 
 
@@ -94,6 +101,7 @@ def model_files() -> str:
     return ", ".join(kinds[:-1]) + " or " + kinds[-1]
 
 
-def open_runtime(path: str | Path, **options) -> Runtime:
-    """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime or OpenVinoRuntime, by suffix) with `options`."""
-    return backend_for(path).open(path, **options)
+def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, **options) -> Runtime:
+    """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime or OpenVinoRuntime, by suffix) with
+    `options`; verified first against `trusted_key` or $ALEXNET_EXPORT_TRUSTED_KEY when either is set (Backend.open)."""
+    return backend_for(path).open(path, trusted_key=trusted_key, **options)

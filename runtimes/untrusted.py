@@ -63,8 +63,13 @@ def probe(path: str | Path, *, timeout_s: float = 120, memory_mb: int = 4096) ->
     return ProbeResult(CRASH, f"{how}: {' '.join(result.stderr.split())[-300:]}")
 
 
-def load_untrusted(path: str | Path, *, timeout_s: float = 120, memory_mb: int = 4096, **options):
-    """An OnnxRuntime for `path`, after a child process loaded and ran it without harm."""
+def load_untrusted(path: str | Path, *, timeout_s: float = 120, memory_mb: int = 4096,
+                   trusted_key: str | Path | None = None, **options):
+    """An OnnxRuntime for `path`, after a child process loaded and ran it without harm; with
+    `trusted_key` (or $ALEXNET_EXPORT_TRUSTED_KEY) its signature is verified before either."""
+    from alexnet_export.runtimes.signing import check_before_open
+
+    check_before_open(path, trusted_key)
     result = probe(path, timeout_s=timeout_s, memory_mb=memory_mb)
     if result.outcome != RAN:
         raise ModelLoadError(f"refused {path}: in a sandboxed trial it gave a {result.outcome} ({result.detail})")

@@ -59,13 +59,16 @@ def threads_per_worker(workers: int) -> int | None:
 
 
 def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False, say: Callable[[str], None] = print) -> None:
-    """Load `model`, listen, serve until SIGTERM or Ctrl-C, answer what is in flight, return."""
+          access_log: bool = False, say: Callable[[str], None] = print, trusted_key: Path | None = None) -> None:
+    """Load `model`, listen, serve until SIGTERM or Ctrl-C, answer what is in flight, return.
+    trusted_key: the model's signature must verify with it before it is loaded (None: the file
+    $ALEXNET_EXPORT_TRUSTED_KEY names, when set; runtimes/signing.py)."""
     import uvicorn
 
     backend = backend_for(model)
     # Spinning threads would take the cores from the event loop between batches.
-    runtime = backend.open(model, **backend.taken(threads=threads_per_worker(settings.workers), spinning=False))
+    runtime = backend.open(model, trusted_key=trusted_key,
+                           **backend.taken(threads=threads_per_worker(settings.workers), spinning=False))
     if not is_loopback(host):
         say(f"warning: listening on {host}, reachable from other machines; the server has no authentication"
             " (use --host 127.0.0.1 behind a proxy that has)")

@@ -10,6 +10,11 @@
         labels.txt
         1/model.plan
 
+A signed model (runtimes/signing.py) keeps its own file names in the version folder, with its
+companion files and its signature, since the signature names them: 1/alexnet.onnx and
+1/alexnet.onnx.sig, and config.pbtxt names the file (default_model_filename), so
+`alexnet-export verify-signature repo/` checks every model before a server starts from it.
+
 config.pbtxt is written as text (no Triton packages needed); the tests parse every file into
 Triton's own ModelConfig protobuf. Field reference: Triton's model_config.proto and the
 "Model Configuration" page of its documentation.
@@ -28,6 +33,7 @@ from alexnet_export.errors import AlexNetExportError
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, ArtifactMetadata
 from alexnet_export.runtimes.registry import ENGINE, ONNX
+from alexnet_export.runtimes.signing import model_files, signature_path
 from alexnet_export.serving.tensors import DATATYPE, input_tensor, warmup_sizes
 
 KINDS = ("cpu", "gpu")
@@ -83,8 +89,9 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
                               "export with a dynamic batch")
     name = model_name(onnx_path)
     accelerator = _tensorrt_accelerator(runtime.precision) if options.onnx_tensorrt else ""
-    config = _config(name, ONNX.platform, runtime.metadata, options, accelerator)
-    return _write_model(repo, name, ONNX.platform, onnx_path, "model.onnx", config, runtime.metadata.labels, force)
+    files, model_file = _version_files(onnx_path, "model.onnx")
+    config = _config(name, ONNX.platform, runtime.metadata, options, accelerator, model_file)
+    return _write_model(repo, name, ONNX.platform, files, config, runtime.metadata.labels, force)
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
@@ -106,17 +113,35 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
     except ValueError as exc:
         raise RepositoryError(f"{engine_path}: {exc}") from None
     name = model_name(engine_path, "_trt")
-    config = _config(name, ENGINE.platform, metadata, options, "")
-    return _write_model(repo, name, ENGINE.platform, engine_path, "model.plan", config, metadata.labels, force)
+    files, model_file = _version_files(engine_path, "model.plan")
+    config = _config(name, ENGINE.platform, metadata, options, "", model_file)
+    return _write_model(repo, name, ENGINE.platform, files, config, metadata.labels, force)
 
 
-def _config(name: str, platform: str, metadata: ArtifactMetadata, options: ServingOptions, accelerator: str) -> str:
+def _version_files(source: Path, default_name: str) -> tuple[dict[str, Path], str | None]:
+    """The files of the version folder by name, and the model file's name when it is not Triton's
+    default: a signed model keeps its names, with its companions and signature (the signature
+    names them); an unsigned one becomes `default_name`, with an ONNX's external data under the
+    name the ONNX reads it by (torch.onnx.export's default sidecar)."""
+    signature = signature_path(source)
+    if signature.is_file():
+        return {**model_files(source), signature.name: signature}, source.name
+    files = {default_name: source}
+    external = source.with_name(source.name + ".data")
+    if external.is_file():
+        files[external.name] = external
+    return files, None
+
+
+def _config(name: str, platform: str, metadata: ArtifactMetadata, options: ServingOptions, accelerator: str,
+            model_file: str | None = None) -> str:
     preferred = ", ".join(map(str, options.preferred_batch))
     datatype, layout, dims = input_tensor(metadata.preprocessing)
     dims_text = ", ".join(map(str, dims))
     lines = [
         f'name: "{name}"',
         f'platform: "{platform}"',
+        *([f'default_model_filename: "{model_file}"'] if model_file else []),
         f"max_batch_size: {options.max_batch}",
         f'input [ {{ name: "{INPUT_NAME}" data_type: TYPE_{datatype} format: {layout} dims: [ {dims_text} ] }} ]',
         f'output [ {{ name: "{OUTPUT_NAME}" data_type: TYPE_{DATATYPE} dims: [ {metadata.num_classes} ]'
@@ -141,7 +166,7 @@ def _tensorrt_accelerator(precision: str) -> str:
             f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
 
 
-def _write_model(repo: Path, name, platform, source: Path, file_name, config, labels, force) -> ModelEntry:
+def _write_model(repo: Path, name, platform, files: dict[str, Path], config, labels, force) -> ModelEntry:
     """Build the model folder beside its final place, then rename it in: never half a model."""
     folder = repo / name
     if folder.exists() and not force:
@@ -150,10 +175,8 @@ def _write_model(repo: Path, name, platform, source: Path, file_name, config, la
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=repo))
     try:
         (staging / "1").mkdir()
-        shutil.copyfile(source, staging / "1" / file_name)
-        external = source.with_name(source.name + ".data")  # torch.onnx.export's default sidecar
-        if external.is_file():
-            shutil.copyfile(external, staging / "1" / external.name)
+        for file_name, source in files.items():
+            shutil.copyfile(source, staging / "1" / file_name)
         (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")
         if folder.exists():

@@ -274,3 +274,62 @@ def trt_engines(rtx, tmp_path_factory, small_onnx, pixel_onnx, precision_onnx) -
     settings = BuildSettings(*ENGINE_BATCH, builder="tensorrt-rtx")
     return {kind: build_engine(source, folder / f"small.{kind}.engine", settings=settings)
             for kind, source in sources.items()}
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory):
+    """Two elliptic-curve (prime256v1) key pairs as PEM files, the owner's and another's, and a CA
+    certificate with a code-signing certificate for the owner's key (made here, no network)."""
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = tmp_path_factory.mktemp("keys")
+
+    def key_pair(name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        (folder / f"{name}.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        (folder / f"{name}.pub.pem").write_bytes(key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        return key
+
+    def certificate(name, subject_key, issuer_name, issuer_key, ca):
+        now = datetime.now(timezone.utc)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name or subject)
+                   .public_key(subject_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                   .add_extension(x509.KeyUsage(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca,
+                                                content_commitment=False, key_encipherment=False,
+                                                data_encipherment=False, key_agreement=False,
+                                                encipher_only=False, decipher_only=False), critical=True))
+        cert = builder.sign(issuer_key, hashes.SHA256())
+        (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert
+
+    owner = key_pair("owner")
+    key_pair("other")
+    ca_key, other_ca_key = key_pair("ca"), key_pair("other-ca")
+    ca = certificate("ca", ca_key, None, ca_key, ca=True)
+    certificate("other-ca", other_ca_key, None, other_ca_key, ca=True)
+    certificate("owner", owner, ca.subject, ca_key, ca=False)
+    return SimpleNamespace(
+        private=folder / "owner.pem", public=folder / "owner.pub.pem",
+        other_private=folder / "other.pem", other_public=folder / "other.pub.pem",
+        certificate=folder / "owner.crt", ca=folder / "ca.crt", other_ca=folder / "other-ca.crt")
+
+
+@pytest.fixture(scope="session")
+def external_data_onnx(tmp_path_factory, small_onnx) -> Path:
+    """small_onnx with its weights in an external file, small.onnx.data (the registry's companion name)."""
+    import onnx
+
+    path = tmp_path_factory.mktemp("external") / "small.onnx"
+    onnx.save_model(onnx.load(str(small_onnx)), str(path), save_as_external_data=True, location="small.onnx.data")
+    return path
