@@ -146,6 +146,15 @@ def gpu_identity(device: int = 0) -> Gpu:
     return Gpu(name.value.decode("utf-8", "replace").strip(), f"{major.value}.{minor.value}")
 
 
+def has_gpu() -> bool:
+    """Whether the CUDA driver sees an NVIDIA GPU here."""
+    try:
+        gpu_identity()
+    except TensorRTUnavailable:
+        return False
+    return True
+
+
 def _driver_call(driver, status: int, call: str) -> None:
     if status != 0:  # CUDA_SUCCESS
         text = ctypes.c_char_p()

@@ -155,6 +155,20 @@ def one_line_error():
     return _one_line_error
 
 
+def _one_line_failure(result: subprocess.CompletedProcess) -> str:
+    """The whole of a CLI failure's stderr, which must be one line (exit 1, no traceback)."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def one_line_failure():
+    return _one_line_failure
+
+
 @pytest.fixture(scope="session")
 def cli():
     """Run the installed console script: cli("onnx", "--help", cwd=folder)."""

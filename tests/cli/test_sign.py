@@ -5,14 +5,6 @@ import os
 from alexnet_export.runtimes.signing import verify_model
 
 
-def _one_line_failure(result) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 def test_sign_then_verify_then_predict(cli, tmp_path, small_onnx, signing_keys, photos):
     os.link(small_onnx, tmp_path / "alexnet.onnx")
     signed = cli("sign", "alexnet.onnx", "--key", signing_keys.private, cwd=tmp_path)
@@ -33,13 +25,13 @@ def test_onnx_export_signs_with_sign_key(cli, tmp_path, signing_keys):
     assert verify_model(tmp_path / "m.onnx", signing_keys.public).files == ("m.onnx",)
 
 
-def test_key_problems_name_their_flag(cli, tmp_path, small_onnx, signing_keys):
+def test_key_problems_name_their_flag(cli, tmp_path, small_onnx, signing_keys, one_line_failure):
     os.link(small_onnx, tmp_path / "alexnet.onnx")
-    line = _one_line_failure(cli("sign", "alexnet.onnx", "--key", signing_keys.public, cwd=tmp_path))
+    line = one_line_failure(cli("sign", "alexnet.onnx", "--key", signing_keys.public, cwd=tmp_path))
     assert line.startswith("Error: cannot sign with ") and line.endswith(" (--key)")
     assert not (tmp_path / "alexnet.onnx.sig").exists()
     cli("sign", "alexnet.onnx", "--key", signing_keys.private, cwd=tmp_path)
-    line = _one_line_failure(cli("verify-signature", "alexnet.onnx", "--trusted-key", signing_keys.private,
+    line = one_line_failure(cli("verify-signature", "alexnet.onnx", "--trusted-key", signing_keys.private,
                                  cwd=tmp_path))
     assert line.startswith("Error: cannot use ") and line.endswith(" (--trusted-key)")
     usage = cli("sign", "alexnet.onnx", "--key", signing_keys.private, "--chain", signing_keys.ca, cwd=tmp_path)

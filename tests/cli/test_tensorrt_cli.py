@@ -7,15 +7,7 @@ import re
 import pytest
 
 from alexnet_export.runtimes.engine_sidecar import read_sidecar
-from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, gpu_identity
-
-
-def _has_gpu() -> bool:
-    try:
-        gpu_identity()
-    except TensorRTUnavailable:
-        return False
-    return True
+from alexnet_export.runtimes.tensorrt_support import has_gpu
 
 
 def test_trt_builds_a_pixel_engine_ahead_of_time(cli, rtx, tmp_path, small_onnx):
@@ -46,7 +38,7 @@ def test_trt_refuses_the_other_builders_options_before_any_work(cli, rtx, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(_has_gpu(), reason="this machine has an NVIDIA GPU: the refusal without one cannot happen here")
+@pytest.mark.skipif(has_gpu(), reason="this machine has an NVIDIA GPU: the refusal without one cannot happen here")
 @pytest.mark.parametrize("command", [["predict", "{engine}", "{image}"], ["bench", "{engine}", "--batch-sizes", "1"],
                                      ["serve", "{engine}"]])
 def test_an_engine_is_refused_in_one_line_without_a_gpu(cli, trt_engines, photos, tmp_path, command, one_line_error):

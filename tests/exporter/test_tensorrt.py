@@ -28,7 +28,7 @@ from alexnet_export.runtimes.engine_sidecar import (
     sidecar_path,
 )
 from alexnet_export.runtimes.onnx_graph import read_graph_facts
-from alexnet_export.runtimes.tensorrt_support import Gpu, TensorRTUnavailable, gpu_identity
+from alexnet_export.runtimes.tensorrt_support import Gpu, TensorRTUnavailable, gpu_identity, has_gpu
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 needs_tensorrt = pytest.mark.skipif(not HAS_TENSORRT, reason="TensorRT is not installed (needs an NVIDIA GPU machine)")
@@ -46,14 +46,6 @@ def _sidecar(builder="TensorRT for RTX", version="1.7.1.116", built_on=None, tar
                        input_tensor={"name": "images", "format": "float32", "dtype": "float32", "shape": [-1, 3, 224, 224]},
                        source_onnx="alexnet.int8-tensorrt.onnx", source_onnx_sha256="ab" * 32,
                        built_at="2026-01-01T00:00:00+00:00", metadata={"alexnet_export.num_classes": "10"})
-
-
-def _has_gpu() -> bool:
-    try:
-        gpu_identity()
-    except TensorRTUnavailable:
-        return False
-    return True
 
 
 # The sidecar's checks: pure functions of the sidecar, the GPU and the installed builder's version.
@@ -159,7 +151,7 @@ def test_engine_without_sidecar_or_bytes_is_refused(tmp_path):
         TensorRTRuntime(tmp_path / "empty.engine")
 
 
-@pytest.mark.skipif(_has_gpu(), reason="this machine has an NVIDIA GPU: the refusal without one cannot happen here")
+@pytest.mark.skipif(has_gpu(), reason="this machine has an NVIDIA GPU: the refusal without one cannot happen here")
 def test_without_a_gpu_an_engine_is_refused_before_any_tensorrt_loads(tmp_path):
     """Garbage bytes: were they deserialised, TensorRT would fail on them, not on the GPU. A fresh
     interpreter shows that neither builder was even imported."""
@@ -247,7 +239,7 @@ def test_tensorrt_for_rtx_keeps_no_timing_cache(rtx, precision_onnx, tmp_path):
 @pytest.mark.gpu
 @needs_tensorrt
 def test_tensorrt_reuses_its_timing_cache(small_onnx, tmp_path):
-    if not _has_gpu():
+    if not has_gpu():
         pytest.skip("TensorRT builds on an NVIDIA GPU; there is none here")
     cache = tmp_path / "timing.cache"
     first = build_engine(small_onnx, tmp_path / "a.engine", settings=BuildSettings(1, 2, 4, builder="tensorrt"),
@@ -299,7 +291,7 @@ def test_tensorrt_engine_matches_onnx_runtime(small_onnx, tmp_path, real_images)
     from alexnet_export.runtimes import OnnxRuntime, TensorRTRuntime
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
-    if not _has_gpu():
+    if not has_gpu():
         pytest.skip("TensorRT builds on an NVIDIA GPU; there is none here")
     built = build_engine(small_onnx, tmp_path / "m.engine", settings=BuildSettings(1, 4, 8, builder="tensorrt",
                                                                                     hardware_compatibility="ampere+"))
@@ -313,7 +305,7 @@ def test_opening_needs_the_builder_that_made_the_engine(tmp_path):
     """An engine's sidecar names its builder; only that one's runtime reads it."""
     from alexnet_export.runtimes import TensorRTRuntime
 
-    if not _has_gpu():
+    if not has_gpu():
         pytest.skip("the builder is checked after the GPU, and there is none here")
     engine = tmp_path / "alexnet.engine"
     engine.write_bytes(b"\x00" * 64)

@@ -13,7 +13,7 @@ from alexnet_export.runtimes import OnnxRuntime
 from alexnet_export.runtimes.untrusted import CLEAN_ERROR, probe
 
 
-def _one_line_failure(result):
+def one_line_failure(result):
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     return [line for line in result.stderr.splitlines() if line.strip()][-1]
@@ -27,25 +27,25 @@ class _WritesSentinel:
         return (os.system, (f"touch {self.path}",))
 
 
-def test_code_running_checkpoint_is_refused_by_the_cli(cli, tmp_path, small_model):
+def test_code_running_checkpoint_is_refused_by_the_cli(cli, tmp_path, small_model, one_line_failure):
     sentinel = tmp_path / "pwned"
     torch.save({**small_model.state_dict(), "x": _WritesSentinel(sentinel)}, tmp_path / "evil.pt")
-    line = _one_line_failure(cli("onnx", "--weights", "evil.pt", "-o", "out.onnx", cwd=tmp_path))
+    line = one_line_failure(cli("onnx", "--weights", "evil.pt", "-o", "out.onnx", cwd=tmp_path))
     assert re.match(r"Error: refused to load evil.pt: loading it could run code \(.*posix.system", line)
     assert not sentinel.exists() and not (tmp_path / "out.onnx").exists()
-    line = _one_line_failure(cli("predict", "evil.pt", "x.jpg", cwd=tmp_path))
+    line = one_line_failure(cli("predict", "evil.pt", "x.jpg", cwd=tmp_path))
     assert "refused to load" in line and not sentinel.exists()
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".engine", ".pt", ".safetensors"])
 @pytest.mark.parametrize("kind", ["empty", "random", "truncated"])
-def test_broken_model_files(cli, tmp_path, small_onnx, suffix, kind):
+def test_broken_model_files(cli, tmp_path, small_onnx, suffix, kind, one_line_failure):
     rng = np.random.default_rng(0)
     content = {"empty": b"", "random": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
                "truncated": small_onnx.read_bytes()[:100_000]}[kind]
     (tmp_path / f"model{suffix}").write_bytes(content)
     (tmp_path / "cat.png").write_bytes(b"")  # never reached
-    line = _one_line_failure(cli("predict", f"model{suffix}", "cat.png", cwd=tmp_path))
+    line = one_line_failure(cli("predict", f"model{suffix}", "cat.png", cwd=tmp_path))
     assert line.startswith("Error: ") and f"model{suffix}" in line
 
 
@@ -98,7 +98,7 @@ def test_unsupported_graphs_fail_at_load_not_first_request(tmp_path, node, opset
         OnnxRuntime(_graph_model(tmp_path, node, opset, domain))
 
 
-def test_graph_that_fails_at_run_time_is_a_clean_inference_error(tmp_path, cli):
+def test_graph_that_fails_at_run_time_is_a_clean_inference_error(tmp_path, cli, one_line_failure):
     from alexnet_export.errors import InferenceError
 
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 10])  # 3*224*224 is not a multiple of 10
@@ -114,5 +114,5 @@ def test_graph_that_fails_at_run_time_is_a_clean_inference_error(tmp_path, cli):
     from PIL import Image
 
     Image.new("RGB", (40, 30)).save(tmp_path / "x.png")
-    line = _one_line_failure(cli("predict", path, tmp_path / "x.png"))
+    line = one_line_failure(cli("predict", path, tmp_path / "x.png"))
     assert line.startswith("Error: ONNX Runtime failed on a batch of 1")

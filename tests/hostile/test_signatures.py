@@ -229,31 +229,23 @@ def test_sandboxed_load_verifies_first(tmp_path, signed, signing_keys):
         load_untrusted(folder / "small.onnx", trusted_key=signing_keys.public, timeout_s=1)  # no time to probe
 
 
-def _one_line_failure(result) -> str:
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
-def test_cli_refuses_tampered_models_in_one_line(cli, tmp_path, signed, signing_keys, photos):
+def test_cli_refuses_tampered_models_in_one_line(cli, tmp_path, signed, signing_keys, photos, one_line_failure):
     folder = models_from(signed, tmp_path)
     flip_byte(folder / "small.onnx.data", 5000)
-    line = _one_line_failure(cli("predict", "small.onnx", photos[0], "--trusted-key", signing_keys.public, cwd=folder))
+    line = one_line_failure(cli("predict", "small.onnx", photos[0], "--trusted-key", signing_keys.public, cwd=folder))
     assert line == "Error: refused small.onnx: small.onnx.data does not match its signature (changed since it was signed)"
-    line = _one_line_failure(cli("verify-signature", "small.onnx", "--trusted-key", signing_keys.public, cwd=folder))
+    line = one_line_failure(cli("verify-signature", "small.onnx", "--trusted-key", signing_keys.public, cwd=folder))
     assert "refused small.onnx: small.onnx.data does not match its signature" in line
-    line = _one_line_failure(cli("predict", "single.onnx", photos[0], "--trusted-key", signing_keys.other_public,
+    line = one_line_failure(cli("predict", "single.onnx", photos[0], "--trusted-key", signing_keys.other_public,
                                  cwd=folder))
     assert "refused single.onnx: single.onnx.sig does not verify with the trusted key other.pub.pem" in line
 
 
-def test_cli_serve_refuses_an_unsigned_model_named_by_the_environment(console, tmp_path, small_onnx, signing_keys):
+def test_cli_serve_refuses_an_unsigned_model_named_by_the_environment(console, tmp_path, small_onnx, signing_keys, one_line_failure):
     os.link(small_onnx, tmp_path / "alexnet.onnx")
     result = subprocess.run([console, "serve", "alexnet.onnx", "--port", "0"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env={**os.environ, TRUSTED_KEY_ENV: str(signing_keys.public)})
-    line = _one_line_failure(result)
+    line = one_line_failure(result)
     assert line == "Error: refused alexnet.onnx: it is not signed (no alexnet.onnx.sig beside it); expected a signature" \
                    " that verifies with owner.pub.pem"
 
