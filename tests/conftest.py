@@ -155,13 +155,14 @@ def one_line_error():
     return _one_line_error
 
 
-def _one_line_failure(result: subprocess.CompletedProcess) -> str:
-    """The whole of a CLI failure's stderr, which must be one line (exit 1, no traceback)."""
+def _one_line_failure(result: subprocess.CompletedProcess, alone: bool = False) -> str:
+    """A CLI failure's error line, the last on stderr (exit 1, no traceback); `alone`: nothing else
+    was printed (progress lines and native libraries' own logs come before it otherwise)."""
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    assert not alone or len(lines) == 1, result.stderr
+    return lines[-1]
 
 
 @pytest.fixture(scope="session")

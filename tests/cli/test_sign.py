@@ -27,12 +27,12 @@ def test_onnx_export_signs_with_sign_key(cli, tmp_path, signing_keys):
 
 def test_key_problems_name_their_flag(cli, tmp_path, small_onnx, signing_keys, one_line_failure):
     os.link(small_onnx, tmp_path / "alexnet.onnx")
-    line = one_line_failure(cli("sign", "alexnet.onnx", "--key", signing_keys.public, cwd=tmp_path))
+    line = one_line_failure(cli("sign", "alexnet.onnx", "--key", signing_keys.public, cwd=tmp_path), alone=True)
     assert line.startswith("Error: cannot sign with ") and line.endswith(" (--key)")
     assert not (tmp_path / "alexnet.onnx.sig").exists()
     cli("sign", "alexnet.onnx", "--key", signing_keys.private, cwd=tmp_path)
     line = one_line_failure(cli("verify-signature", "alexnet.onnx", "--trusted-key", signing_keys.private,
-                                 cwd=tmp_path))
+                                 cwd=tmp_path), alone=True)
     assert line.startswith("Error: cannot use ") and line.endswith(" (--trusted-key)")
     usage = cli("sign", "alexnet.onnx", "--key", signing_keys.private, "--chain", signing_keys.ca, cwd=tmp_path)
     assert usage.returncode == 2 and "--certificate and --chain go together" in usage.stderr

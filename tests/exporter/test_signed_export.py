@@ -16,7 +16,7 @@ from alexnet_export.runtimes.registry import open_runtime
 from alexnet_export.runtimes.signing import SignatureError, signature_path, signed_outputs, verify_model
 from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable
 
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+HAS_BUILDER = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,19 @@ def test_only_model_files_in_the_named_folder_are_signed(tmp_path, signing_keys)
     assert not list(tmp_path.rglob("*.sig"))
 
 
-@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
+def test_engine_pipeline_signs_the_engine_with_its_sidecar_and_the_onnx_it_keeps(tmp_path, small_onnx, signing_keys,
+                                                                                 rtx):
+    """Built ahead of time by TensorRT for RTX (no GPU needed): every file put in place is signed."""
+    shutil.copy(small_onnx, tmp_path / "model.onnx")
+    build_tensorrt_engine(tmp_path / "m.engine", fp32_onnx=tmp_path / "model.onnx", precision="fp16",
+                          sign_key=signing_keys.private)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "m.engine.sig", "m.fp16.onnx",
+                                                           "m.fp16.onnx.sig", "model.onnx"]
+    assert verify_model(tmp_path / "m.engine", signing_keys.public).files == ("m.engine", "m.engine.json")
+    assert verify_model(tmp_path / "m.fp16.onnx", signing_keys.public)
+
+
+@pytest.mark.skipif(HAS_BUILDER, reason="an engine builder is installed here (the test above builds and signs)")
 def test_engine_pipeline_without_tensorrt_signs_the_onnx_it_keeps(tmp_path, small_onnx, signing_keys):
     shutil.copy(small_onnx, tmp_path / "model.onnx")
     with pytest.raises(TensorRTUnavailable):

@@ -232,12 +232,12 @@ def test_sandboxed_load_verifies_first(tmp_path, signed, signing_keys):
 def test_cli_refuses_tampered_models_in_one_line(cli, tmp_path, signed, signing_keys, photos, one_line_failure):
     folder = models_from(signed, tmp_path)
     flip_byte(folder / "small.onnx.data", 5000)
-    line = one_line_failure(cli("predict", "small.onnx", photos[0], "--trusted-key", signing_keys.public, cwd=folder))
+    line = one_line_failure(cli("predict", "small.onnx", photos[0], "--trusted-key", signing_keys.public, cwd=folder), alone=True)
     assert line == "Error: refused small.onnx: small.onnx.data does not match its signature (changed since it was signed)"
-    line = one_line_failure(cli("verify-signature", "small.onnx", "--trusted-key", signing_keys.public, cwd=folder))
+    line = one_line_failure(cli("verify-signature", "small.onnx", "--trusted-key", signing_keys.public, cwd=folder), alone=True)
     assert "refused small.onnx: small.onnx.data does not match its signature" in line
     line = one_line_failure(cli("predict", "single.onnx", photos[0], "--trusted-key", signing_keys.other_public,
-                                 cwd=folder))
+                                 cwd=folder), alone=True)
     assert "refused single.onnx: single.onnx.sig does not verify with the trusted key other.pub.pem" in line
 
 
@@ -245,7 +245,7 @@ def test_cli_serve_refuses_an_unsigned_model_named_by_the_environment(console, t
     os.link(small_onnx, tmp_path / "alexnet.onnx")
     result = subprocess.run([console, "serve", "alexnet.onnx", "--port", "0"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, env={**os.environ, TRUSTED_KEY_ENV: str(signing_keys.public)})
-    line = one_line_failure(result)
+    line = one_line_failure(result, alone=True)
     assert line == "Error: refused alexnet.onnx: it is not signed (no alexnet.onnx.sig beside it); expected a signature" \
                    " that verifies with owner.pub.pem"
 
