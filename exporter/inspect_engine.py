@@ -28,7 +28,7 @@ from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 from alexnet_export.runtimes.engine_sidecar import Targets, builder_description, read_sidecar
 from alexnet_export.runtimes.onnx_graph import read_graph_facts
-from alexnet_export.runtimes.registry import ENGINE
+from alexnet_export.runtimes.registry import ENGINE, ONNX
 from alexnet_export.runtimes.tensorrt_support import (
     TensorRTUnavailable,
     builder_named,
@@ -114,7 +114,7 @@ def inspect_model(path: str | Path, *, builder: str | None = None, on_event: Lis
         onnx_path = _source_onnx(path, sidecar)
         trt = import_builder(builder_named(sidecar["builder"]["name"]))
         batch, targets, built_by = sidecar["batch"], Targets.from_json(sidecar["targets"]), builder_description(sidecar)
-    elif path.suffix.lower() == ".onnx":
+    elif path.suffix.lower() in ONNX.suffixes:
         onnx_path, trt = path, import_tensorrt(builder)
         batch, targets, built_by = BuildSettings().batch, _default_targets(trt), None
     else:

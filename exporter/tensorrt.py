@@ -218,18 +218,18 @@ def check_build_settings(trt, settings: BuildSettings) -> None:
     if builder_of(trt).ahead_of_time:
         if settings.hardware_compatibility != "none":
             raise ArgumentError(f"hardware compatibility is TensorRT's; {name} targets compute capabilities"
-                              " instead", argument="hardware_compatibility")
+                                " instead", argument="hardware_compatibility")
         if settings.version_compatible:
             raise ArgumentError(f"{name} has no version-compatible engines: its engines run only with the release"
-                              " that built them", argument="version_compatible")
+                                " that built them", argument="version_compatible")
         known = builder_capabilities(trt)
         unknown = [cc for cc in settings.compute_capabilities if cc not in known]
         if unknown:
             raise ArgumentError(f"{name} does not build for compute capability {', '.join(unknown)}; it builds for"
-                              f" {', '.join(known)}", argument="compute_capabilities")
+                                f" {', '.join(known)}", argument="compute_capabilities")
     elif settings.compute_capabilities:
         raise ArgumentError(f"{name} builds for the GPU it runs on; compute capabilities are TensorRT for RTX's"
-                          " (or use hardware_compatibility)", argument="compute_capabilities")
+                            " (or use hardware_compatibility)", argument="compute_capabilities")
 
 
 def builder_capabilities(trt) -> dict[str, object]:

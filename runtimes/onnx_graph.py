@@ -12,9 +12,11 @@ plus 0.3 s to import onnx). Weights kept in external files are not read either.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.models.spec import PRECISION_KEY
@@ -51,11 +53,8 @@ class GraphFacts:
 
 def read_graph_facts(path: str | Path) -> GraphFacts:
     """The precision and the metadata of the ONNX file at `path`; ModelLoadError if it is not protobuf."""
-    try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _read(data)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read the graph of {path} ({exc}); expected an ONNX protobuf file") from None
+    with _mapped(path) as data:
+        return _read(data)
 
 
 def _read(data) -> GraphFacts:
@@ -78,12 +77,19 @@ def _read(data) -> GraphFacts:
 def external_data_files(path: str | Path) -> frozenset[str]:
     """The `location` of every tensor the ONNX file at `path` keeps in an external file, in any
     graph, subgraph or attribute: the files ONNX Runtime will read beside it."""
+    locations: set[str] = set()
+    with _mapped(path) as data:
+        for graph_start, graph_end in _values(data, 0, len(data), _MODEL_GRAPH):
+            _graph_locations(data, graph_start, graph_end, locations)
+    return frozenset(locations)
+
+
+@contextlib.contextmanager
+def _mapped(path: str | Path) -> Iterator[mmap.mmap]:
+    """The file's bytes, mapped (weights are never copied); ModelLoadError if it is not protobuf."""
     try:
         with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            locations: set[str] = set()
-            for graph_start, graph_end in _values(data, 0, len(data), _MODEL_GRAPH):
-                _graph_locations(data, graph_start, graph_end, locations)
-            return frozenset(locations)
+            yield data
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the graph of {path} ({exc}); expected an ONNX protobuf file") from None
 

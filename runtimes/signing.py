@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
-from alexnet_export.atomic import RENAME_HOOK
-from alexnet_export.errors import AlexNetExportError, ExportError, one_line
+from alexnet_export.atomic import RENAME_HOOK, atomic_output
+from alexnet_export.errors import AlexNetExportError, one_line
 from alexnet_export.hashing import file_sha256
-from alexnet_export.runtimes.registry import BACKENDS, ONNX, Backend, backend_for
+from alexnet_export.runtimes.registry import BACKENDS, KNOWN_SUFFIXES, ONNX, Backend, backend_for
 
 SIGNATURE_SUFFIX = ".sig"
 # Names a trusted key (PEM public key or CA certificate) for every open that is not given one.
@@ -147,7 +147,7 @@ def _signature_bytes(config, model: Path, files: Mapping[str, Path]) -> bytes:
     model-signing names each file by its path within the folder it signs, so the bytes are
     hard-linked (copied where links fail) under their final names into a hidden folder named
     like the model's: staged files are signed as what they are about to become."""
-    folder = _folder_of(model)
+    folder = model.parent
     with tempfile.TemporaryDirectory(prefix=f".{model.name}.sign-", dir=folder) as scratch:
         view = Path(scratch) / folder.resolve().name
         view.mkdir()
@@ -165,21 +165,8 @@ def _signature_bytes(config, model: Path, files: Mapping[str, Path]) -> bytes:
 
 
 def _replace_signature(model: Path, content: bytes) -> None:
-    target = signature_path(model)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=_folder_of(model))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; a signature is public, like the model beside it
-        os.replace(temporary, target)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise ExportError(f"cannot write {target}: {exc.strerror or exc}; nothing was written") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(signature_path(model)) as temporary:
+        temporary.write_bytes(content)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +338,7 @@ def verify_model(model: str | Path, trusted_key: str | Path) -> SignatureCheck:
         raise SignatureError(f"refused {model}: {', '.join(added)} is not covered by its signature (added after"
                              " signing?)")
     try:
-        verifier.set_hashing_config(_exact_files(files.values())).verify(_folder_of(model), signature)
+        verifier.set_hashing_config(_exact_files(files.values())).verify(model.parent, signature)
     except Exception as exc:  # model-signing raises ValueError for a mismatch, others for bad bundles
         raise SignatureError(_refusal(model, signature, key, files, signed, exc)) from None
     _check_external_data(model, files, "verify")
@@ -368,7 +355,7 @@ def verify_tree(root: str | Path, trusted_key: str | Path) -> TreeCheck:
     elif root.is_dir():
         models = sorted(path for path in root.rglob("*") if path.is_file() and _is_model(path))
         if not models:
-            raise SignatureError(f"{root} holds no model file ({', '.join(_model_suffixes())})", argument="root")
+            raise SignatureError(f"{root} holds no model file ({', '.join(KNOWN_SUFFIXES)})", argument="root")
     else:
         raise SignatureError(f"{root} does not exist", argument="root")
     verified, refused = [], []
@@ -472,13 +459,5 @@ def _links(files: Mapping[str, Path]) -> list[str]:
     return [name for name, path in files.items() if path.is_symlink()]
 
 
-def _folder_of(model: Path) -> Path:
-    return model.parent if str(model.parent) else Path(".")
-
-
 def _is_model(path: Path) -> bool:
-    return path.suffix.lower() in _model_suffixes() and not path.name.startswith(".")
-
-
-def _model_suffixes() -> tuple[str, ...]:
-    return tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
+    return path.suffix.lower() in KNOWN_SUFFIXES and not path.name.startswith(".")

@@ -32,7 +32,7 @@ from pathlib import Path
 from alexnet_export.errors import AlexNetExportError
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, ArtifactMetadata
-from alexnet_export.runtimes.registry import ENGINE, ONNX
+from alexnet_export.runtimes.registry import ENGINE, ONNX, backend_for
 from alexnet_export.runtimes.signing import model_files, signature_path
 from alexnet_export.serving.tensors import DATATYPE, input_tensor, warmup_sizes
 
@@ -127,9 +127,8 @@ def _version_files(source: Path, default_name: str) -> tuple[dict[str, Path], st
     if signature.is_file():
         return {**model_files(source), signature.name: signature}, source.name
     files = {default_name: source}
-    external = source.with_name(source.name + ".data")
-    if external.is_file():
-        files[external.name] = external
+    if backend_for(source) is ONNX:  # its external data keeps the name the graph reads it by
+        files.update({companion.name: companion for companion in ONNX.files(source)[1:]})
     return files, None
 
 

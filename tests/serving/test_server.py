@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import queue
 import re
 import signal
 import socket
@@ -39,59 +38,9 @@ IMAGE_BYTES = CHANNELS * IMAGE_SIZE * IMAGE_SIZE * 4
 TRACEBACK_SIGNS = ("Traceback", 'File "', "Error(")
 
 
-class ServerProcess:
-    """`alexnet-export serve MODEL --port 0 ...` in a subprocess; its stderr is collected in a thread."""
-
-    def __init__(self, console, model, *options, startup_timeout=60):
-        self.process = subprocess.Popen([console, "serve", str(model), "--port", "0", *map(str, options)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + startup_timeout
-        self.port = None
-        while self.port is None:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"the server did not start: {''.join(self.log)}")
-            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            self.port = int(found.group(1)) if found else None
-        self.address = f"127.0.0.1:{self.port}"
-
-    def _read(self):
-        for line in self.process.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def stop(self, timeout=30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        """(status, headers, body bytes) of one request on a fresh connection."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
-    def stats(self) -> dict:
-        status, _, body = self.request("GET", "/v2/models/alexnet/stats")
-        assert status == 200
-        return json.loads(body)["model_stats"][0]
-
-
 @pytest.fixture(scope="module")
-def server(console, small_onnx):
-    started = ServerProcess(console, small_onnx, "--max-batch", MAX_BATCH, "--max-queue-delay-ms", 50,
+def server(console, small_onnx, server_process):
+    started = server_process(console, small_onnx, "--max-batch", MAX_BATCH, "--max-queue-delay-ms", 50,
                             "--max-body-mb", 16)
     yield started
     assert started.stop() == 0, "".join(started.log)
@@ -340,8 +289,8 @@ def test_concurrent_clients_are_batched_and_get_the_wrappers_logits(server, onnx
     assert _metric(scraped, "alexnet_export_requests_in_flight") == 0
 
 
-def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_runtime):
-    server = ServerProcess(console, small_onnx, "--no-batching", "--workers", 2, "--max-batch", 4)
+def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_runtime, server_process):
+    server = server_process(console, small_onnx, "--no-batching", "--workers", 2, "--max-batch", 4)
     try:
         assert "no batching" in server.log[0] and "2 worker(s)" in server.log[0]
         requests = [_images(20 + i, 2) for i in range(6)]
@@ -354,8 +303,8 @@ def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_run
         assert server.stop() == 0, "".join(server.log)
 
 
-def test_connections_past_the_limit_get_503_and_the_server_recovers(console, small_onnx):
-    server = ServerProcess(console, small_onnx, "--max-connections", 2)
+def test_connections_past_the_limit_get_503_and_the_server_recovers(console, small_onnx, server_process):
+    server = server_process(console, small_onnx, "--max-connections", 2)
     held = []
     try:
         for _ in range(2):  # clients that open a request and never finish its body
@@ -382,11 +331,11 @@ def test_connections_past_the_limit_get_503_and_the_server_recovers(console, sma
         assert server.stop() == 0, "".join(server.log)
 
 
-def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model, small_metadata, onnx_runtime):
+def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model, small_metadata, onnx_runtime, server_process):
     from alexnet_export.exporter.onnx import export_onnx
 
     fixed = export_onnx(small_model, tmp_path / "batch3.onnx", small_metadata, batch=3, verify=False).path
-    server = ServerProcess(console, fixed, "--max-batch", 8, "--max-queue-delay-ms", 50)
+    server = server_process(console, fixed, "--max-batch", 8, "--max-queue-delay-ms", 50)
     try:
         requests = [_images(50, 1), _images(51, 2), _images(52, 5)]  # 8 images: runs of 3, 3 and 2 padded to 3
         for images, (status, headers, body) in zip(requests, _send_together(server, requests)):
@@ -396,8 +345,8 @@ def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model,
         assert server.stop() == 0, "".join(server.log)
 
 
-def test_a_pixel_file_is_served_uint8_pixels(console, pixel_onnx, pixel_runtime, photos):
-    server = ServerProcess(console, pixel_onnx, "--max-batch", 4)
+def test_a_pixel_file_is_served_uint8_pixels(console, pixel_onnx, pixel_runtime, photos, server_process):
+    server = server_process(console, pixel_onnx, "--max-batch", 4)
     try:
         assert "uint8 pixels input" in server.log[0] and "warming up at batch 1, 4 before" in server.log[1]
         client = tritonclient_http.InferenceServerClient(server.address)
@@ -427,9 +376,9 @@ def test_a_pixel_file_is_served_uint8_pixels(console, pixel_onnx, pixel_runtime,
         assert server.stop() == 0, "".join(server.log)
 
 
-def test_sigterm_answers_the_request_in_flight_then_exits_0(console, small_onnx, onnx_runtime):
+def test_sigterm_answers_the_request_in_flight_then_exits_0(console, small_onnx, onnx_runtime, server_process):
     # The request waits 1.5 s in the batcher for company, so SIGTERM lands while it is in flight.
-    server = ServerProcess(console, small_onnx, "--max-queue-delay-ms", 1500)
+    server = server_process(console, small_onnx, "--max-queue-delay-ms", 1500)
     images = _images(30, 2)
     answer = {}
     sender = threading.Thread(target=lambda: answer.update(result=server.request("POST", INFER,
@@ -465,9 +414,9 @@ def _fails_when_run(path):
     return path
 
 
-def test_unexpected_failures_are_logged_not_shown(console, cli, tmp_path):
+def test_unexpected_failures_are_logged_not_shown(console, cli, tmp_path, server_process):
     failing = _fails_when_run(tmp_path / "fails.onnx")
-    server = ServerProcess(console, failing, "--no-warmup")  # the warm-up would stop it before any request
+    server = server_process(console, failing, "--no-warmup")  # the warm-up would stop it before any request
     try:
         for _ in range(2):  # the batcher survives a failed run
             status, _, body = server.request("POST", INFER, *_binary_request(_images(40)))

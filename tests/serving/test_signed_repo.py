@@ -2,12 +2,9 @@
 its own names with its companions and signature, `verify-signature REPO` checks every one, and
 `serve --trusted-key` serves only a model whose signature verifies."""
 
-import http.client
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 
 import pytest
@@ -80,31 +77,14 @@ def test_verify_signature_checks_a_whole_repository(cli, tmp_path, signed_models
         f"Error: 2 of 3 models under {repo} refused"]
 
 
-def test_serve_with_a_trusted_key_serves_a_signed_model(console, signed_models, signing_keys, photos):
-    process = subprocess.Popen([console, "serve", "small.onnx", "--port", "0", "--no-warmup", "--trusted-key",
-                                signing_keys.public], cwd=signed_models, stderr=subprocess.PIPE, text=True)
+def test_serve_with_a_trusted_key_serves_a_signed_model(console, server_process, signed_models, signing_keys, photos):
+    server = server_process(console, signed_models / "small.onnx", "--no-warmup", "--trusted-key", signing_keys.public)
     try:
-        port = None
-        for line in process.stderr:
-            found = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port, "serve did not start"
-        for _ in range(600):  # ready once the lifespan has started (no warm-up here)
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                connection.request("GET", "/v2/health/ready")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
+        deadline = time.monotonic() + 30  # ready once the lifespan has started (no warm-up here)
+        while server.request("GET", "/v2/health/ready")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        connection.request("POST", "/v2/models/alexnet/classify?top_k=1", photos[0].read_bytes(),
-                           {"Content-Type": "image/png"})
-        response = connection.getresponse()
-        assert response.status == 200 and len(json.loads(response.read())["predictions"]) == 1
+        status, _, body = server.request("POST", "/v2/models/alexnet/classify?top_k=1", photos[0].read_bytes(),
+                                         {"Content-Type": "image/png"})
+        assert status == 200 and len(json.loads(body)["predictions"]) == 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+        server.stop(timeout=60)
