@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -12,6 +13,9 @@ import numpy as np
 # AlexNet at 224x224: 643.0 M multiply-adds per image (595.9 M in the five convolutions with
 # their groups, 47.1 M in the three fully connected layers), i.e. 1.286 GFLOP.
 ALEXNET_GFLOP_PER_IMAGE = 1.286
+# c = a @ b on n x n floats (opset 18, IR 8: what every supported ONNX Runtime reads), shipped
+# as bytes so that bench needs no onnx; tests/bench/test_machine.py rebuilds it with onnx.helper.
+MATMUL_MODEL = Path(__file__).with_name("matmul.onnx")
 LIBRARIES = ("alexnet-export", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "pillow")
 
 
@@ -41,18 +45,11 @@ def matmul_gflops(threads: int, sizes: tuple[int, ...] = (768, 1536), repeats: i
 
 def _matmul_gflops(threads: int, size: int, repeats: int) -> float:
     import onnxruntime as ort
-    from onnx import TensorProto, helper
 
-    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])
-    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [size, size])
-    c = helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [a, b], [c])
-    # IR 8 with opset 18: what every supported ONNX Runtime reads (onnx's default IR can be newer).
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(MATMUL_MODEL), options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {"a": rng.random((size, size), np.float32), "b": rng.random((size, size), np.float32)}
     session.run(None, feeds)

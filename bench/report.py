@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from alexnet_export.bench.results import BenchResult, ClassifyRow, ModelInfo, Row
-from alexnet_export.errors import AlexNetExportError
+from alexnet_export.extras import require
 from alexnet_export.atomic import atomic_output
 
 COLUMNS = ("model", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "roofline")
@@ -101,13 +101,12 @@ def write_json(path: Path, result: BenchResult) -> None:
 
 def plot(path: Path, result: BenchResult) -> None:
     """Latency and throughput against batch size, one line per model."""
-    try:
-        import matplotlib
+    require("matplotlib", purpose="plotting")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise AlexNetExportError("plotting needs matplotlib: pip install 'alexnet-export[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
     for model in dict.fromkeys(r.model for r in result.results):
         rows = [r for r in result.results if r.model == model]

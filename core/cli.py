@@ -12,6 +12,7 @@ import click
 from alexnet_export import __version__
 from alexnet_export.cli_options import trusted_key_option
 from alexnet_export.errors import AlexNetExportError, ArgumentError, one_line
+from alexnet_export.extras import missing_message
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
 # Library arguments whose option has another name; every other argument is its option's name.
@@ -36,6 +37,10 @@ class _Group(click.Group):
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
+            missing = isinstance(exc, ModuleNotFoundError) and missing_message(
+                exc.name or "", f"alexnet-export {ctx.invoked_subcommand}")
+            if missing:  # an extra's module, imported deep below: name the extra
+                raise click.ClickException(missing) from None
             raise click.ClickException(
                 f"unexpected {type(exc).__name__}: {one_line(exc, 300)} (set {DEBUG_ENV}=1 for the traceback)"
             ) from None

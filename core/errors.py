@@ -66,3 +66,7 @@ def one_line(exc: BaseException, limit: int = 400) -> str:
     """An exception's message on one line, for embedding in ours (libraries write paragraphs)."""
     text = " ".join(str(exc).split())
     return text[:limit] if text else type(exc).__name__
+
+
+class MissingDependencyError(AlexNetExportError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

@@ -11,7 +11,14 @@ before. Progress goes to `on_event` (alexnet_export.events); nothing here prints
 
 from __future__ import annotations
 
-import contextlib
+from alexnet_export.extras import EXPORT_MODULES, require
+
+# Every function here exports: on an install without the export extra, say so in one line
+# before an import below fails deep inside torch or onnx.
+require(*EXPORT_MODULES, purpose="exporting a model")
+
+
+import contextlib  # noqa: E402 (after the check above)
 import tempfile
 import time
 from dataclasses import dataclass

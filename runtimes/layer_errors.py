@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from alexnet_export.extras import require
 from alexnet_export.runtimes.layers import BY_NAME, LAYERS, LayerError, find_layers
 
 LayerSource = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -114,6 +115,7 @@ def _sqnr_db(signal: float, noise: float) -> float:
 
 def onnx_layers(path: str | Path, batch_size: int = 16) -> LayerSource:
     """Every layer's output from an ONNX file on ONNX Runtime's CPU provider."""
+    require("onnx", purpose="per-layer errors of an ONNX file")
     import onnx
     import onnxruntime as ort
 

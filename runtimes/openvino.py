@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, ProviderError, one_line
+from alexnet_export.extras import install_hint
 from alexnet_export.models.precisions import BF16, FOREIGN_INT8, FP32, INT8_OPENVINO, precision as precision_row
 from alexnet_export.models.spec import IMAGE_DIMS, PRECISION_KEY, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
 
-INSTALL_HINT = "pip install 'alexnet-export[openvino]'"
+INSTALL_HINT = install_hint("openvino")
 RT_INFO_SECTION = "alexnet_export"  # rt_info[alexnet_export][<key>] holds each metadata_props entry
 
 

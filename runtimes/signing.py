@@ -38,13 +38,14 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from alexnet_export.atomic import RENAME_HOOK, atomic_output
 from alexnet_export.errors import AlexNetExportError, one_line
+from alexnet_export.extras import install_hint
 from alexnet_export.hashing import file_sha256
 from alexnet_export.runtimes.registry import BACKENDS, KNOWN_SUFFIXES, ONNX, Backend, backend_for
 
 SIGNATURE_SUFFIX = ".sig"
 # Names a trusted key (PEM public key or CA certificate) for every open that is not given one.
 TRUSTED_KEY_ENV = "ALEXNET_EXPORT_TRUSTED_KEY"
-INSTALL_HINT = "pip install 'alexnet-export[signing]'"
+INSTALL_HINT = install_hint("signing")
 _CERTIFICATE_PEM = b"-----BEGIN CERTIFICATE-----"
 
 

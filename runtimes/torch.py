@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from alexnet_export.errors import OptionError, ProviderError
+from alexnet_export.extras import require
 from alexnet_export.models.spec import ArtifactMetadata, default_labels
 from alexnet_export.models.precisions import FP16, FP32
 from alexnet_export.runtimes.base import Runtime
@@ -53,13 +54,8 @@ class TorchRuntime(Runtime):
         channels_last: bool = False,
         tf32: bool | None = None,
     ):
-        try:
-            import torch
-        except ImportError:
-            raise ImportError(
-                "TorchRuntime needs PyTorch, which is not installed here; install it (pip install torch)"
-                " or use OnnxRuntime, which does not"
-            ) from None
+        require("torch", purpose="TorchRuntime (a PyTorch checkpoint)")
+        import torch
 
         from alexnet_export.models.weights import load_alexnet
 

@@ -24,9 +24,21 @@ def test_distribution_declares_the_console_script_and_ships_the_labels():
     scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
     assert scripts == {"alexnet-export": "alexnet_export.cli:main"}
     requirements = " ".join(dist.requires or [])
-    for needed in ("torch>=2.10", "onnx>=1.21", "onnxruntime-gpu", "click", "numpy", "pillow"):
+    for needed in ("onnxruntime-gpu", "click", "numpy", "pillow"):
         assert needed in requirements
     assert 'tensorrt>=10; extra == "trt"' in requirements
+
+
+def test_every_optional_module_is_brought_by_the_extra_its_error_names():
+    from alexnet_export.extras import EXTRA_OF
+
+    import re
+
+    requirements = [(re.match(r"[A-Za-z0-9._-]+", r).group(), r) for r in distribution("alexnet-export").requires]
+    for distribution_name, extra in EXTRA_OF.values():
+        assert any(name == distribution_name and f'extra == "{extra}"' in r for name, r in requirements), extra
+        assert not any(name == distribution_name and "extra ==" not in r for name, r in requirements), \
+            f"{distribution_name} is in the light install"
 
 
 def test_ci_runs_the_readme_test_command():

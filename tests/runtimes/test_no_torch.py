@@ -39,7 +39,7 @@ def test_onnx_runtime_works_without_torch_installed(small_onnx, photos):
     out = _run(BLOCK_HEAVY_PACKAGES + USE_THE_WRAPPER, small_onnx, photos[1])
     assert len(out["top"][0]) == 2 and out["top"][0][0][0].startswith("class_")
     assert out["heavy"] == []
-    assert "TorchRuntime needs PyTorch" in out["torch_runtime"]
+    assert "TorchRuntime (a PyTorch checkpoint) needs torch" in out["torch_runtime"]
 
 
 def test_onnx_runtime_does_not_import_torch_where_it_is_installed(small_onnx, photos):

@@ -1,0 +1,57 @@
+"""Optional dependencies: which install extra brings each, and the one line that says so.
+
+The package's own install is the light one an edge box or an app takes (numpy, ONNX Runtime,
+Pillow, the server's small libraries): it runs files. Exporting them needs the `export` extra
+(torch and the ONNX tooling); each other extra brings one backend or tool. This table is the
+one place that knows which.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from alexnet_export.errors import MissingDependencyError
+
+# Import name -> (distribution, extra). Modules of the export extra come first: they are
+# what an install without it lacks most often.
+EXTRA_OF = {
+    "torch": ("torch", "export"),
+    "onnx": ("onnx", "export"),
+    "onnxscript": ("onnxscript", "export"),
+    "onnxconverter_common": ("onnxconverter-common", "export"),
+    "safetensors": ("safetensors", "export"),
+    "openvino": ("openvino", "openvino"),
+    "model_signing": ("model-signing", "signing"),
+    "matplotlib": ("matplotlib", "bench"),
+}
+EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install 'alexnet-export[{extra}]'"
+
+
+def missing_message(module: str, purpose: str) -> str | None:
+    """"<purpose> needs torch, which is not installed here: pip install 'alexnet-export[export]'"
+    for a module of the table (its top-level name), None for any other."""
+    known = EXTRA_OF.get(module.split(".")[0])
+    if known is None:
+        return None
+    distribution, extra = known
+    return f"{purpose} needs {distribution}, which is not installed here: {install_hint(extra)}"
+
+
+def require(*modules: str, purpose: str) -> None:
+    """Raises MissingDependencyError, naming the extra, for the first of `modules` not installed.
+
+    Checked by finding the module, not importing it, so a present torch costs nothing here."""
+    for module in modules:
+        if not _installed(module):
+            raise MissingDependencyError(missing_message(module, purpose) or f"{purpose} needs {module}")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a module set to None in sys.modules
+        return False

@@ -1,0 +1,33 @@
+"""The light install (no export extra) in a fresh virtual environment, made once per session."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def light_wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built from this checkout (pure Python, so it installs on any platform)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+                    "-w", str(folder)], check=True, capture_output=True, text=True)
+    (wheel,) = folder.glob("alexnet_export-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def light_venv(tmp_path_factory, light_wheel) -> Path:
+    """A fresh virtual environment with `pip install alexnet-export` and nothing else: its bin folder."""
+    venv = tmp_path_factory.mktemp("light") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(light_wheel)],
+                               capture_output=True, text=True)
+    if installed.returncode:
+        pytest.fail(f"pip install of the light wheel failed: {installed.stderr[-2000:]}")
+    return venv / "bin"
