@@ -77,7 +77,7 @@ def main():
 
 def _register_commands():
     from alexnet_export.cli_bench import bench_command
-    from alexnet_export.cli_export import onnx_command, trt_command
+    from alexnet_export.cli_export import onnx_command, ort_command, trt_command
     from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_openvino import openvino_command
     from alexnet_export.cli_serve import serve_command, triton_command
@@ -86,6 +86,7 @@ def _register_commands():
 
     main.add_command(onnx_command)
     main.add_command(trt_command)
+    main.add_command(ort_command)
     main.add_command(inspect_command)
     main.add_command(openvino_command)
     main.add_command(bench_command)

@@ -189,3 +189,30 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
     where = f"on {engine.built_on.name}" if engine.built_on else "ahead of time"
     click.echo(f"wrote {engine.path} ({precision}, batch {min_batch}..{max_batch}, {engine.size_bytes / 1e6:.1f} MB)"
                f" for {engine.targets.describe()}, built {where} by {engine.builder} in {result.seconds:.1f}s")
+
+
+@click.command("ort")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The .ort to write (replaced atomically) [default: beside SOURCE, alexnet.onnx -> alexnet.ort].")
+@sign_key_option
+def ort_command(source, output, sign_key):
+    """Convert a .onnx of any precision to ONNX Runtime's format (.ort), for ONNX Runtime Mobile.
+
+    Phones and minimal ONNX Runtime builds load .ort files, not .onnx. The converter is
+    onnxruntime's own (the graph optimized once, for any CPU); beside the .ort it writes
+    NAME.required_operators.config, the operators a reduced-size ONNX Runtime build must
+    include (build.py --include_ops_by_config). The .ort is checked against SOURCE on
+    photo-like images before either file is put in place, and keeps its labels and
+    preprocessing, so predict, verify, bench and serve open it like any model file.
+
+    \b
+    Examples:
+      alexnet-export ort alexnet.onnx                       # alexnet.ort + alexnet.required_operators.config
+      alexnet-export ort alexnet.int8-cpu.onnx -o app/model.ort
+    """
+    from alexnet_export.exporter.pipeline import export_ort_file
+
+    result = export_ort_file(source, output, sign_key=sign_key, on_event=TerminalReporter())
+    click.echo(f"wrote {result.path} ({result.precision}, {result.size_bytes / 1e6:.1f} MB; the .onnx was"
+               f" {result.source_bytes / 1e6:.1f} MB) and {result.config.name}")

@@ -52,9 +52,29 @@ class GraphFacts:
 
 
 def read_graph_facts(path: str | Path) -> GraphFacts:
-    """The precision and the metadata of the ONNX file at `path`; ModelLoadError if it is not protobuf."""
+    """The precision and the metadata of the ONNX file at `path` (or of an ONNX Runtime format
+    .ort file); ModelLoadError if it is neither."""
     with _mapped(path) as data:
-        return _read(data)
+        return _read_ort(data) if Path(path).suffix.lower() == ".ort" else _read(data)
+
+
+def _read_ort(data) -> GraphFacts:
+    """The same facts from the flatbuffers of a .ort, through the schema bindings onnxruntime
+    ships with its converter (onnxruntime/tools/ort_format_model; importing it puts them on
+    sys.path). Flatbuffers are read in place: the weights are never touched."""
+    import onnxruntime.tools.ort_format_model  # noqa: F401
+    import ort_flatbuffers_py.fbs as fbs
+
+    try:
+        model = fbs.InferenceSession.InferenceSession.GetRootAsInferenceSession(data, 0).Model()
+        graph = model.Graph()
+        op_types = {graph.Nodes(i).OpType().decode() for i in range(graph.NodesLength())}
+        initializer_types = {graph.Initializers(i).DataType() for i in range(graph.InitializersLength())}
+        props = {model.MetadataProps(i).Key().decode(): model.MetadataProps(i).Value().decode()
+                 for i in range(model.MetadataPropsLength())}
+    except Exception as exc:  # flatbuffers raises IndexError, struct.error, AttributeError on bad bytes
+        raise ValueError(f"not an ONNX Runtime format model ({type(exc).__name__})") from None
+    return GraphFacts(_precision(op_types, initializer_types, props.get(PRECISION_KEY, FP32)), props)
 
 
 def _read(data) -> GraphFacts:
@@ -91,7 +111,7 @@ def _mapped(path: str | Path) -> Iterator[mmap.mmap]:
         with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             yield data
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read the graph of {path} ({exc}); expected an ONNX protobuf file") from None
+        raise ModelLoadError(f"cannot read the graph of {path} ({exc}); expected an ONNX protobuf file, or an ONNX Runtime format .ort") from None
 
 
 def _graph_locations(data, start: int, end: int, found: set[str]) -> None:

@@ -61,10 +61,16 @@ class Backend:
         return self.runtime_class()(path, **options)
 
 
+_ONNX_RUNTIME_OPTIONS = frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir", "tf32",
+                                   "enable_cuda_graph"})
 ONNX = Backend(
-    "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx:OnnxRuntime",
-    frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir", "tf32", "enable_cuda_graph"}),
+    "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx:OnnxRuntime", _ONNX_RUNTIME_OPTIONS,
     "onnxruntime_onnx", ("{name}.data",))
+# ONNX Runtime's own format (flatbuffers, what ONNX Runtime Mobile loads): the same runtime, but no
+# protobuf to read, no external data, and not a file Triton's ONNX backend is given.
+ORT_FORMAT = Backend(
+    "ort", "an ONNX Runtime format model", (".ort",), "alexnet_export.runtimes.onnx:OnnxRuntime",
+    _ONNX_RUNTIME_OPTIONS, "onnxruntime_onnx", ("{stem}.required_operators.config",))
 CHECKPOINT = Backend(
     "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch:TorchRuntime",
     frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch")
@@ -74,7 +80,7 @@ ENGINE = Backend(
 OPENVINO = Backend(
     "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino:OpenVinoRuntime",
     frozenset({"threads", "device"}), "openvino", ("{stem}.bin",))
-BACKENDS = (ONNX, CHECKPOINT, ENGINE, OPENVINO)
+BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 
 

@@ -270,6 +270,17 @@ def precision_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -
     return made
 
 
+@pytest.fixture(scope="session")
+def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> Path:
+    """The exporter's verified INT8 CPU file (`onnx --precision int8`) of the 10-class model."""
+    from alexnet_export.exporter.pipeline import make_precision_file
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    folder = tmp_path_factory.mktemp("int8-cpu-onnx")
+    return make_precision_file(small_onnx, "int8-cpu", folder / "small.int8-cpu.onnx",
+                               calibration=CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)).path
+
+
 def import_rtx():
     """TensorRT for RTX's module, or a skip that says how to get it."""
     from alexnet_export.runtimes.tensorrt_support import TENSORRT_RTX, TensorRTUnavailable, import_builder

@@ -191,7 +191,7 @@ def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         OnnxRuntime(tmp_path / "absent.onnx")
     (tmp_path / "m.tflite").write_bytes(b"x")
-    with pytest.raises(ModelLoadError, match=r"suffix '\.tflite'; expected one of \.onnx, \.pt"):
+    with pytest.raises(ModelLoadError, match=r"suffix '\.tflite'; expected one of \.onnx, \.ort, \.pt"):
         open_runtime(tmp_path / "m.tflite")
 
 

@@ -1,0 +1,114 @@
+"""ONNX -> ONNX Runtime's own format (.ort), which ONNX Runtime Mobile and minimal builds load.
+
+Written with onnxruntime's converter (onnxruntime.tools.convert_onnx_models_to_ort, the
+"Fixed" style: the graph optimized once, here, for any CPU, NCHWc layouts left out), with the
+required-operators configuration that a reduced-size ONNX Runtime build takes
+(`build.py --include_ops_by_config`) beside it. The .ort carries the .onnx's metadata (labels,
+preprocessing, precision), so OnnxRuntime opens it like any file of the toolkit.
+
+https://onnxruntime.ai/docs/performance/model-optimizations/ort-format-models.html
+https://onnxruntime.ai/docs/build/custom.html
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from alexnet_export.atomic import check_output_path, renaming
+from alexnet_export.errors import ArgumentError, ExportError, one_line
+from alexnet_export.events import Listener, Step, Verified, ignore
+from alexnet_export.models.precisions import FP32_GATE
+from alexnet_export.runtimes.onnx import OnnxRuntime
+from alexnet_export.runtimes.parity import ParityReport, compare_in_batches, enforce
+from alexnet_export.runtimes.registry import ONNX, ORT_FORMAT
+
+CONFIG_SUFFIX = ".required_operators.config"  # the converter's name for it, beside the model
+
+
+@dataclass(frozen=True)
+class OrtFile:
+    path: Path
+    config: Path  # the operators (and opsets) a reduced-size ONNX Runtime build must include
+    precision: str
+    size_bytes: int
+    source_bytes: int
+    parity: ParityReport  # the .ort against its .onnx, on ONNX Runtime's CPU provider
+    verified_on: str
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger):
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def config_path(ort_path: str | Path) -> Path:
+    ort_path = Path(ort_path)
+    return ort_path.with_name(ort_path.stem + CONFIG_SUFFIX)
+
+
+def check_ort_arguments(source: str | Path, output: str | Path | None) -> tuple[Path, Path]:
+    """The .onnx to convert and the .ort to write (default: beside it), before any work."""
+    source = Path(source)
+    if source.suffix.lower() not in ONNX.suffixes:
+        raise ArgumentError(f"{source.name} is not an ONNX file; expected a .onnx to convert", argument="source")
+    if not source.is_file():
+        raise ArgumentError(f"{source} does not exist or is not a file; expected a .onnx to convert", argument="source")
+    output = check_output_path(output if output is not None else source.with_suffix(".ort"))
+    if output.suffix.lower() not in ORT_FORMAT.suffixes:
+        raise ArgumentError(f"an ONNX Runtime format model is a .ort file; got {output.name}", argument="output")
+    return source, output
+
+
+def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
+                       on_event: Listener = ignore) -> OrtFile:
+    """Convert `source` to `output` and its operator config, check the .ort against the .onnx
+    on `inputs` (the FP32 gate whatever the precision: the same graph, run by the same kernels,
+    must give the same answers), and only then put both in place."""
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    reference = OnnxRuntime(source, "CPUExecutionProvider")
+    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:
+        scratch = Path(scratch)
+        on_event(Step(f"converting {source.name} to ONNX Runtime's format"))
+        # The converter prints and logs its progress; the toolkit reports through events instead.
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), _quiet(logging.getLogger("ort_format_model.utils")):
+                convert_onnx_models_to_ort(source.resolve(), output_dir=scratch,
+                                           optimization_styles=[OptimizationStyle.Fixed])
+        except Exception as exc:  # the converter raises whatever ONNX Runtime raised
+            raise ExportError(f"ONNX Runtime cannot convert {source.name}: {one_line(exc, 400)}") from None
+        # The converter's names: the (resolved) source's, with new suffixes.
+        written = scratch / (source.resolve().stem + ".ort")
+        written_config = config_path(written)
+        if not (written.is_file() and written_config.is_file()):
+            raise ExportError(f"ONNX Runtime's converter wrote no {written.name} and {written_config.name}")
+        # Its header names the model it was made from: the file users get, not the scratch copy.
+        written_config.write_text(written_config.read_text().replace(str(written), output.name))
+        on_event(Step(f"verifying {output.name} against {source.name} on {verified_on}"))
+        candidate = OnnxRuntime(written, "CPUExecutionProvider")
+        try:
+            report = enforce(compare_in_batches(reference, candidate, inputs), FP32_GATE,
+                             f"{output.name} (ONNX Runtime format of {source.name})")
+            precision = candidate.precision
+        finally:
+            candidate.close()
+            reference.close()
+        staged = {output: written, config_path(output): written_config}
+        with renaming(staged):
+            for target, path in staged.items():
+                os.replace(path, target)
+    on_event(Verified(f"parity, {source.name} vs {output.name} on ONNX Runtime's CPU provider, on {verified_on}",
+                      report))
+    return OrtFile(output, config_path(output), precision, output.stat().st_size, source.stat().st_size, report,
+                   verified_on)
