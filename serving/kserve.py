@@ -9,11 +9,13 @@
 
 KServe copies storageUri to /mnt/models, where its kserve-tritonserver runtime starts
 `tritonserver --model-store=/mnt/models`: the URI names the repository folder itself, and every
-model in it is served as /v2/models/<model>/... . Field names: KServe's v1beta1 API
-(https://kserve.github.io/website/master/reference/api) and its Triton guide
-(https://kserve.github.io/website/docs/model-serving/predictive-inference/frameworks/triton/torchscript);
-storage URIs: https://kserve.github.io/website/docs/model-serving/storage/overview; GPUs:
-https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/ (limits only).
+model in it is served as /v2/models/<model>/... . Sources: the runtime,
+https://github.com/kserve/kserve/blob/master/config/runtimes/kserve-tritonserver.yaml; KServe's
+Triton guide, https://github.com/kserve/website/blob/main/docs/model-serving/predictive-inference/frameworks/triton/torchscript/torchscript.md;
+the v1beta1 API, https://kserve.github.io/website/master/reference/api; storage URIs,
+https://kserve.github.io/website/docs/model-serving/storage/overview and KServe's storage
+initializer (python/storage/kserve_storage/kserve_storage.py in its repository); GPUs, asked for
+in limits only: https://kubernetes.io/docs/tasks/manage-gpus/scheduling-gpus/.
 
 The manifest is built from plain dicts and written as YAML (or JSON for a .json output) by the
 few lines below, so writing one needs no KServe, Kubernetes or YAML package; the tests read every
