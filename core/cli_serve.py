@@ -62,12 +62,12 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
     from alexnet_export.serving.kserve import KServeOptions, write_inference_service
     from alexnet_export.serving.triton_repo import ServingOptions, add_engine, add_onnx
 
+    if storage_uri and not kserve_output:
+        raise click.UsageError("--storage-uri is for the --kserve manifest; add --kserve FILE")
     if not onnx_files and not engines and not kserve_output:
         raise click.UsageError("give at least one --onnx or --engine (or --kserve for the repository as it is)")
     if kserve_output and not storage_uri:
         raise click.UsageError("--kserve needs --storage-uri: where the cluster fetches the repository from")
-    if storage_uri and not kserve_output:
-        raise click.UsageError("--storage-uri is for the --kserve manifest; add --kserve FILE")
     options = ServingOptions(max_batch, instances, kind, preferred_batch, max_queue_delay_us, onnx_tensorrt)
     if kserve_output:  # its arguments are checked before any model is written
         kserve = KServeOptions(storage_uri, name, namespace, replicas, max_replicas, cpu, memory, gpus, runtime_version)
