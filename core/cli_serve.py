@@ -70,7 +70,8 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
         raise click.UsageError("--kserve needs --storage-uri: where the cluster fetches the repository from")
     options = ServingOptions(max_batch, instances, kind, preferred_batch, max_queue_delay_us, onnx_tensorrt)
     if kserve_output:  # its arguments are checked before any model is written
-        kserve = KServeOptions(storage_uri, name, namespace, replicas, max_replicas, cpu, memory, gpus, runtime_version)
+        kserve = KServeOptions(storage_uri, name=name, namespace=namespace, replicas=replicas, max_replicas=max_replicas,
+                               cpu=cpu, memory=memory, gpus=gpus, runtime_version=runtime_version)
         check_output_path(kserve_output, argument="kserve_output")
     entries = [add_onnx(repo, path, options, force=force) for path in onnx_files]
     entries += [add_engine(repo, path, options, force=force) for path in engines]

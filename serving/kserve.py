@@ -119,14 +119,16 @@ def write_inference_service(repo: str | Path, output: str | Path, options: KServ
 def inference_service(models: list[ModelEntry], options: KServeOptions, gpus: int) -> dict:
     """The manifest as plain dicts (the keys are KServe's and Kubernetes' JSON names)."""
     resources = {"cpu": options.cpu, "memory": options.memory}
+    # A GPU is asked for in limits only; Kubernetes makes the request equal to it. Quantities are
+    # strings: Kubernetes' own client classes take nothing else.
+    limits = {**resources, **({GPU_RESOURCE: str(gpus)} if gpus else {})}
     model = {
         "modelFormat": {"name": "triton"},
         "runtime": RUNTIME,
         "protocolVersion": "v2",
         "storageUri": options.storage_uri,
         **({"runtimeVersion": options.runtime_version} if options.runtime_version else {}),
-        # A GPU is asked for in limits only; Kubernetes makes the request equal to it.
-        "resources": {"requests": dict(resources), "limits": {**resources, **({GPU_RESOURCE: str(gpus)} if gpus else {})}},
+        "resources": {"requests": dict(resources), "limits": limits},
     }
     metadata = {
         "name": options.name,

@@ -118,7 +118,8 @@ def test_an_engine_needs_a_gpu_whatever_its_kind(tmp_path, tensorrt_engine, smal
 ])
 def test_gpus_must_fit_the_repository(request, tmp_path, repo_name, gpus, message):
     with pytest.raises(ArgumentError, match=message) as caught:
-        write_inference_service(request.getfixturevalue(repo_name), tmp_path / "isvc.yaml", KServeOptions(STORAGE, gpus=gpus))
+        repo = request.getfixturevalue(repo_name)
+        write_inference_service(repo, tmp_path / "isvc.yaml", KServeOptions(STORAGE, gpus=gpus))
     assert caught.value.argument == "gpus"
     assert list(tmp_path.iterdir()) == []
 
