@@ -23,28 +23,66 @@ from alexnet_export.cli_options import batch_sizes_option, lists_model_files, sa
 @click.option("--max-queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--onnx-tensorrt", is_flag=True, help="With --kind gpu: let the ONNX model use Triton's TensorRT accelerator.")
 @click.option("--force", is_flag=True, help="Replace models that already exist in the repository.")
+@click.option("--kserve", "kserve_output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a KServe InferenceService that runs the whole repository with Triton (YAML; JSON for "
+                   "a .json name). Needs --storage-uri.")
+@click.option("--storage-uri", help="Where the cluster fetches the repository folder from: s3://, gs://, pvc://, "
+                                    "https://, hdfs://, webhdfs://, hf:// or oci://.")
+@click.option("--name", default="alexnet", show_default=True, help="The InferenceService's name.")
+@click.option("--namespace", help="The InferenceService's namespace (default: kubectl's).")
+@click.option("--replicas", type=int, default=1, show_default=True, help="Replicas at least (minReplicas).")
+@click.option("--max-replicas", type=int, help="Replicas at most, for KServe's autoscaler (default: --replicas).")
+@click.option("--cpu", default="1", show_default=True, help="CPU per replica, requested and limit (Kubernetes quantity).")
+@click.option("--memory", default="2Gi", show_default=True, help="Memory per replica, requested and limit.")
+@click.option("--gpus", type=int, help="GPUs per replica (default: 1 when a model runs on the GPU, else 0).")
+@click.option("--runtime-version", help="Triton image tag for KServe's runtime, e.g. 25.01-py3 (default: the "
+                                        "runtime's). An engine needs the TensorRT release it was built with.")
 def triton_command(repo, onnx_files, engines, max_batch, instances, kind, preferred_batch, max_queue_delay_us,
-                   onnx_tensorrt, force):
+                   onnx_tensorrt, force, kserve_output, storage_uri, name, namespace, replicas, max_replicas, cpu,
+                   memory, gpus, runtime_version):
     """Write a Triton Inference Server model repository: one model per file, each with a full
     config.pbtxt (batching, instance groups, labels, model_warmup at batch 1, the preferred sizes
     and --max-batch) and labels.txt. A file exported with --input-format uint8 is declared
     TYPE_UINT8 FORMAT_NHWC [224, 224, 3], so Triton clients send pixels.
 
+    With --kserve it also writes the manifest that runs the repository on Kubernetes: a KServe
+    InferenceService with the Triton runtime (kserve-tritonserver, protocol v2), the repository
+    fetched from --storage-uri (copy the folder there), replicas and resources; a GPU per replica
+    when a model runs on one. --kserve with no --onnx or --engine writes it for the repository as it is.
+
     \b
     Examples:
       alexnet-export triton --repo models/ --onnx alexnet.onnx --onnx alexnet.int8-cpu.onnx
       alexnet-export triton --repo models/ --engine alexnet.engine --kind gpu --max-batch 32
+      alexnet-export triton --repo models/ --onnx alexnet.onnx --kserve alexnet-isvc.yaml \\
+          --storage-uri s3://my-bucket/models --replicas 2 --max-replicas 8 --cpu 4 --memory 4Gi
+      aws s3 sync models/ s3://my-bucket/models && kubectl apply -f alexnet-isvc.yaml
     """
+    from alexnet_export.atomic import check_output_path
+    from alexnet_export.serving.kserve import KServeOptions, write_inference_service
     from alexnet_export.serving.triton_repo import ServingOptions, add_engine, add_onnx
 
-    if not onnx_files and not engines:
-        raise click.UsageError("give at least one --onnx or --engine")
+    if storage_uri and not kserve_output:
+        raise click.UsageError("--storage-uri is for the --kserve manifest; add --kserve FILE")
+    if not onnx_files and not engines and not kserve_output:
+        raise click.UsageError("give at least one --onnx or --engine (or --kserve for the repository as it is)")
+    if kserve_output and not storage_uri:
+        raise click.UsageError("--kserve needs --storage-uri: where the cluster fetches the repository from")
     options = ServingOptions(max_batch, instances, kind, preferred_batch, max_queue_delay_us, onnx_tensorrt)
+    if kserve_output:  # its arguments are checked before any model is written
+        kserve = KServeOptions(storage_uri, name=name, namespace=namespace, replicas=replicas, max_replicas=max_replicas,
+                               cpu=cpu, memory=memory, gpus=gpus, runtime_version=runtime_version)
+        check_output_path(kserve_output, argument="kserve_output")
     entries = [add_onnx(repo, path, options, force=force) for path in onnx_files]
     entries += [add_engine(repo, path, options, force=force) for path in engines]
     for entry in entries:
         say(f"wrote {entry.folder} ({entry.platform})")
-    click.echo(f"repository {repo}: {', '.join(e.name for e in entries)}")
+    if entries:
+        click.echo(f"repository {repo}: {', '.join(e.name for e in entries)}")
+    if kserve_output:
+        written = write_inference_service(repo, kserve_output, kserve)
+        gpus_text = f", {written.gpus} GPU(s) per replica" if written.gpus else ", CPU only"
+        click.echo(f"InferenceService {written.name}: {written.path} serves {', '.join(written.models)}{gpus_text}")
 
 
 @click.command("serve")

@@ -73,6 +73,12 @@ class ModelEntry:
     name: str
     folder: Path
     platform: str
+    kind: str  # the instance group's device kind: "cpu" or "gpu"
+
+    @property
+    def needs_gpu(self) -> bool:
+        """TensorRT engines run only on a GPU, whatever their instance kind says."""
+        return self.kind == "gpu" or self.platform == ENGINE.platform
 
 
 def model_name(path: Path, suffix: str = "") -> str:
@@ -91,7 +97,7 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
     accelerator = _tensorrt_accelerator(runtime.precision) if options.onnx_tensorrt else ""
     files, model_file = _version_files(onnx_path, "model.onnx")
     config = _config(name, ONNX.platform, runtime.metadata, options, accelerator, model_file)
-    return _write_model(repo, name, ONNX.platform, files, config, runtime.metadata.labels, force)
+    return _write_model(repo, name, ONNX.platform, options.kind, files, config, runtime.metadata.labels, force)
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
@@ -115,7 +121,7 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
     name = model_name(engine_path, "_trt")
     files, model_file = _version_files(engine_path, "model.plan")
     config = _config(name, ENGINE.platform, metadata, options, "", model_file)
-    return _write_model(repo, name, ENGINE.platform, files, config, metadata.labels, force)
+    return _write_model(repo, name, ENGINE.platform, options.kind, files, config, metadata.labels, force)
 
 
 def _version_files(source: Path, default_name: str) -> tuple[dict[str, Path], str | None]:
@@ -165,7 +171,7 @@ def _tensorrt_accelerator(precision: str) -> str:
             f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
 
 
-def _write_model(repo: Path, name, platform, files: dict[str, Path], config, labels, force) -> ModelEntry:
+def _write_model(repo: Path, name, platform, kind, files: dict[str, Path], config, labels, force) -> ModelEntry:
     """Build the model folder beside its final place, then rename it in: never half a model."""
     folder = repo / name
     if folder.exists() and not force:
@@ -187,4 +193,35 @@ def _write_model(repo: Path, name, platform, files: dict[str, Path], config, lab
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ModelEntry(name, folder, platform)
+    return ModelEntry(name, folder, platform, kind)
+
+
+# The fields read back from a config.pbtxt, in protobuf text format (one or more spaces, either
+# quote); enough for the repositories this module writes and for hand edits of them.
+_PLATFORM = re.compile(r"""^\s*platform\s*:\s*["']([^"']+)["']""", re.M)
+_KIND = re.compile(r"\bkind\s*:\s*KIND_(CPU|GPU)\b")
+
+
+def read_repository(repo: Path) -> list[ModelEntry]:
+    """The models of a Triton repository, by name: each folder with a config.pbtxt, its platform
+    and its instance kind (gpu if any instance group is KIND_GPU). RepositoryError (argument
+    `repo`) when there is no repository or no model in it, or a config lacks a platform."""
+    repo = Path(repo)
+    if not repo.is_dir():
+        raise RepositoryError(f"{repo} is not a folder; write the repository first (add_onnx, add_engine)",
+                              argument="repo")
+    entries = []
+    for config_path in sorted(repo.glob("*/config.pbtxt")):
+        if config_path.parent.name.startswith("."):  # a model being staged by another writer
+            continue
+        text = config_path.read_text(encoding="utf-8", errors="replace")
+        platform = _PLATFORM.search(text)
+        if platform is None:
+            raise RepositoryError(f"{config_path} names no platform; expected one Triton model config per model",
+                                  argument="repo")
+        kind = "gpu" if "GPU" in _KIND.findall(text) else "cpu"
+        entries.append(ModelEntry(config_path.parent.name, config_path.parent, platform.group(1), kind))
+    if not entries:
+        raise RepositoryError(f"{repo} holds no model (no <model>/config.pbtxt); write the repository first",
+                              argument="repo")
+    return entries

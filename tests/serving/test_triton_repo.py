@@ -58,14 +58,9 @@ def test_tensorrt_accelerator_for_onnx_on_gpu(tmp_path, small_onnx, model_config
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
 
 
-def test_engine_model_config(tmp_path, model_config_pb2):
-    engine = tmp_path / "alexnet.engine"
-    engine.write_bytes(b"engine bytes")
+def test_engine_model_config(tmp_path, model_config_pb2, tensorrt_engine):
     labels = [f"thing {i}" for i in range(7)]
-    sidecar_path(engine).write_text(json.dumps({
-        "tensorrt_version": "10.13.0", "gpu_name": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp16",
-        "batch": {"min": 1, "opt": 8, "max": 32}, "source_onnx_sha256": "0" * 64,
-        "metadata": {"alexnet_export.num_classes": "7", "alexnet_export.labels": json.dumps(labels)}}))
+    engine = tensorrt_engine(tmp_path / "alexnet.engine", labels, max_batch=32)
     entry = add_engine(tmp_path / "repo", engine, ServingOptions(kind="gpu", max_batch=32))
     config = _parse(model_config_pb2, entry.folder)
     assert config.platform == "tensorrt_plan" and entry.name == "alexnet_trt" and list(config.output[0].dims) == [7]
