@@ -1,6 +1,7 @@
 """Fixtures shared by the serving tests."""
 
 import importlib.util
+import json
 from importlib.metadata import distribution
 from pathlib import Path
 
