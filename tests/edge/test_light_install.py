@@ -73,3 +73,13 @@ def test_a_checkpoint_needs_the_export_extra(light_venv, tmp_path, photos, one_l
     result = run(light_venv, "predict", tmp_path / "model.pt", photos[0])
     one_line_error(result, r"TorchRuntime \(a PyTorch checkpoint\) needs torch, which is not installed here:"
                            r" pip install 'alexnet-export\[export\]'$")
+
+
+def test_an_ort_file_runs_on_the_light_install(light_venv, small_onnx, photos, tmp_path):
+    from alexnet_export.exporter.pipeline import export_ort_file
+
+    ort_file = export_ort_file(small_onnx, tmp_path / "small.ort").path
+    light = run(light_venv, "predict", ort_file, photos[1], "--top-k", "2", "--json")
+    assert light.returncode == 0, light.stderr
+    expected = open_runtime(small_onnx).classify(str(photos[1]), top_k=2)[0]
+    assert [row["label"] for row in json.loads(light.stdout)[0]["predictions"]] == [label for label, _ in expected]
