@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from alexnet_export.batch.schema import ERROR, LABELS, MODEL_SHA256, PATH, PRECISION, PROBABILITIES
-from alexnet_export.errors import ArgumentError, InputError, one_line
+from alexnet_export.errors import ArgumentError, InputError, ModelLoadError, one_line
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes.base import Runtime, top_predictions
@@ -70,12 +70,15 @@ class Classifier:
         """The loaded runtime, opening it on first use; ArgumentError when top_k exceeds its classes."""
         with self._lock:
             if self._runtime is None:
-                self._hash_once()
                 runtime = open_runtime(self.model_path, trusted_key=self.trusted_key, **self.runtime_options)
-                if self.top_k > runtime.metadata.num_classes:
+                try:
+                    self._hash_once()
+                    if self.top_k > runtime.metadata.num_classes:
+                        raise ArgumentError(f"top_k is {self.top_k}; {Path(self.model_path).name} has "
+                                            f"{runtime.metadata.num_classes} classes", argument="top_k")
+                except BaseException:
                     runtime.close()
-                    raise ArgumentError(f"top_k is {self.top_k}; {Path(self.model_path).name} has "
-                                        f"{runtime.metadata.num_classes} classes", argument="top_k")
+                    raise
                 self._runtime = runtime
             return self._runtime
 
@@ -101,7 +104,10 @@ class Classifier:
 
     def _hash_once(self) -> str:
         if self._sha256 is None:
-            self._sha256 = file_sha256(self.model_path)
+            try:
+                self._sha256 = file_sha256(self.model_path)
+            except OSError as exc:
+                raise ModelLoadError(f"cannot read model file {self.model_path}: {exc.strerror or exc}") from None
         return self._sha256
 
     # -- a batch ---------------------------------------------------------------------------------

@@ -196,6 +196,8 @@ class ProgressLine:
         """" images, 41.2 images/s, ETA 1m05s" for a bar with a unit; "" without."""
         if self.unit is None:
             return ""
+        if not done:  # no rate yet
+            return f" {self.unit}"
         rate = done / elapsed if elapsed > 0 else 0.0
         text = f" {self.unit}, {rate:.1f} {self.unit}/s"
         if rate > 0 and not finished:
