@@ -63,7 +63,8 @@ def classify_command(model, inputs, output, top_k, batch_size, decode_threads, t
                                      trusted_key=trusted_key, on_event=reporter, **options)
     except KeyboardInterrupt:
         kept = len(read_existing(output).paths) if output.is_dir() else 0
-        say(f"\nInterrupted; {output} holds {kept} results, in whole parts. Run the same command again to finish.")
+        newline = "\n" if sys.stderr.isatty() else ""  # past a progress line drawn in place
+        say(f"{newline}Interrupted; {output} holds {kept} results, in whole parts. Run the same command again to finish.")
         sys.exit(130)
     click.echo(f"{result.output}: {result.classified} classified, {result.errors} errors, {result.skipped} skipped "
                f"(already there), in {duration(result.seconds)}, {result.images_per_second:.1f} images/s "
