@@ -117,7 +117,7 @@ class Classifier:
         if not isinstance(batch, Mapping) or PATH.name not in batch:
             found = ", ".join(map(repr, batch)) if isinstance(batch, Mapping) else type(batch).__name__
             raise InputError(f"Classifier takes a batch {{{PATH.name!r}: array of image paths}}; got {found}")
-        return self.classify_decoded(self.decode([os.fsdecode(path) for path in batch[PATH.name]]))
+        return self.classify_decoded(self.decode([str(os.fsdecode(path)) for path in batch[PATH.name]]))
 
     def decode(self, paths: Sequence[str]) -> Decoded:
         """Read and preprocess `paths` (thread-safe: the local job runs it in a pool of threads)."""

@@ -20,12 +20,12 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from alexnet_export.batch.classifier import Classifier
-from alexnet_export.batch.inputs import DEFAULT_PATH_COLUMN, collect_paths
-from alexnet_export.batch.output import ExistingOutput, PartWriter, output_format, read_existing
+from alexnet_export.batch.inputs import DEFAULT_PATH_COLUMN
+from alexnet_export.batch.output import ExistingOutput, PartWriter
+from alexnet_export.batch.plan import plan_job
 from alexnet_export.batch.schema import ERROR
 from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Advance, Listener, Note, Step, ignore
-from alexnet_export.runtimes.registry import backend_for
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_ROWS_PER_PART = 1000  # a crash loses at most this many results (about 20 s of FP32 AlexNet on 2 cores)
@@ -40,14 +40,16 @@ class ClassifyResult:
     errors: int  # images with an error instead, written by this run
     skipped: int  # images of the input that the output held already
     parts: int  # part files this run wrote
-    seconds: float
+    seconds: float  # the whole call
+    classifying_seconds: float  # from the first batch to the last part: what images/s is measured over
     model_sha256: str
     precision: str
     first_error: str | None = None  # e.g. "cannot decode /data/x.jpg: ..."
 
     @property
     def images_per_second(self) -> float:
-        return (self.classified + self.errors) / self.seconds if self.seconds > 0 else 0.0
+        done = self.classified + self.errors
+        return done / self.classifying_seconds if self.classifying_seconds > 0 else 0.0
 
 
 def default_decode_threads() -> int:
@@ -82,26 +84,24 @@ def classify_collection(
     started = time.perf_counter()
     decode_threads = default_decode_threads() if decode_threads is None else decode_threads
     _check_positive(batch_size=batch_size, decode_threads=decode_threads, rows_per_part=rows_per_part)
-    if not Path(model).is_file():
-        raise ArgumentError(f"model {model} does not exist or is not a file", argument="model")
-    format = output_format(output)
-    existing = read_existing(output, format)
-    classifier = Classifier(model, top_k, trusted_key=trusted_key, **_shared_core_defaults(model, runtime_options))
-    paths = collect_paths(inputs, path_column=path_column)
-    _check_same_model(existing, classifier.model_sha256, Path(model).name, allow_model_change)
-    todo = [path for path in paths if path not in existing.paths]
+    plan = plan_job(model, inputs, output, top_k=top_k, path_column=path_column,
+                    allow_model_change=allow_model_change, trusted_key=trusted_key, **runtime_options)
+    classifier = plan.classifier
     try:
         runtime = classifier.open()
-        on_event(Step(f"{len(paths)} images; classifying {len(todo)} with {Path(model).name} "
+        on_event(Step(f"{len(plan.paths)} images; classifying {len(plan.todo)} with {Path(model).name} "
                       f"({runtime.precision}, {runtime.device}) into {output}"))
-        if len(todo) < len(paths):
-            on_event(Note(f"{len(paths) - len(todo)} of the images are in {output} already; skipping them"))
-        written, errors, first_error, parts = _run(classifier, todo, existing, batch_size, decode_threads,
+        if plan.skipped:
+            on_event(Note(f"{plan.skipped} of the images are in {output} already; skipping them"))
+        classifying = time.perf_counter()
+        written, errors, first_error, parts = _run(classifier, plan.todo, plan.existing, batch_size, decode_threads,
                                                    rows_per_part, on_event)
+        finished = time.perf_counter()
     finally:
         classifier.close()
-    return ClassifyResult(Path(output), format.name, written - errors, errors, len(paths) - len(todo), parts,
-                          time.perf_counter() - started, classifier.model_sha256, runtime.precision, first_error)
+    return ClassifyResult(Path(output), plan.format.name, written - errors, errors, plan.skipped, parts,
+                          finished - started, finished - classifying, classifier.model_sha256, runtime.precision,
+                          first_error)
 
 
 def _run(classifier: Classifier, todo: list[str], existing: ExistingOutput, batch_size: int, decode_threads: int,
@@ -138,25 +138,6 @@ def _classified(classifier: Classifier, paths: list[str], batch_size: int, pool:
             yield classifier.classify_decoded(pending.popleft().result())
     while pending:
         yield classifier.classify_decoded(pending.popleft().result())
-
-
-def _shared_core_defaults(model: str | Path, options: dict) -> dict:
-    """ONNX Runtime's threads stop spinning between runs unless asked otherwise: the decoding
-    threads share the cores (docs/ARCHITECTURE.md, thread spinning)."""
-    backend = backend_for(model)
-    if backend.takes("spinning") and "spinning" not in options:
-        return {**options, "spinning": False}
-    return options
-
-
-def _check_same_model(existing: ExistingOutput, sha256: str, name: str, allow_model_change: bool) -> None:
-    others = {other: rows for other, rows in existing.model_sha256s.items() if other != sha256}
-    if others and not allow_model_change:
-        other = max(others, key=others.get)  # the model of most of them
-        raise ArgumentError(
-            f"{existing.folder} holds {sum(others.values())} results of another model file (sha256 {other[:12]}...); "
-            f"{name} is {sha256[:12]}...; set allow_model_change to add to it (every row names its model), "
-            f"or choose a new output", argument="allow_model_change")
 
 
 def _check_positive(**values: int) -> None:

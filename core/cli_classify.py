@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from alexnet_export.cli_options import TerminalReporter, duration, lists_model_files, say, trusted_key_option
+from alexnet_export.runtimes.registry import backends_taking
 
 
 @click.command("classify")
@@ -19,7 +20,7 @@ from alexnet_export.cli_options import TerminalReporter, duration, lists_model_f
 @click.option("--top-k", type=int, default=5, show_default=True, help="Labels (and probabilities) per image.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model run.")
 @click.option("--decode-threads", type=int, help="Threads reading and resizing images (default: CPUs, at most 4).")
-@click.option("--threads", type=int, help="The backend's inference threads (ONNX Runtime, checkpoints, OpenVINO).")
+@click.option("--threads", type=int, help=f"Inference threads, for {backends_taking('threads')}.")
 @click.option("--rows-per-part", type=int, default=1000, show_default=True,
               help="Results per part file: the most an interruption can lose.")
 @click.option("--path-column", default="path", show_default=True, help="The column of a CSV or Parquet manifest that holds the paths.")

@@ -125,21 +125,32 @@ def test_bad_arguments_are_one_error_and_no_output(small_onnx, collection, tmp_p
     assert sorted(p for p in tmp_path.rglob("*") if p.name != "empty") == before
 
 
-RUN_WITHOUT_TORCH = """
+RUN_LIGHT = """
 import importlib.abc, json, sys
 class Absent(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "onnx", "onnxscript", "safetensors"}:
+        if name.split(".")[0] in {"torch", "onnx", "onnxscript", "safetensors", "pyarrow"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Absent())
-from alexnet_export.batch import classify_collection
-result = classify_collection(sys.argv[1], sys.argv[2], sys.argv[3])
-print(json.dumps({"classified": result.classified, "heavy": [m for m in ("torch", "onnx") if m in sys.modules]}))
+from alexnet_export.cli import main
+model, images, folder = sys.argv[1:]
+main(["classify", model, images, "-o", folder + "/out.jsonl"], standalone_mode=False)
+try:
+    main(["classify", model, images, "-o", folder + "/out.parquet"], standalone_mode=False)
+    refusal = None
+except Exception as exc:
+    refusal = str(exc)
+print(json.dumps({"refusal": refusal, "heavy": [m for m in ("torch", "onnx", "pyarrow") if m in sys.modules]}))
 """
 
 
-def test_the_job_runs_without_torch(small_onnx, collection, tmp_path):
-    run = subprocess.run([sys.executable, "-c", RUN_WITHOUT_TORCH, small_onnx, collection.root / "photos",
-                          tmp_path / "out.parquet"], capture_output=True, text=True, timeout=120)
+def test_the_light_install_runs_classify_to_json_lines(small_onnx, collection, tmp_path):
+    """Without torch, onnx or pyarrow: JSON Lines works, Parquet is refused in one line saying how to get it."""
+    run = subprocess.run([sys.executable, "-c", RUN_LIGHT, small_onnx, collection.root / "photos", tmp_path],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout.splitlines()[-1]) == {"classified": 4, "heavy": []}
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["heavy"] == []
+    assert out["refusal"].startswith("writing Parquet needs pyarrow: pip install 'alexnet-export[batch]'")
+    assert len(read_rows(tmp_path / "out.jsonl")) == 4
+    assert not (tmp_path / "out.parquet").exists()
