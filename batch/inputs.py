@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from alexnet_export.batch.schema import require_pyarrow
 from alexnet_export.errors import ArgumentError, InputError
 from alexnet_export.runtimes.preprocess import IMAGE_SUFFIXES, find_images
 
@@ -107,9 +108,7 @@ def _csv_entries(path: Path, path_column: str) -> list[str]:
 
 
 def _parquet_entries(path: Path, path_column: str) -> list[str]:
-    from alexnet_export.batch.output import import_pyarrow
-
-    import_pyarrow("reading the Parquet manifest", "inputs")
+    require_pyarrow("reading a Parquet manifest", "inputs")
     import pyarrow.parquet as pq
 
     try:

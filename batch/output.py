@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from alexnet_export.atomic import atomic_output
-from alexnet_export.batch.schema import MODEL_SHA256, NAMES, PATH, to_arrow_table, to_rows
+from alexnet_export.batch.schema import MODEL_SHA256, NAMES, PATH, require_pyarrow, to_arrow_table, to_rows
 from alexnet_export.errors import ArgumentError, ExportError, InputError, one_line
 
 try:
@@ -83,20 +83,10 @@ def output_format(output: str | Path) -> Format:
     for candidate in FORMATS:
         if suffix == candidate.suffix:
             if candidate.needs_pyarrow:
-                import_pyarrow(f"writing {candidate.name}", "output")
+                require_pyarrow(f"writing {candidate.name}", "output")
             return candidate
     raise ArgumentError(f"output {output} has suffix {Path(output).suffix or '(none)'!r}; expected "
                         + " or ".join(f"{f.suffix} (a folder of {f.name} parts)" for f in FORMATS), argument="output")
-
-
-def import_pyarrow(purpose: str, argument: str) -> None:
-    """pyarrow, or one line saying how to get it (it is the `batch` extra, not a dependency)."""
-    try:
-        import pyarrow  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
-    except ImportError:
-        raise ArgumentError(f"{purpose} needs pyarrow: pip install 'alexnet-export[batch]' (or pyarrow); "
-                            f"JSON Lines output (.jsonl) and .txt/.csv manifests need nothing", argument=argument) from None
 
 
 @dataclass

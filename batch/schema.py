@@ -4,7 +4,7 @@ what every output (Parquet parts, JSON Lines parts, later Ray's writer) holds pe
 A row per image: its path, its top-k labels and probabilities (most likely first), the model
 file's sha256 and the precision it ran in, and `error`, the reason when the image could not be
 decoded or was refused by the input checks (then `labels` and `probabilities` are null).
-pyarrow is imported only by `arrow_schema` and `to_arrow_table`: JSON Lines needs none.
+pyarrow is imported only inside the functions that need it: JSON Lines needs none.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping
 
 import numpy as np
+
+from alexnet_export.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,16 @@ PRECISION = Column("precision", "string", "the precision the model ran in (fp32,
 ERROR = Column("error", "string", "why the image has no result (unreadable, refused by the input checks); null when it has one")
 COLUMNS = (PATH, LABELS, PROBABILITIES, MODEL_SHA256, PRECISION, ERROR)
 NAMES = tuple(column.name for column in COLUMNS)
+
+
+def require_pyarrow(purpose: str, argument: str) -> None:
+    """Nothing when pyarrow imports; else one line saying how to get it (the `batch` extra)."""
+    try:
+        import pyarrow.parquet  # noqa: F401  (imported here once, so its absence is found before any work)
+    except ImportError:
+        raise ArgumentError(f"{purpose} needs pyarrow: pip install 'alexnet-export[batch]' (or pyarrow); "
+                            f"JSON Lines output (.jsonl) and .txt/.csv manifests need nothing",
+                            argument=argument) from None
 
 
 def arrow_schema():
