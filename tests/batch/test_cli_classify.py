@@ -11,6 +11,13 @@ import time
 import pytest
 
 
+def test_help_teaches_with_examples(cli):
+    result = cli("classify", "--help")
+    assert result.returncode == 0 and "Examples:" in result.stdout
+    assert "alexnet-export classify alexnet.onnx photos/ -o results.parquet" in result.stdout
+    assert "run the same command again" in " ".join(result.stdout.split())
+
+
 def test_a_run_prints_its_progress_and_summary(cli, small_onnx, collection, tmp_path):
     output = tmp_path / "results.jsonl"
     result = cli("classify", small_onnx, collection.root, "-o", output, "--top-k", "2", "--batch-size", "4")
