@@ -113,11 +113,9 @@ class Classifier:
     # -- a batch ---------------------------------------------------------------------------------
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """`{"path": paths, ...}` -> the schema's columns for those paths (other keys are ignored)."""
-        if not isinstance(batch, Mapping) or PATH.name not in batch:
-            found = ", ".join(map(repr, batch)) if isinstance(batch, Mapping) else type(batch).__name__
-            raise InputError(f"Classifier takes a batch {{{PATH.name!r}: array of image paths}}; got {found}")
-        return self.classify_decoded(self.decode([str(os.fsdecode(path)) for path in batch[PATH.name]]))
+        """`{"path": paths, ...}` -> the schema's columns for those paths (other columns are ignored).
+        The batch may also be a pandas DataFrame or a pyarrow Table with a `path` column."""
+        return self.classify_decoded(self.decode(_paths_of(batch)))
 
     def decode(self, paths: Sequence[str]) -> Decoded:
         """Read and preprocess `paths` (thread-safe: the local job runs it in a pool of threads)."""
@@ -170,6 +168,19 @@ class Classifier:
     def __repr__(self) -> str:
         return (f"Classifier({self.model_path!r}, top_k={self.top_k}"
                 + "".join(f", {name}={value!r}" for name, value in self.runtime_options.items()) + ")")
+
+
+def _paths_of(batch) -> list[str]:
+    """The `path` column of a dict of arrays, a pandas DataFrame or a pyarrow Table, as str."""
+    try:
+        column = batch[PATH.name]
+    except (KeyError, TypeError, IndexError):
+        columns = getattr(batch, "column_names", None) or (list(batch) if isinstance(batch, Mapping) else None)
+        found = f"columns {', '.join(map(repr, columns))}" if columns else f"a {type(batch).__name__}"
+        raise InputError(f"Classifier takes a batch with a {PATH.name!r} column of image paths (a dict of arrays, "
+                         f"a pandas DataFrame or a pyarrow Table); got {found}") from None
+    values = column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+    return [str(os.fsdecode(value)) for value in values]
 
 
 def _model_input(path: str, spec: Preprocessing) -> np.ndarray:

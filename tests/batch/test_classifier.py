@@ -79,5 +79,18 @@ def test_arguments_are_checked_at_once_and_the_file_when_it_opens(small_onnx, tm
         Classifier(small_onnx, top_k=0)
     with pytest.raises(ArgumentError, match="top_k is 11; small.onnx has 10 classes"):
         Classifier(small_onnx, top_k=11).open()
-    with pytest.raises(InputError, match=r"takes a batch \{'path': array of image paths\}; got 'image'"):
+    with pytest.raises(InputError, match=r"takes a batch with a 'path' column of image paths .*; got columns 'image'"):
         Classifier(small_onnx)({"image": []})
+    with pytest.raises(InputError, match=r"; got a list$"):
+        Classifier(small_onnx)(["cat.jpg"])
+
+
+def test_a_pyarrow_table_batch_gives_the_same_columns(small_onnx, collection):
+    import pyarrow as pa
+
+    paths = [str(p) for p in collection.all[:6]]
+    classifier = Classifier(small_onnx, top_k=2)
+    from_table = classifier(pa.table({"path": paths, "other": list(range(6))}))
+    from_dict = classifier({"path": np.array(paths)})
+    for name in NAMES:
+        assert list(map(str, from_table[name])) == list(map(str, from_dict[name]))
