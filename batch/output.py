@@ -1,8 +1,8 @@
 """Where results go: a folder of numbered parts, each renamed into place whole.
 
 `-o results.parquet` is a folder of `part-00000.parquet`, `part-00001.parquet`, ... (pyarrow,
-pandas, polars, DuckDB, Spark and Ray read such a folder as one table; Ray's `write_parquet`
-writes the same shape); `-o results.jsonl` a folder of `part-00000.jsonl`, ... (`cat
+pandas, Spark and Ray read such a folder as one table, DuckDB and polars its `*.parquet`; Ray's
+`write_parquet` writes the same shape); `-o results.jsonl` a folder of `part-00000.jsonl`, ... (`cat
 results.jsonl/part-*.jsonl` is one JSON Lines file). Every part is written under a hidden
 temporary name and renamed in (core/atomic.py), so a reader, and a resumed run, sees whole parts
 or none; the hidden temporaries a killed run leaves are skipped by those readers and removed by
