@@ -68,6 +68,7 @@ def main():
     alexnet-export inspect alexnet.engine                                           # each layer's precision
     alexnet-export openvino --weights model.pt --precision int8 --calib-dir photos/ # alexnet.int8.xml
     alexnet-export predict alexnet.onnx cat.jpg dog.png
+    alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
     alexnet-export verify alexnet.int8-cpu.onnx --images val/ --labels-from-folders --reference model.pt
     alexnet-export sign alexnet.onnx --key private.pem                              # alexnet.onnx.sig
@@ -77,6 +78,7 @@ def main():
 
 def _register_commands():
     from alexnet_export.cli_bench import bench_command
+    from alexnet_export.cli_classify import classify_command
     from alexnet_export.cli_export import onnx_command, ort_command, trt_command
     from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_openvino import openvino_command
@@ -93,6 +95,7 @@ def _register_commands():
     main.add_command(triton_command)
     main.add_command(serve_command)
     main.add_command(verify_command)
+    main.add_command(classify_command)
     main.add_command(sign_command)
     main.add_command(verify_signature_command)
 
@@ -116,6 +119,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
     \b
     Examples:
       alexnet-export predict alexnet.onnx cat.jpg dog.png
+    alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
       alexnet-export predict alexnet.onnx photos/*.jpg --top-k 1 --json
       alexnet-export predict checkpoint.pt cat.jpg
       alexnet-export predict downloaded.onnx cat.jpg --sandbox

@@ -29,11 +29,13 @@ class Note:
 
 @dataclass(frozen=True)
 class Advance:
-    """`done` of `total` units of `task` are finished (total None: open-ended, e.g. timed rounds)."""
+    """`done` of `total` units of `task` are finished (total None: open-ended, e.g. timed rounds).
+    `unit` names the units ("images") when their rate and the time left are worth showing."""
 
     task: str
     done: int
     total: int | None = None
+    unit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ EXTRA_OF = {
     "openvino": ("openvino", "openvino"),
     "model_signing": ("model-signing", "signing"),
     "matplotlib": ("matplotlib", "bench"),
+    "pyarrow": ("pyarrow", "batch"),
 }
 EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")
 

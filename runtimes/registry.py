@@ -41,6 +41,13 @@ class Backend:
         """The `options` this backend takes, for settings that apply only where they do (e.g. threads)."""
         return {name: value for name, value in options.items() if self.takes(name)}
 
+    def check_options(self, path: str | Path, options) -> None:
+        """OptionError for an option in `options` this backend does not take (reads no file)."""
+        for option in options:
+            if not self.takes(option):
+                raise OptionError(f"option {option!r} does not apply to {Path(path).name}, {self.description};"
+                                  f" it takes {', '.join(sorted(self.options))}", argument=option)
+
     def runtime_class(self) -> type[Runtime]:
         module, name = self.runtime.split(":")
         return getattr(import_module(module), name)
@@ -53,10 +60,7 @@ class Backend:
         $ALEXNET_EXPORT_TRUSTED_KEY when set, else opens without a check."""
         from alexnet_export.runtimes.signing import check_before_open
 
-        for option in options:
-            if not self.takes(option):
-                raise OptionError(f"option {option!r} does not apply to {Path(path).name}, {self.description};"
-                                  f" it takes {', '.join(sorted(self.options))}", argument=option)
+        self.check_options(path, options)
         check_before_open(path, trusted_key)
         return self.runtime_class()(path, **options)
 

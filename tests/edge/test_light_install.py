@@ -83,3 +83,15 @@ def test_an_ort_file_runs_on_the_light_install(light_venv, small_onnx, photos, t
     assert light.returncode == 0, light.stderr
     expected = open_runtime(small_onnx).classify(str(photos[1]), top_k=2)[0]
     assert [row["label"] for row in json.loads(light.stdout)[0]["predictions"]] == [label for label, _ in expected]
+
+
+def test_classify_on_the_light_install(light_venv, small_onnx, photos, tmp_path):
+    from alexnet_export.batch import Classifier
+
+    output = tmp_path / "results.jsonl"
+    result = run(light_venv, "classify", small_onnx, *photos[:3], "-o", output, "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for part in sorted(output.glob("part-*.jsonl")) for line in part.read_text().splitlines()]
+    assert sorted(row["path"] for row in rows) == sorted(str(photo.resolve()) for photo in photos[:3])
+    expected = Classifier(small_onnx, top_k=2)({"path": np.array([row["path"] for row in rows], dtype=object)})
+    assert [row["labels"] for row in rows] == [list(labels) for labels in expected["labels"]]

@@ -1,0 +1,228 @@
+"""Where results go: a folder of numbered parts, each renamed into place whole.
+
+`-o results.parquet` is a folder of `part-00000.parquet`, `part-00001.parquet`, ... (pyarrow,
+pandas, Spark and Ray read such a folder as one table, DuckDB and polars its `*.parquet`; Ray's
+`write_parquet` writes the same shape); `-o results.jsonl` a folder of `part-00000.jsonl`, ... (`cat
+results.jsonl/part-*.jsonl` is one JSON Lines file). Every part is written under a hidden
+temporary name and renamed in (core/atomic.py), so a reader, and a resumed run, sees whole parts
+or none; the hidden temporaries a killed run leaves are skipped by those readers and removed by
+the next run. The paths in the parts are what is done: a resumed run skips them, and the writer
+drops any row whose path a part already holds, so nothing is written twice. One run writes a
+folder at a time (an advisory lock on the folder, POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from alexnet_export.atomic import atomic_output
+from alexnet_export.batch.schema import MODEL_SHA256, NAMES, PATH, require_pyarrow, to_arrow_table, to_rows
+from alexnet_export.errors import ArgumentError, ExportError, InputError, one_line
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one run per folder is then the user's rule
+    fcntl = None
+
+PART_NAME = re.compile(r"^part-(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # "Parquet", "JSON Lines"
+    suffix: str  # of the output folder and of its parts
+    needs_pyarrow: bool
+    write: Callable[[Mapping[str, np.ndarray], Path], None]
+    read: Callable[[Path, tuple[str, ...]], dict[str, list]]  # the named columns of one part
+
+
+def _write_parquet(columns, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(to_arrow_table(columns), path)
+
+
+def _read_parquet(path: Path, names) -> dict[str, list]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=list(names)).to_pydict()
+
+
+def _write_jsonl(columns, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in to_rows(columns):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path, names) -> dict[str, list]:
+    values: dict[str, list] = {name: [] for name in names}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            for name in names:
+                values[name].append(row[name])
+    return values
+
+
+PARQUET = Format("Parquet", ".parquet", True, _write_parquet, _read_parquet)
+JSONL = Format("JSON Lines", ".jsonl", False, _write_jsonl, _read_jsonl)
+FORMATS = (PARQUET, JSONL)
+
+
+def output_format(output: str | Path) -> Format:
+    """The format `output`'s suffix names; ArgumentError for another suffix or a missing pyarrow."""
+    suffix = Path(output).suffix.lower()
+    for candidate in FORMATS:
+        if suffix == candidate.suffix:
+            if candidate.needs_pyarrow:
+                require_pyarrow(f"writing {candidate.name}", "output")
+            return candidate
+    raise ArgumentError(f"output {output} has suffix {Path(output).suffix or '(none)'!r}; expected "
+                        + " or ".join(f"{f.suffix} (a folder of {f.name} parts)" for f in FORMATS), argument="output")
+
+
+@dataclass
+class ExistingOutput:
+    """What an output folder holds already (nothing, for a folder that does not exist yet)."""
+
+    folder: Path
+    format: Format
+    paths: set[str] = field(default_factory=set)
+    model_sha256s: Counter = field(default_factory=Counter)  # rows per model file
+    parts: list[Path] = field(default_factory=list)
+
+    @property
+    def next_index(self) -> int:
+        numbers = [int(match.group(1)) for part in self.parts if (match := PART_NAME.match(part.name))]
+        return max(numbers, default=-1) + 1
+
+
+def read_existing(output: str | Path, format: Format | None = None) -> ExistingOutput:
+    """The parts in `output` and the paths and model hashes they hold. ArgumentError for an output
+    that cannot be a classify output (its folder missing, a file, a folder with other files)."""
+    output = Path(output)
+    format = format or output_format(output)
+    if not output.parent.is_dir():
+        raise ArgumentError(f"output folder {output.parent} does not exist; create it first", argument="output")
+    if output.exists() and not output.is_dir():
+        raise ArgumentError(f"output {output} is a file; classify writes a folder of {format.name} parts there "
+                            f"(choose a new name, or move the file away)", argument="output")
+    existing = ExistingOutput(output, format)
+    if not output.is_dir():
+        return existing
+    for entry in sorted(output.iterdir()):
+        if entry.name.startswith((".", "_")):  # temporaries, markers: what dataset readers skip too
+            continue
+        if not (entry.is_file() and entry.suffix == format.suffix):
+            raise ArgumentError(f"output folder {output} holds {entry.name}, which is not a {format.name} part; "
+                                f"expected a folder written by classify (choose a new output)", argument="output")
+        existing.parts.append(entry)
+    for part in existing.parts:
+        columns = _read_part(part, format)
+        existing.paths.update(columns[PATH.name])
+        existing.model_sha256s.update(columns[MODEL_SHA256.name])
+    return existing
+
+
+def _read_part(part: Path, format: Format) -> dict[str, list]:
+    try:
+        return format.read(part, (PATH.name, MODEL_SHA256.name))
+    except Exception as exc:  # pyarrow's, json's and the disk's errors alike: the part is not what we wrote
+        raise InputError(f"cannot read {part} ({one_line(exc, 200)}); expected a part written by classify: move it "
+                         "away and run again to redo its images") from None
+
+
+class PartWriter:
+    """Buffers result columns and writes them as the next numbered part every `rows_per_part` rows.
+
+    The folder is created, locked and cleared of stale temporaries at the first part (or at once
+    when it exists), so a run that fails before any result leaves nothing behind.
+    """
+
+    def __init__(self, existing: ExistingOutput, rows_per_part: int):
+        self.folder, self.format, self.rows_per_part = existing.folder, existing.format, rows_per_part
+        self.done = set(existing.paths)
+        self.parts_written = 0
+        self.rows_written = 0
+        self._next_index = existing.next_index
+        self._pending: list[Mapping[str, np.ndarray]] = []
+        self._pending_rows = 0
+        self._taken = False
+        self._lock: int | None = None
+        if self.folder.is_dir():
+            self._take_folder()
+
+    def add(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Queue one batch's columns; rows whose path is already written are dropped."""
+        keep = np.fromiter((path not in self.done for path in columns[PATH.name]), bool, len(columns[PATH.name]))
+        if not keep.all():
+            columns = {name: np.asarray(columns[name], dtype=object)[keep] for name in NAMES}
+        if len(columns[PATH.name]):
+            self._pending.append(columns)
+            self._pending_rows += len(columns[PATH.name])
+        if self._pending_rows >= self.rows_per_part:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued rows as one part, renamed into place."""
+        if not self._pending_rows:
+            return
+        if not self._taken:
+            self._take_folder()
+        columns = {name: np.concatenate([np.asarray(batch[name], dtype=object) for batch in self._pending])
+                   for name in NAMES}
+        fresh = np.fromiter((path not in self.done for path in columns[PATH.name]), bool, len(columns[PATH.name]))
+        columns = {name: values[fresh] for name, values in columns.items()}
+        part = self.folder / f"part-{self._next_index:05d}{self.format.suffix}"
+        if len(columns[PATH.name]):
+            with atomic_output(part) as temporary:
+                self.format.write(columns, temporary)
+            self._next_index += 1
+            self.parts_written += 1
+            self.rows_written += len(columns[PATH.name])
+            self.done.update(columns[PATH.name])
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _take_folder(self) -> None:
+        """Create and lock the folder; then read it again, since another run may have written parts
+        between this run's start and now, and remove the temporaries of runs that were killed."""
+        self.folder.mkdir(exist_ok=True)
+        self._lock = _lock_folder(self.folder)
+        self._taken = True
+        existing = read_existing(self.folder, self.format)
+        self.done |= existing.paths
+        self._next_index = max(self._next_index, existing.next_index)
+        for stale in self.folder.glob(f".part-*{self.format.suffix}.*.partial"):
+            stale.unlink(missing_ok=True)
+
+
+def _lock_folder(folder: Path) -> int | None:
+    if fcntl is None:
+        return None
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ExportError(f"{folder} is being written by another classify run; wait for it to finish, or choose "
+                          "another output") from None
+    return descriptor

@@ -1,0 +1,74 @@
+"""`alexnet-export classify`: a folder of images (or a manifest) in, a table of top-k labels out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from alexnet_export.cli_options import TerminalReporter, duration, lists_model_files, say, trusted_key_option
+from alexnet_export.runtimes.registry import backends_taking
+
+
+@click.command("classify")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Results: NAME.parquet (a folder of Parquet parts; needs pyarrow, the `batch` extra) or "
+                   "NAME.jsonl (a folder of JSON Lines parts). Run again to finish an interrupted run.")
+@click.option("--top-k", type=int, default=5, show_default=True, help="Labels (and probabilities) per image.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per model run.")
+@click.option("--decode-threads", type=int, help="Threads reading and resizing images (default: CPUs, at most 4).")
+@click.option("--threads", type=int, help=f"Inference threads, for {backends_taking('threads')}.")
+@click.option("--rows-per-part", type=int, default=1000, show_default=True,
+              help="Results per part file: the most an interruption can lose.")
+@click.option("--path-column", default="path", show_default=True, help="The column of a CSV or Parquet manifest that holds the paths.")
+@click.option("--allow-model-change", is_flag=True,
+              help="Add to an output that another model file started (each row records its model's sha256); "
+                   "without it such an output is refused.")
+@trusted_key_option
+@lists_model_files
+def classify_command(model, inputs, output, top_k, batch_size, decode_threads, threads, rows_per_part, path_column,
+                     allow_model_change, trusted_key):
+    """Classify every image INPUT names with MODEL into a Parquet or JSON Lines table: per image its
+    path, top-k labels and probabilities, the model file's sha256 and precision, or the error that
+    kept it from being classified (the job goes on).
+
+    MODEL is any file a runtime loads: MODEL_FILES. INPUT is an image file, a
+    folder (searched recursively), a glob pattern (quoted, so the shell leaves it: 'photos/**/*.jpg'),
+    or a manifest: a .txt of paths (one a line) or a .csv/.parquet with a path column; relative
+    paths in a manifest are relative to its folder.
+
+    Images are decoded by a pool of threads while the model runs; results are written every
+    --rows-per-part images as a part file renamed into place. After a crash or Ctrl-C, run the
+    same command again: it skips the images the output holds and finishes; nothing is written
+    twice. docs/batch.md has the layout and the Python API.
+
+    \b
+    Examples:
+      alexnet-export classify alexnet.onnx photos/ -o results.parquet
+      alexnet-export classify alexnet.int8-cpu.onnx 'shoot-*/**/*.jpg' -o results.jsonl --top-k 1
+      alexnet-export classify alexnet.onnx manifest.csv --path-column file -o results.parquet
+      python -c "import pyarrow.parquet as pq; print(pq.read_table('results.parquet').to_pandas())"
+    """
+    from alexnet_export.batch.local import classify_collection
+    from alexnet_export.batch.output import read_existing
+
+    options = {} if threads is None else {"threads": threads}
+    reporter = TerminalReporter()
+    try:
+        result = classify_collection(model, inputs, output, top_k=top_k, batch_size=batch_size,
+                                     decode_threads=decode_threads, rows_per_part=rows_per_part,
+                                     path_column=path_column, allow_model_change=allow_model_change,
+                                     trusted_key=trusted_key, on_event=reporter, **options)
+    except KeyboardInterrupt:
+        kept = len(read_existing(output).paths) if output.is_dir() else 0
+        newline = "\n" if sys.stderr.isatty() else ""  # past a progress line drawn in place
+        say(f"{newline}Interrupted; {output} holds {kept} results, in whole parts. Run the same command again to finish.")
+        sys.exit(130)
+    click.echo(f"{result.output}: {result.classified} classified, {result.errors} errors, {result.skipped} skipped "
+               f"(already there), in {duration(result.seconds)}, {result.images_per_second:.1f} images/s "
+               f"({result.precision}, model sha256 {result.model_sha256[:12]})")
+    if result.first_error:
+        say(f"first error: {result.first_error}")

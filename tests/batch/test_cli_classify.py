@@ -1,0 +1,73 @@
+"""`alexnet-export classify` as users run it: the summary, one-line errors with nothing written,
+and Ctrl-C in the middle of a run, then the same command again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+
+def test_help_teaches_with_examples(cli):
+    result = cli("classify", "--help")
+    assert result.returncode == 0 and "Examples:" in result.stdout
+    assert "alexnet-export classify alexnet.onnx photos/ -o results.parquet" in result.stdout
+    assert "run the same command again" in " ".join(result.stdout.split())
+
+
+def test_a_run_prints_its_progress_and_summary(cli, small_onnx, collection, tmp_path):
+    output = tmp_path / "results.jsonl"
+    result = cli("classify", small_onnx, collection.root, "-o", output, "--top-k", "2", "--batch-size", "4")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith(f"{output}: {len(collection.good)} classified, {len(collection.bad)} errors, 0 skipped")
+    assert "images/s (fp32, model sha256 " in summary
+    assert "classifying: 17/17 images, " in result.stderr and "images/s" in result.stderr
+    assert "first error: " in result.stderr
+    rows = [json.loads(line) for part in output.glob("part-*.jsonl") for line in part.read_text().splitlines()]
+    assert len(rows) == 17 and all(len(row["labels"]) == 2 for row in rows if row["error"] is None)
+
+
+@pytest.mark.parametrize("arguments, pattern", [
+    (["{model}", "{empty}", "-o", "{out}/r.parquet"], r"no images found in .*empty"),
+    (["{out}/missing.onnx", "{images}", "-o", "{out}/r.parquet"], r"model .*missing.onnx does not exist"),
+    (["{model}", "{images}", "-o", "{out}/r.json"], r"suffix '.json'; expected .parquet .* \(--output\)$"),
+    (["{model}", "{images}", "-o", "{out}/r.parquet", "--top-k", "0"], r"top_k is 0; .* \(--top-k\)$"),
+    (["{model}", "{out}/typo.jpg", "-o", "{out}/r.parquet"], r"input .*typo.jpg does not exist"),
+])
+def test_bad_input_is_one_line_and_no_output(cli, one_line_error, small_onnx, collection, tmp_path, arguments,
+                                             pattern):
+    out, empty = tmp_path / "out", tmp_path / "empty"
+    out.mkdir(), empty.mkdir()
+    values = dict(model=small_onnx, empty=empty, out=out, images=collection.root)
+    result = cli("classify", *(argument.format(**values) for argument in arguments))
+    one_line_error(result, pattern, code=2)
+    assert list(out.iterdir()) == []
+
+
+def test_ctrl_c_keeps_whole_parts_and_the_same_command_finishes(console, small_onnx, many_images, tmp_path):
+    output = tmp_path / "results.parquet"
+    command = [console, "classify", str(small_onnx), str(many_images), "-o", str(output),
+               "--batch-size", "4", "--rows-per-part", "4"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(output.glob("part-*.parquet")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    kept = int(stderr.split(" holds ")[1].split(" results")[0])
+    assert 4 <= kept < 120 and kept % 4 == 0  # whole parts only
+    assert "Run the same command again to finish." in stderr
+
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(output).num_rows == kept
+    finish = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert finish.returncode == 0, finish.stderr
+    assert f"{120 - kept} classified, 0 errors, {kept} skipped" in finish.stdout
+    paths = pq.read_table(output).column("path").to_pylist()
+    assert len(paths) == len(set(paths)) == 120
