@@ -20,6 +20,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
@@ -89,9 +90,10 @@ def lower(model, precision: str, max_batch: int, calibration: np.ndarray | None 
 
     from alexnet_export.exporter.lrn_banded import for_executorch
 
-    # torch.export specialises a dimension whose example size is 1, so trace with 2 (as the ONNX export).
-    example = (torch.zeros(2, *IMAGE_DIMS),)
-    shapes = ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
+    # torch.export specialises a dimension whose example size is 1, so trace with 2 (as the ONNX
+    # export); a program for batch 1 only is static.
+    example = (torch.zeros(min(2, max_batch), *IMAGE_DIMS),)
+    shapes = ({0: torch.export.Dim("batch", min=1, max=max_batch)},) if max_batch > 1 else None
     exportable = for_executorch(model)
     with _quiet():
         try:
@@ -166,18 +168,26 @@ def delegation_report(graph_module) -> DelegationReport:
     return DelegationReport(info.num_delegated_subgraphs, delegated, not_delegated)
 
 
-def write_verified_pte(model, output: Path, precision: str, metadata: ArtifactMetadata, reference, inputs: np.ndarray,
-                       verified_on: str, *, max_batch: int = DEFAULT_MAX_BATCH, calibration: np.ndarray | None = None,
-                       threads: int | None = None, on_event: Listener = ignore) -> PteResult:
-    """Lower `model`, write the .pte and its sidecar beside `output`, run it under ExecuTorch against
-    `reference` on `inputs` with `precision`'s gate, and put the pair in place only when it passes."""
+def export_verified_pte(model, output: Path, precision: str, metadata: ArtifactMetadata, reference, inputs: np.ndarray,
+                        verified_on: str, *, max_batch: int = DEFAULT_MAX_BATCH, calibration: np.ndarray | None = None,
+                        threads: int | None = None, on_event: Listener = ignore) -> PteResult:
+    """Lower `model` (`lower`) and put it in place verified (`write_verified_pte`)."""
     manager, delegation = lower(model, precision, max_batch, calibration, on_event)
     on_event(Note(delegation.describe(), warning=not delegation.complete))
+    return write_verified_pte(manager.write_to_file, delegation, output, precision, metadata, reference, inputs,
+                              verified_on, max_batch=max_batch, threads=threads, on_event=on_event)
+
+
+def write_verified_pte(write: Callable[[BinaryIO], None], delegation: DelegationReport, output: Path, precision: str,
+                       metadata: ArtifactMetadata, reference, inputs: np.ndarray, verified_on: str, *, max_batch: int,
+                       threads: int | None = None, on_event: Listener = ignore) -> PteResult:
+    """Write the program (`write(file)`) and its sidecar in a hidden folder beside `output`, run it under
+    ExecuTorch against `reference` on `inputs` with `precision`'s gate, and put the pair in place
+    only when it passes; a failure leaves `output` and its sidecar as they were."""
     with staged_with_companions(output, lambda pte: [sidecar_path(pte)]) as staged:
         on_event(Step(f"writing {output.name}"))
         with open(staged, "wb") as handle:
-            manager.write_to_file(handle)
-        del manager
+            write(handle)
         sidecar = new_sidecar(precision=precision, batch=(1, max_batch), pte_bytes=staged.stat().st_size,
                               pte_sha256=file_sha256(staged), metadata=metadata_for(metadata, precision),
                               delegation=delegation.to_json(), executorch=executorch_version())

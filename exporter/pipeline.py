@@ -312,7 +312,7 @@ def export_executorch(
     per core). Returns exporter.executorch.PteResult, with the report of which operators XNNPACK
     runs (`delegation`). Needs `pip install 'alexnet-export[executorch]'`, checked before any work.
     """
-    from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, write_verified_pte
+    from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, export_verified_pte
     from alexnet_export.runtimes.executorch import import_executorch
 
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "pte"))
@@ -331,9 +331,9 @@ def export_executorch(
                                                              row.calibrated, on_event)
     for note in notes:
         on_event(note)
-    result = write_verified_pte(loaded.model, output, precision, loaded.metadata, torch_reference(loaded.model),
-                                inputs, verified_on, max_batch=max_batch, threads=threads,
-                                calibration=calibration_set.images if row.calibrated else None, on_event=on_event)
+    result = export_verified_pte(loaded.model, output, precision, loaded.metadata, torch_reference(loaded.model),
+                                 inputs, verified_on, max_batch=max_batch, threads=threads,
+                                 calibration=calibration_set.images if row.calibrated else None, on_event=on_event)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 
