@@ -7,8 +7,9 @@
 2. Trains the seed AlexNet (10 classes) on the train split on the CPU and saves the state dict
    (benchmarks/train.py; reused on a re-run unless --retrain).
 3. Drives the CLI as a user would: `alexnet-export onnx` FP32, `--precision fp16`, `int8` (CPU
-   file) and `int8-tensorrt` (the Q/DQ file TensorRT builds from), INT8 calibrated with the
-   toolkit's defaults on the calib split; then `alexnet-export verify` on the test split for each
+   file) and `int8-tensorrt` (the Q/DQ file TensorRT builds from), the OpenVINO IRs and the
+   ExecuTorch programs (`executorch`, FP32 and INT8), INT8 calibrated with the toolkit's
+   defaults on the calib split; then `alexnet-export verify` on the test split for each
    file against the checkpoint, and for the checkpoint itself (eager FP32).
 4. Sweeps INT8 calibration method x calibration set size through the library, both INT8 files.
 5. Per-layer error of each INT8 file against FP32 on test images (conv1..fc8): where the error comes from.
@@ -44,6 +45,8 @@ FILES = {  # row name -> (file name, command, its --precision)
     "OpenVINO FP32 IR": ("digits.xml", "openvino", "fp32"),
     "OpenVINO BF16 IR": ("digits.bf16.xml", "openvino", "bf16"),
     "OpenVINO INT8 IR": ("digits.int8.xml", "openvino", "int8"),
+    "ExecuTorch FP32 .pte (XNNPACK)": ("digits.pte", "executorch", "fp32"),
+    "ExecuTorch INT8 .pte (XNNPACK, PT2E)": ("digits.int8.pte", "executorch", "int8"),
 }
 
 
@@ -68,13 +71,15 @@ def main() -> None:
 
     cli = str(Path(sys.executable).parent / "alexnet-export")
     common = ["--weights", str(checkpoint), "--labels", str(labels)]
-    calib = ["--calib-dir", str(splits.folder("calib")), "--cache-dir", str(work / "cache")]
+    calib_images = ["--calib-dir", str(splits.folder("calib"))]
+    calib = [*calib_images, "--cache-dir", str(work / "cache")]
     made = {}
     for name, (file_name, command, precision) in FILES.items():
         if precision == "bf16" and not cpu_has_bf16():
             print(f"skipping {name}: this CPU has no BF16", flush=True)
             continue
-        extra = calib if precision != "fp32" else []
+        # PT2E calibrates with its own observers: `executorch` takes the images, not ONNX Runtime's range cache.
+        extra = [] if precision == "fp32" else calib_images if command == "executorch" else calib
         run([cli, command, *common, "--precision", precision, *extra, "-o", str(work / file_name)])
         made[name] = work / file_name
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 import errno
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, ContextManager, Iterator, Mapping
+from typing import Callable, ContextManager, Iterator, Mapping, Sequence
 
 from alexnet_export.errors import ArgumentError, ExportError
 
@@ -99,3 +100,35 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+@contextmanager
+def staged_with_companions(path: str | Path, companions: Callable[[Path], Sequence[Path]]) -> Iterator[Path]:
+    """For a file that belongs with others (an IR's .bin, a .pte's sidecar): yield a path of the same
+    name in a hidden folder beside `path`; write the file and its companions (`companions(staged)`)
+    there. On success each companion, then the file, replaces its target (`companions(path)`); on
+    any exception the folder goes and the targets keep what they held.
+
+    The renames are not one atomic step: a crash between them leaves new companions beside the old
+    file. They follow each other directly, after every check has passed; readers that care check
+    the pair (runtimes/executorch.py compares the sidecar's byte count with the file's).
+    """
+    path = check_output_path(path)
+    folder = path.parent
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=folder))
+    except OSError as exc:
+        raise ExportError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    staged = staging / path.name
+    try:
+        yield staged
+        moves = {**dict(zip(companions(path), companions(staged))), path: staged}
+        try:
+            with renaming(moves):
+                for target, source in moves.items():
+                    os.replace(source, target)
+        except OSError as exc:
+            raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+        _fsync_folder(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -67,6 +67,7 @@ def main():
     alexnet-export trt --int8 --weights model.pt --calib-dir photos/ -o alexnet.engine
     alexnet-export inspect alexnet.engine                                           # each layer's precision
     alexnet-export openvino --weights model.pt --precision int8 --calib-dir photos/ # alexnet.int8.xml
+    alexnet-export executorch --weights model.pt --precision int8 --calib-dir photos/   # alexnet.int8.pte
     alexnet-export predict alexnet.onnx cat.jpg dog.png
     alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
@@ -79,6 +80,7 @@ def main():
 def _register_commands():
     from alexnet_export.cli_bench import bench_command
     from alexnet_export.cli_classify import classify_command
+    from alexnet_export.cli_executorch import executorch_command
     from alexnet_export.cli_export import onnx_command, ort_command, trt_command
     from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_openvino import openvino_command
@@ -91,6 +93,7 @@ def _register_commands():
     main.add_command(ort_command)
     main.add_command(inspect_command)
     main.add_command(openvino_command)
+    main.add_command(executorch_command)
     main.add_command(bench_command)
     main.add_command(triton_command)
     main.add_command(serve_command)
@@ -113,8 +116,8 @@ def _register_commands():
 def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted_key):
     """Classify images with an exported .onnx file or a checkpoint (run eagerly).
 
-    Preprocessing and labels come from the .onnx file's metadata; a checkpoint uses the
-    ImageNet defaults.
+    Preprocessing and labels come from the .onnx file's metadata (a .pte's sidecar, an engine's
+    sidecar); a checkpoint uses the ImageNet defaults.
 
     \b
     Examples:

@@ -43,8 +43,8 @@ def lists_model_files(command):
     return command
 
 
-def model_options(command):
-    """Where the model comes from: shared by `onnx` and `trt`."""
+def source_options(command):
+    """Where the model comes from: --weights, --num-classes, --seed, --labels."""
     decorators = [
         click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
                      help="State dict to export: .pt/.pth (loaded weights-only) or .safetensors. "
@@ -52,13 +52,19 @@ def model_options(command):
         click.option("--num-classes", type=click.IntRange(min=1),
                      help="Class count. Read from --weights when not given; 1000 for random weights."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (no --weights)."),
-        click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True, help="ONNX opset to target."),
         click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="Class names, one per line, stored in the file (default: ImageNet's 1000 names)."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def model_options(command):
+    """Where the model comes from, and the ONNX opset: shared by `onnx`, `trt` and `openvino`."""
+    command = click.option("--opset", type=click.IntRange(18, 23), default=18, show_default=True,
+                           help="ONNX opset to target.")(command)
+    return source_options(command)
 
 
 def model_source(weights, num_classes, seed, labels, fp32_onnx=None):
@@ -78,13 +84,23 @@ def calibration_from(calib_dir, calib_count, calib_method, cache_dir):
     return CalibrationOptions(calib_dir, calib_count, calib_method, cache_dir)
 
 
-def calibration_options(command):
-    """Images for INT8 calibration (and real-image verification of FP16)."""
+def calibration_image_options(command):
+    """The calibration images: --calib-dir and --calib-count."""
     decorators = [
         click.option("--calib-dir", type=click.Path(file_okay=False, path_type=Path),
                      help=f"Folder of images (searched recursively; an ImageFolder tree works), at least {MIN_IMAGES}."),
         click.option("--calib-count", type=click.IntRange(min=MIN_IMAGES), default=RECOMMENDED_IMAGES, show_default=True,
                      help="Images to calibrate on (a seeded sample when the folder has more); up to 64 more are held out to verify on."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def calibration_options(command):
+    """Images for INT8 calibration (and real-image verification of FP16), and how ONNX Runtime's
+    calibrators turn them into ranges."""
+    decorators = [
         click.option("--calib-method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True,
                      help="How activation ranges are chosen."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -92,7 +108,7 @@ def calibration_options(command):
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
-    return command
+    return calibration_image_options(command)
 
 
 def float_layer_options(command):

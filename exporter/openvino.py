@@ -10,16 +10,11 @@ storage precision is not inference precision, and FP16 storage would change FP32
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from alexnet_export.atomic import check_output_path, renaming
+from alexnet_export.atomic import check_output_path, staged_with_companions
 from alexnet_export.errors import ArgumentError, ExportError, one_line
 from alexnet_export.events import Listener, Step, Verified, ignore
 from alexnet_export.models.precisions import precision as precision_row
@@ -81,32 +76,8 @@ def bin_path(xml_path: str | Path) -> Path:
     return Path(xml_path).with_suffix(".bin")
 
 
-@contextmanager
-def staged_ir(xml_path: str | Path) -> Iterator[Path]:
+def staged_ir(xml_path: str | Path):
     """Yield an .xml path in a hidden folder beside `xml_path`; on success the .bin, then the .xml
-    replace the targets. On any exception the folder goes and the targets keep what they held.
-
-    The two renames are not one atomic step: a crash between them leaves the new .bin beside the
-    old .xml. They follow each other directly, after every check has passed.
-    """
-    xml_path = check_ir_path(xml_path)
-    folder = xml_path.parent
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{xml_path.name}.", suffix=".partial", dir=folder))
-    except OSError as exc:
-        raise ExportError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    staged = staging / "model.xml"
-    try:
-        yield staged
-        _move_in(staged, xml_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _move_in(staged: Path, xml_path: Path) -> None:
-    try:
-        with renaming({xml_path: staged, bin_path(xml_path): bin_path(staged)}):
-            os.replace(bin_path(staged), bin_path(xml_path))
-            os.replace(staged, xml_path)
-    except OSError as exc:
-        raise ExportError(f"cannot write {xml_path}: {exc.strerror or exc}") from None
+    replace the targets. On any exception the folder goes and the targets keep what they held
+    (core/atomic.py's staged_with_companions)."""
+    return staged_with_companions(check_ir_path(xml_path), lambda xml: [bin_path(xml)])

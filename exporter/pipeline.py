@@ -5,6 +5,7 @@
     build_tensorrt_engine(...) what `alexnet-export trt` does: FP32 ONNX, precision ONNX, engine
     export_openvino_ir(...)    what `alexnet-export openvino` does: an IR in FP32, BF16 or INT8
     export_ort_file(...)       what `alexnet-export ort` does: a .onnx -> ONNX Runtime's mobile format
+    export_executorch(...)     what `alexnet-export executorch` does: a .pte for XNNPACK, FP32 or INT8
 
 Each step verifies its file before it is put in place, so a failure leaves what was there
 before. Progress goes to `on_event` (alexnet_export.events); nothing here prints.
@@ -20,6 +21,7 @@ require(*EXPORT_MODULES, purpose="exporting a model")
 
 
 import contextlib  # noqa: E402 (after the check above)
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,17 +41,18 @@ from alexnet_export.exporter.variants import (
     VariantResult,
     check_float_layers,
     held_out_inputs,
+    images_for,
     make_variant,
 )
-from alexnet_export.models.precisions import ENGINE, FP16, FP32, INT8_TENSORRT, IR, ONNX, Precision
+from alexnet_export.models.precisions import ENGINE, EXECUTORCH, FP16, FP32, INT8_TENSORRT, IR, ONNX, Precision
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import FLOAT_INPUT, INPUT_FORMATS, PIXEL_INPUT, precision_file_name
 from alexnet_export.runtimes.parity import ParityReport
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
 
-__all__ = ["CalibrationOptions", "ModelSource", "PipelineError", "build_tensorrt_engine", "export_onnx_file",
-           "export_openvino_ir", "load_model", "make_precision_file"]
+__all__ = ["CalibrationOptions", "ModelSource", "PipelineError", "build_tensorrt_engine", "export_executorch",
+           "export_onnx_file", "export_openvino_ir", "load_model", "make_precision_file"]
 
 DEFAULT_STEM = "alexnet"
 DEFAULT_ENGINE = Path(f"{DEFAULT_STEM}.engine")
@@ -329,6 +332,54 @@ def export_ort_file(
                             argument="source") from None
     inputs, verified_on = held_out_inputs(CalibrationOptions(), preprocessing)
     return write_verified_ort(source, output, inputs, verified_on, on_event=on_event)
+
+
+@signs_outputs(lambda arguments: _folder(arguments["output"]))
+def export_executorch(
+    output: str | Path | None = None,
+    source: ModelSource | None = None,
+    *,
+    precision: str = FP32,
+    calibration: CalibrationOptions = CalibrationOptions(),
+    max_batch: int | None = None,
+    threads: int | None = None,
+    sign_key: SigningKey | str | Path | None = None,
+    on_event: Listener = ignore,
+):
+    """An ExecuTorch program (.pte) for the XNNPACK delegate, with its sidecar JSON (labels,
+    preprocessing, precision: `<output>.json`), verified under ExecuTorch against eager PyTorch
+    before the pair is put in place (exporter/executorch.py).
+
+    precision: FP32, or INT8_EXECUTORCH (PT2E with XNNPACK's quantizer; needs calibration.folder,
+    the images the ONNX INT8 files calibrate on). output: None writes alexnet.pte / alexnet.int8.pte
+    in the working folder. max_batch: the largest batch the program takes (memory is planned for
+    it, about 4 MB per image; None: 32). threads: XNNPACK's thread pool while verifying (None: one
+    per core). Returns exporter.executorch.PteResult, with the report of which operators XNNPACK
+    runs (`delegation`). Needs `pip install 'alexnet-export[executorch]'`, checked before any work.
+    """
+    from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, export_verified_pte
+    from alexnet_export.runtimes.executorch import import_executorch
+
+    output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "pte"))
+    row, _ = _check_arguments(EXECUTORCH, precision, calibration, output, FLOAT_INPUT, (), False)
+    if output.suffix.lower() != ".pte":
+        raise PipelineError(f"an ExecuTorch program is a .pte file (its sidecar JSON goes beside it as NAME.pte.json);"
+                            f" got {output.name}", argument="output")
+    max_batch = DEFAULT_MAX_BATCH if max_batch is None else max_batch
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or not 1 <= max_batch <= MAX_BATCH_LIMIT:
+        raise PipelineError(f"max_batch {max_batch!r} is invalid; expected an integer from 1 to {MAX_BATCH_LIMIT}",
+                            argument="max_batch")
+    import_executorch()
+    started = time.perf_counter()
+    loaded = load_model(source or ModelSource(), on_event=on_event)
+    calibration_set, inputs, verified_on, notes = images_for(calibration, loaded.metadata.preprocessing,
+                                                             row.calibrated, on_event)
+    for note in notes:
+        on_event(note)
+    result = export_verified_pte(loaded.model, output, precision, loaded.metadata, torch_reference(loaded.model),
+                                 inputs, verified_on, max_batch=max_batch, threads=threads,
+                                 calibration=calibration_set.images if row.calibrated else None, on_event=on_event)
+    return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 
 def _check_arguments(fmt: str, precision: str, calibration: CalibrationOptions, output: Path, input_format: str,

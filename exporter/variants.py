@@ -85,12 +85,8 @@ def make_variant(
     leaves `output` as it was, a good file from an earlier run included.
     """
     row = precision_row(precision)
-    notes, search = [], None
-    calibration_set = None
-    if calibration.folder is not None:
-        calibration_set = _load_images(calibration, preprocessing, on_event)
-        notes.extend(_image_notes(calibration_set, calibrating=row.calibrated))
-    inputs, verified_on = _verification_inputs(calibration_set, preprocessing)
+    search = None
+    calibration_set, inputs, verified_on, notes = images_for(calibration, preprocessing, row.calibrated, on_event)
     with atomic_output(output) as staged:
         if precision == FP16:
             on_event(Step("converting to FP16 (LRN stays FP32)"))
@@ -136,6 +132,19 @@ def check_float_layers(precision: str, keep_float: Sequence[str], auto_keep_floa
         raise ArgumentError(f"keep_float and auto_keep_float apply to INT8 files; precision {precision!r} has no"
                                  " INT8 layers", argument="keep_float" if layers else "auto_keep_float")
     return layers
+
+
+def images_for(calibration: CalibrationOptions, preprocessing: Preprocessing, calibrating: bool,
+               on_event: Listener = ignore) -> tuple[CalibrationSet | None, np.ndarray, str, list[Note]]:
+    """What a new precision file is made and checked with: the calibration set (None without a
+    folder), the inputs it is verified on and what they are, and notes about the images. The ONNX
+    INT8 files and the ExecuTorch programs take the same images from the same folder."""
+    calibration_set, notes = None, []
+    if calibration.folder is not None:
+        calibration_set = _load_images(calibration, preprocessing, on_event)
+        notes.extend(_image_notes(calibration_set, calibrating=calibrating))
+    inputs, verified_on = _verification_inputs(calibration_set, preprocessing)
+    return calibration_set, inputs, verified_on, notes
 
 
 def _load_images(calibration: CalibrationOptions, preprocessing, on_event: Listener) -> CalibrationSet:

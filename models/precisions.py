@@ -17,11 +17,12 @@ from alexnet_export.errors import ArgumentError
 # The words stored in a file's metadata and used by the library API.
 FP32, FP16, BF16 = "fp32", "fp16", "bf16"
 INT8_CPU, INT8_TENSORRT, INT8_OPENVINO = "int8-cpu", "int8-tensorrt", "int8-openvino"
+INT8_EXECUTORCH = "int8-executorch"
 # A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
 FOREIGN_INT8 = "int8"
 
 # File formats, by the registry's backend names (runtimes/registry.py) where they have one.
-ONNX, ENGINE, IR = "onnx", "engine", "openvino"
+ONNX, ENGINE, IR, EXECUTORCH = "onnx", "engine", "openvino", "executorch"
 
 
 class PrecisionError(ArgumentError):
@@ -68,7 +69,7 @@ class Precision:
 
 
 PRECISIONS: tuple[Precision, ...] = (
-    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32"}, "f32", "FP32",
+    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32", EXECUTORCH: "fp32"}, "f32", "FP32",
               "float32 throughout"),
     Precision(FP16, "fp16", FP16_GATE, False, {ONNX: "fp16", ENGINE: "fp16"}, None, "FP16",
               "FP16 Conv/Gemm, FP32 inputs, outputs and LRN"),
@@ -80,6 +81,9 @@ PRECISIONS: tuple[Precision, ...] = (
               "TensorRT's Q/DQ rules: symmetric INT8, per-tensor activations, per-channel weights"),
     Precision(INT8_OPENVINO, "int8", INT8_GATE, True, {IR: "int8"}, "f32", "INT8",
               "TensorRT-rule Q/DQ as FakeQuantize, run by OpenVINO's CPU plugin in INT8"),
+    Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, {EXECUTORCH: "int8"}, None, "INT8",
+              "PyTorch's PT2E flow with XNNPACK's quantizer: symmetric INT8, per-channel weights, run by ExecuTorch's"
+              " XNNPACK delegate"),
     Precision(FOREIGN_INT8, "int8", INT8_GATE, True, {}, None, "INT8",
               "quantized by another tool (read from the graph; never written by this toolkit)"),
 )

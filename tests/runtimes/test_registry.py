@@ -49,7 +49,7 @@ def test_every_suffix_has_one_backend():
 
 def test_unknown_suffix_names_the_known_ones():
     with pytest.raises(ModelLoadError, match=r"^don't know how to run model.tflite: suffix '\.tflite'; expected one of "
-                                             r"\.onnx, \.ort, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml$"):
+                                             r"\.onnx, \.ort, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml, \.pte$"):
         backend_for("model.tflite")
 
 
