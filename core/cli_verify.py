@@ -135,7 +135,7 @@ def _check_platform(model: Path, folder: Path, trusted_key, as_json: bool, repor
                                "platform": check.to_dict()}, indent=2))
     else:
         click.echo(f"{model} on {check.platform} ({check.there}) against this machine ({check.here}),"
-                   f" {check.report.samples} images, in {check.seconds:.0f} s:")
+                   f" {check.report.samples} image{'s' if check.report.samples != 1 else ''}, in {check.seconds:.0f} s:")
         click.echo(check.report.table())
         if check.passed:
             click.echo(f"passed the {check.gate.name} gate on {check.platform}")

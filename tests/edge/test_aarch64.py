@@ -142,3 +142,11 @@ def test_the_script_says_in_one_line_why_it_cannot_build(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "aarch64 sandbox: needs apt-get, which this machine lacks (Debian or Ubuntu with apt)"]
     assert not (tmp_path / "sandbox").exists()
+
+
+def test_verify_on_aarch64_takes_onnx_files_only(cli, tmp_path, photos, one_line_error):
+    (tmp_path / "model.xml").write_text("<net/>")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
+    result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
+    one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs ONNX files", code=2)
