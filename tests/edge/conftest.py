@@ -31,3 +31,15 @@ def light_venv(tmp_path_factory, light_wheel) -> Path:
     if installed.returncode:
         pytest.fail(f"pip install of the light wheel failed: {installed.stderr[-2000:]}")
     return venv / "bin"
+
+
+@pytest.fixture(scope="session")
+def aarch64_sandbox(light_wheel):
+    """The aarch64 sandbox (bench/aarch64_sandbox.sh) with the light wheel's requirements, built once
+    and cached between runs; skips, with the script's reason, where this machine cannot build it."""
+    from alexnet_export.bench.aarch64 import SandboxUnavailable, make_sandbox, wheel_requirements
+
+    try:
+        return make_sandbox(requirements=wheel_requirements(light_wheel))
+    except SandboxUnavailable as exc:
+        pytest.skip(f"no aarch64 sandbox on this machine: {exc}")

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# An aarch64 Python 3.11 under user-mode emulation, from the package registries only, for running
+# model files on ONNX Runtime's aarch64 kernels on an x86_64 Linux machine.
+#
+#   aarch64_sandbox.sh DIR [REQUIREMENT...]
+#
+# DIR/root     Debian bookworm's arm64 python3.11 and the libraries it and the wheels load,
+#              unpacked with `dpkg -x` (nothing is installed on this machine)
+# DIR/qemu-aarch64   the statically linked qemu-aarch64 of Debian trixie's qemu-user (10.0);
+#              bookworm's qemu 7.2 dies with SIGSEGV importing onnxruntime 1.31
+# DIR/site     the REQUIREMENTs (markers evaluated for linux/aarch64/CPython 3.11), aarch64 wheels
+# DIR/bin/python3   runs the emulated interpreter with DIR/site after any $PYTHONPATH
+#
+# apt-get runs with its own sources, lists and cache under DIR: the machine's apt sources,
+# architectures (no `dpkg --add-architecture`) and package lists are never touched. A stamp per
+# part (this script's hash and what was asked) makes a second run instant. Progress goes to
+# stderr; a failure is one line on stderr, exit 2 where this machine cannot build it (not x86_64
+# Linux, no apt-get/dpkg-deb, no Debian archive key, the archive unreachable), 1 otherwise.
+# $PYTHON (default python3) is the interpreter whose pip fetches the wheels.
+set -euo pipefail
+
+BOOKWORM_PACKAGES=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libcrypt1 zlib1g
+                   libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1 libgcc-s1 libstdc++6)
+MIRROR=http://deb.debian.org/debian
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+WHEEL_PLATFORM=manylinux_2_28_aarch64  # bookworm's glibc is 2.36
+PYTHON=${PYTHON:-python3}
+
+fail() { echo "aarch64 sandbox: $1" >&2; exit "${2:-1}"; }
+say() { echo "aarch64 sandbox: $*" >&2; }
+
+[[ $# -ge 1 ]] || fail "usage: aarch64_sandbox.sh DIR [REQUIREMENT...]" 1
+DIR=$1; shift
+[[ $(uname -s) == Linux && $(uname -m) == x86_64 ]] || fail "runs on x86_64 Linux only (this is $(uname -s) $(uname -m))" 2
+for tool in apt-get dpkg-deb flock sha256sum; do
+    command -v "$tool" >/dev/null || fail "needs $tool, which this machine lacks (Debian or Ubuntu with apt)" 2
+done
+[[ -r $KEYRING ]] || fail "needs Debian's archive keys at $KEYRING (package debian-archive-keyring)" 2
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+LOG=$DIR/build.log
+SCRIPT_HASH=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
+exec 9>"$DIR/.lock"
+flock 9  # one builder at a time per folder (parallel test sessions share the cache)
+
+WORK=$(mktemp -d "$DIR/.work.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# apt-get for one suite and architecture, everything it keeps under $WORK/apt-$1.
+private_apt() {
+    local name=$1 suite=$2 arch=$3; shift 3
+    local base=$WORK/apt-$name
+    mkdir -p "$base/lists/partial" "$base/cache/archives/partial"
+    echo "deb [arch=$arch signed-by=$KEYRING] $MIRROR $suite main" >"$base/sources.list"
+    apt-get -q -o Dir::Etc::SourceList="$base/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+        -o Dir::State::Lists="$base/lists" -o Dir::Cache="$base/cache" -o Dir::State::status=/dev/null \
+        -o APT::Architecture="$arch" -o APT::Architectures::="$arch" -o Acquire::Languages=none \
+        -o APT::Sandbox::User="$(id -un)" "$@"
+}
+
+# Download PACKAGES of SUITE/ARCH into $WORK/debs-NAME.
+fetch() {
+    local name=$1 suite=$2 arch=$3; shift 3
+    say "fetching $* ($suite, $arch) from $MIRROR"
+    private_apt "$name" "$suite" "$arch" update >>"$LOG" 2>&1 \
+        || fail "apt-get update of $suite ($arch) from $MIRROR failed (network?): see $LOG" 2
+    mkdir -p "$WORK/debs-$name"
+    (cd "$WORK/debs-$name" && private_apt "$name" "$suite" "$arch" download "$@") >>"$LOG" 2>&1 \
+        || fail "apt-get download from $suite ($arch) failed: see $LOG"
+}
+
+ROOT_STAMP="root $SCRIPT_HASH"
+if [[ $(head -n1 "$DIR/root.stamp" 2>/dev/null) != "$ROOT_STAMP" ]]; then
+    : >"$LOG"
+    rm -rf "$DIR/root" "$DIR/qemu-aarch64" "$DIR/root.stamp"
+    fetch bookworm bookworm arm64 "${BOOKWORM_PACKAGES[@]}"
+    fetch trixie trixie amd64 qemu-user
+    say "unpacking"
+    for deb in "$WORK"/debs-bookworm/*.deb; do dpkg-deb -x "$deb" "$WORK/root"; done
+    dpkg-deb --fsys-tarfile "$WORK"/debs-trixie/qemu-user_*.deb | tar -x -C "$WORK" ./usr/bin/qemu-aarch64
+    "$WORK/usr/bin/qemu-aarch64" -L "$WORK/root" "$WORK/root/usr/bin/python3.11" -c "import ssl, zlib, ctypes" \
+        >>"$LOG" 2>&1 || fail "the emulated python3.11 does not start: see $LOG"
+    mv "$WORK/root" "$DIR/root"
+    mv "$WORK/usr/bin/qemu-aarch64" "$DIR/qemu-aarch64"
+    {
+        echo "$ROOT_STAMP"
+        for deb in "$WORK"/debs-*/*.deb; do dpkg-deb -W --showformat='${Package}=${Version}\n' "$deb"; done
+    } >"$DIR/root.stamp.tmp"
+    mv "$DIR/root.stamp.tmp" "$DIR/root.stamp"
+    say "built $DIR/root ($(grep -m1 ^python3.11-minimal= "$DIR/root.stamp"), $(grep -m1 ^qemu-user= "$DIR/root.stamp"))"
+else
+    say "$DIR/root is up to date"
+fi
+
+# The requirements for linux/aarch64: pip evaluates markers for the machine it runs on even with
+# --platform, which would pick onnxruntime-gpu (x86_64 only) here.
+REQUIREMENTS=$WORK/requirements.txt
+"$PYTHON" - "$@" >"$REQUIREMENTS" <<'EOF' || fail "could not read the requirements $* with $PYTHON"
+import sys
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # pip carries its own copy
+    from pip._vendor.packaging.requirements import Requirement
+AARCH64 = {"sys_platform": "linux", "platform_machine": "aarch64", "platform_system": "Linux", "os_name": "posix",
+           "python_version": "3.11", "python_full_version": "3.11.2", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython", "extra": ""}
+for line in sys.argv[1:]:
+    requirement = Requirement(line)
+    if requirement.marker is None or requirement.marker.evaluate(AARCH64):
+        requirement.marker = None
+        print(requirement)
+EOF
+SITE_STAMP="site $SCRIPT_HASH $(sort "$REQUIREMENTS" | paste -sd' ')"
+if [[ $(cat "$DIR/site.stamp" 2>/dev/null) != "$SITE_STAMP" ]]; then
+    say "installing $WHEEL_PLATFORM wheels: $(paste -sd' ' "$REQUIREMENTS")"
+    rm -rf "$DIR/site" "$DIR/site.stamp"
+    mkdir -p "$WORK/site"
+    if [[ -s $REQUIREMENTS ]]; then
+        "$PYTHON" -m pip install -q --disable-pip-version-check --no-input --ignore-installed \
+            --platform "$WHEEL_PLATFORM" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+            --target "$WORK/site" -r "$REQUIREMENTS" >>"$LOG" 2>&1 \
+            || fail "pip could not install aarch64 wheels of $(paste -sd' ' "$REQUIREMENTS"): see $LOG"
+    fi
+    mv "$WORK/site" "$DIR/site"
+    echo "$SITE_STAMP" >"$DIR/site.stamp"
+else
+    say "$DIR/site is up to date"
+fi
+
+mkdir -p "$DIR/bin"
+cat >"$WORK/python3" <<EOF
+#!/bin/sh
+# Python 3.11 on aarch64 under qemu-user emulation (made by aarch64_sandbox.sh).
+PYTHONPATH="\${PYTHONPATH:+\$PYTHONPATH:}$DIR/site" PYTHONNOUSERSITE=1 \\
+    exec "$DIR/qemu-aarch64" -L "$DIR/root" "$DIR/root/usr/bin/python3.11" "\$@"
+EOF
+chmod +x "$WORK/python3"
+mv "$WORK/python3" "$DIR/bin/python3"
+echo "$DIR/bin/python3"

@@ -1,0 +1,152 @@
+"""The light install on aarch64 under qemu emulation (bench/aarch64_sandbox.sh): every kind of file
+the toolkit writes gives, on ONNX Runtime's aarch64 kernels, logits that pass the file's own gate
+against this machine's (x86_64) CPU kernels, on random inputs and real photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from alexnet_export.bench.aarch64 import pins, run_files, stage_toolkit, wheel_requirements
+from alexnet_export.models.precisions import gate_for
+from alexnet_export.runtimes import OnnxRuntime
+from alexnet_export.runtimes.parity import compare_logits
+from alexnet_export.runtimes.preprocess import preprocess_readable
+
+# Emulated, AlexNet takes about 3 s per image in FP32 and 11 s in FP16 on a shared 2-core machine:
+# 2 random inputs and 2 photos per file (the FP16 file, which fails, the random ones only), and
+# classify (which runs the model again) on the two kinds of input.
+KINDS = ("fp32", "pixels", "fp16", "int8-cpu", "int8-tensorrt")
+CLASSIFIED = ("fp32", "pixels")
+PHOTOS_USED = 2
+# ONNX Runtime runs the FP16 file's Conv/Gemm in FP16 arithmetic where the CPU has it (ARMv8.2
+# FEAT_FP16: qemu's default "max" CPU, and neoverse-n1, the Graviton2 core), and in FP32 on x86_64
+# (and on a cortex-a72, without it): measured cosine 0.86 against x86_64 at 2 random inputs, the
+# same on both emulated CPUs; cortex-a72 within 4e-6. docs/edge.md.
+FP16_ON_ARM = pytest.mark.xfail(strict=True, reason="the FP16 file computes in FP16 on aarch64 CPUs with FP16"
+                                " arithmetic and fails its gate against x86_64 (docs/edge.md)")
+SCRIPT = files("alexnet_export.bench") / "aarch64_sandbox.sh"
+
+
+@pytest.fixture(scope="module")
+def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> Path:
+    from alexnet_export.exporter.pipeline import make_precision_file
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    path = tmp_path_factory.mktemp("int8-cpu") / "small.int8-cpu.onnx"
+    return make_precision_file(small_onnx, "int8-cpu", path,
+                               calibration=CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)).path
+
+
+@pytest.fixture(scope="module")
+def on_both(aarch64_sandbox, light_wheel, small_onnx, pixel_onnx, precision_onnx, int8_cpu_onnx, photos,
+            tmp_path_factory):
+    """Per kind of file: this machine's logits and classify results, and the light wheel's on
+    aarch64, all five files in one emulated process."""
+    models = {"fp32": small_onnx, "pixels": pixel_onnx, "fp16": precision_onnx["fp16"], "int8-cpu": int8_cpu_onnx,
+              "int8-tensorrt": precision_onnx["int8"]}
+    chosen = photos[:PHOTOS_USED]
+    rng = np.random.default_rng(20)
+    here, arrays, items = {}, {}, []
+    for kind, model in models.items():
+        runtime = OnnxRuntime(model, providers=["CPUExecutionProvider"])
+        spec = runtime.metadata.preprocessing
+        key = "pixels" if spec.takes_pixels else "floats"
+        if key not in arrays:
+            random = (rng.integers(0, 256, (2, *spec.input_dims), dtype=np.uint8) if spec.takes_pixels
+                      else rng.standard_normal((2, *spec.input_dims)).astype(np.float32))
+            arrays[key] = np.concatenate([random, preprocess_readable(chosen, spec)[0]])
+            arrays[f"{key}-random"] = random
+        if kind == "fp16":  # known to fail there, and the slowest under emulation: the random inputs only
+            key = f"{key}-random"
+        here[kind] = (runtime.precision, runtime.predict(arrays[key]),
+                      runtime.classify([str(p) for p in chosen], top_k=runtime.metadata.num_classes)
+                      if kind in CLASSIFIED else None)
+        items.append({"model": model, "input": key, "classify": chosen if kind in CLASSIFIED else [],
+                      "top_k": runtime.metadata.num_classes})
+    toolkit = stage_toolkit(tmp_path_factory.mktemp("aarch64-toolkit"), light_wheel)
+    runs = run_files(aarch64_sandbox, toolkit, items, arrays)
+    print(f"aarch64: {len(items)} files in one emulated process, {runs.seconds:.0f} s")
+    return here, dict(zip(models, runs.files)), runs
+
+
+def test_the_sandbox_is_aarch64_with_this_machines_onnxruntime(on_both):
+    _, _, runs = on_both
+    assert runs.machine == "aarch64"
+    assert runs.onnxruntime == onnxruntime.__version__
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=FP16_ON_ARM) if k == "fp16" else k for k in KINDS])
+def test_aarch64_logits_pass_the_files_gate_against_this_machines(on_both, kind):
+    here, there, _ = on_both
+    precision, logits, _ = here[kind]
+    run = there[kind]
+    assert run.precision == precision and run.device == "CPUExecutionProvider"
+    report = compare_logits(logits, run.logits)
+    assert report.failures(gate_for(precision)) == []
+
+
+@pytest.mark.parametrize("kind", CLASSIFIED)
+def test_classify_on_aarch64_reads_the_photos_as_here(on_both, kind):
+    """Pillow's decode, resize and crop on aarch64 give this machine's inputs (aarch64's classify
+    probabilities are the softmax of aarch64's logits of the photos preprocessed here), and the
+    probabilities pass the file's gate against this machine's classify."""
+    here, there, _ = on_both
+    precision, _, classified_here = here[kind]
+    run = there[kind]
+    logits = run.logits[2:].astype(np.float64)
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    labels = [label for label, _ in classified_here[0]]
+    index = {label: i for i, label in enumerate(run.labels)}
+    got = np.array([[dict(image)[label] for label in labels] for image in run.classified])
+    np.testing.assert_allclose(got, softmax[:, [index[label] for label in labels]], atol=1e-6)
+    ours = np.array([[dict(image)[label] for label in labels] for image in classified_here])
+    assert compare_logits(ours, got).failures(gate_for(precision)) == []
+
+
+def test_verify_on_aarch64(cli, small_onnx, photos, tmp_path, aarch64_sandbox):
+    for photo in photos[:2]:
+        (tmp_path / photo.name).write_bytes(photo.read_bytes())
+    result = cli("verify", small_onnx, "--images", tmp_path, "--on", "aarch64", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["platform"]
+    assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == "fp32"
+    assert check["report"]["samples"] == 2 and check["report"]["max_abs"] <= 1e-4
+    assert "aarch64 under qemu-aarch64 10." in check["there"]
+
+
+def test_the_sandbox_is_cached(aarch64_sandbox, light_wheel):
+    again = subprocess.run(["bash", str(SCRIPT), str(aarch64_sandbox.folder), *wheel_requirements(light_wheel),
+                            *pins()], capture_output=True, text=True, env={**os.environ, "PYTHON": os.sys.executable})
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("is up to date") == 2, again.stderr
+    assert Path(again.stdout.strip()) == aarch64_sandbox.python
+
+
+def test_the_script_says_in_one_line_why_it_cannot_build(tmp_path):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "uname"):  # no apt-get
+        (tools / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    result = subprocess.run([str(tools / "bash"), str(SCRIPT), str(tmp_path / "sandbox")], capture_output=True,
+                            text=True, env={"PATH": str(tools)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "aarch64 sandbox: needs apt-get, which this machine lacks (Debian or Ubuntu with apt)"]
+    assert not (tmp_path / "sandbox").exists()
+
+
+def test_verify_on_aarch64_takes_onnx_files_only(cli, tmp_path, photos, one_line_error):
+    (tmp_path / "model.xml").write_text("<net/>")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
+    result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
+    one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs ONNX files", code=2)
