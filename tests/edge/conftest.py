@@ -15,8 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def light_wheel(tmp_path_factory) -> Path:
     """The project's wheel, built from this checkout (pure Python, so it installs on any platform)."""
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
-                    "-w", str(folder)], check=True, capture_output=True, text=True)
+    # In pip's isolated build environment (pyproject's setuptools>=69): a fresh venv's own setuptools
+    # (65 on Python 3.11) cannot build wheels.
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(folder)],
+                           capture_output=True, text=True)
+    if built.returncode:
+        pytest.fail(f"pip wheel of this checkout failed: {built.stderr[-2000:]}")
     (wheel,) = folder.glob("alexnet_export-*.whl")
     return wheel
 
