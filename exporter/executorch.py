@@ -14,16 +14,14 @@ executorch.devtools.backend_debug.get_delegation_info; docs.pytorch.org/executor
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 import numpy as np
 
+from alexnet_export.exporter.quiet import quiet
 from alexnet_export.atomic import staged_with_companions
 from alexnet_export.errors import ExportError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
@@ -95,7 +93,7 @@ def lower(model, precision: str, max_batch: int, calibration: np.ndarray | None 
     example = (torch.zeros(min(2, max_batch), *IMAGE_DIMS),)
     shapes = ({0: torch.export.Dim("batch", min=1, max=max_batch)},) if max_batch > 1 else None
     exportable = for_executorch(model)
-    with _quiet():
+    with quiet("torch", "torchao", "executorch", "root"):
         try:
             on_event(Step(f"tracing the model with torch.export (batch 1..{max_batch})"))
             program = torch.export.export(exportable, example, dynamic_shapes=shapes)
@@ -212,20 +210,3 @@ def metadata_for(metadata: ArtifactMetadata, precision: str) -> dict[str, str]:
 
     versions = {**metadata.tool_versions, "executorch": executorch_version()}
     return replace(metadata, precision=precision, tool_versions=versions).to_props()
-
-
-@contextlib.contextmanager
-def _quiet():
-    """torch.export, torchao and ExecuTorch warn about deprecations and optional kernels that do not
-    concern the user (e.g. torchao's CUDA-only libraries failing to load on a CPU machine)."""
-    loggers = [logging.getLogger(name) for name in ("torch", "torchao", "executorch", "root")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import onnx
 import torch
 
 from alexnet_export import __version__
+from alexnet_export.exporter.quiet import quiet
 from alexnet_export.errors import ExportError, ParityError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.atomic import atomic_output
@@ -95,7 +93,7 @@ def build_onnx_proto(
     example = torch.zeros(batch or 2, *IMAGE_DIMS)
     dynamic_shapes = None if batch else ({0: torch.export.Dim("batch", min=1)},)
     try:
-        with _quiet_exporter():
+        with quiet("torch.onnx"):
             program = torch.onnx.export(
                 with_native_lrn(model),
                 (example,),
@@ -184,17 +182,3 @@ def _strip_exporter_annotations(proto: onnx.ModelProto) -> None:
         del item.metadata_props[:]
         item.doc_string = ""
     del graph.metadata_props[:]
-
-
-@contextlib.contextmanager
-def _quiet_exporter():
-    """The exporter logs warnings about optional packages (torchvision) that do not concern us."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from alexnet_export.exporter.quiet import quiet
 from alexnet_export.atomic import check_output_path, renaming
 from alexnet_export.errors import ArgumentError, ExportError, one_line
 from alexnet_export.events import Listener, Step, Verified, ignore
@@ -41,15 +41,6 @@ class OrtFile:
     parity: ParityReport  # the .ort against its .onnx, on ONNX Runtime's CPU provider
     verified_on: str
 
-
-@contextlib.contextmanager
-def _quiet(logger: logging.Logger):
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def config_path(ort_path: str | Path) -> Path:
@@ -83,7 +74,7 @@ def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
         on_event(Step(f"converting {source.name} to ONNX Runtime's format"))
         # The converter prints and logs its progress; the toolkit reports through events instead.
         try:
-            with contextlib.redirect_stdout(io.StringIO()), _quiet(logging.getLogger("ort_format_model.utils")):
+            with contextlib.redirect_stdout(io.StringIO()), quiet("ort_format_model.utils"):
                 convert_onnx_models_to_ort(source.resolve(), output_dir=scratch,
                                            optimization_styles=[OptimizationStyle.Fixed])
         except Exception as exc:  # the converter raises whatever ONNX Runtime raised
