@@ -24,6 +24,7 @@ EXTRA_OF = {
     "model_signing": ("model-signing", "signing"),
     "matplotlib": ("matplotlib", "bench"),
     "pyarrow": ("pyarrow", "batch"),
+    "ray": ("ray", "ray"),
 }
 EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")
 
