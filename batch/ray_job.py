@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from alexnet_export.batch.classifier import Classifier
+from alexnet_export.batch.classifier import ArrowClassifier, Classifier
 from alexnet_export.batch.inputs import DEFAULT_PATH_COLUMN
 from alexnet_export.batch.local import (DEFAULT_BATCH_SIZE, DEFAULT_ROWS_PER_PART, TASK, ClassifyResult,
                                         check_positive)
 from alexnet_export.batch.output import PARQUET, STAGING_PREFIX, PartWriter, output_format
 from alexnet_export.batch.plan import plan_job
-from alexnet_export.batch.schema import ERROR, PRECISION, to_arrow_table
+from alexnet_export.batch.schema import ERROR, PRECISION
 from alexnet_export.errors import AlexNetExportError, ArgumentError, ExportError, one_line
 from alexnet_export.events import Advance, Listener, Note, Step, ignore
 from alexnet_export.extras import require
@@ -61,34 +61,43 @@ class _Shipped:
 
 
 class _ClassifyWorker:
-    """One per Ray actor: opens the model once, then classifies the batches Ray Data sends it."""
+    """One per Ray actor: opens the model once, then classifies the batches Ray Data sends it into
+    pyarrow Tables of the output's schema."""
 
     def __init__(self, classifier: Classifier, shipped=None):
-        if shipped is not None:
-            classifier = _materialize(classifier, shipped)
-        classifier.open()  # here, so a model the worker cannot open fails the actor at once, not every batch
-        self.classifier = classifier
+        path = _materialize(shipped) if shipped is not None else classifier.model_path
+        key = _materialize_key(shipped) if shipped is not None else classifier.trusted_key
+        self.classifier = ArrowClassifier(path, classifier.top_k, trusted_key=key, **classifier.runtime_options)
+        self.classifier.open()  # here, so a model the worker cannot open fails the actor at once, not every batch
 
     def __call__(self, batch):
-        return to_arrow_table(self.classifier(batch))
+        return self.classifier(batch)
 
 
-def _materialize(classifier: Classifier, shipped) -> Classifier:
-    """The shipped model written to a temporary folder of this process, with the same file names (the
-    registry goes by suffix, the signature by name), and a Classifier of the same settings opening it."""
-    import ray
-
-    if isinstance(shipped, ray.ObjectRef):  # arguments Ray Data pickles into the actor reach it as references
-        shipped = ray.get(shipped)
+def _materialize(shipped) -> Path:
+    """The shipped model written to a temporary folder of this process with the same file names (the
+    registry goes by suffix, the signature by name): the model's path there."""
+    shipped = _resolved(shipped)
     folder = Path(tempfile.mkdtemp(prefix="alexnet-export-model-"))
     for name, data in shipped.files.items():
         (folder / name).write_bytes(data)
-    key = None
-    if shipped.trusted_key is not None:
-        key = folder / ".trusted-key.pem"
-        key.write_bytes(shipped.trusted_key)
-    model = folder / next(iter(shipped.files))
-    return Classifier(model, classifier.top_k, trusted_key=key, **classifier.runtime_options)
+    return folder / next(iter(shipped.files))
+
+
+def _materialize_key(shipped) -> Path | None:
+    shipped = _resolved(shipped)
+    if shipped.trusted_key is None:
+        return None
+    handle, path = tempfile.mkstemp(prefix="alexnet-export-key-", suffix=".pem")
+    with os.fdopen(handle, "wb") as file:
+        file.write(shipped.trusted_key)
+    return Path(path)
+
+
+def _resolved(shipped) -> _Shipped:
+    import ray
+
+    return ray.get(shipped) if isinstance(shipped, ray.ObjectRef) else shipped  # Ray Data pickles the reference
 
 
 def classify_on_ray(
