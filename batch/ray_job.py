@@ -11,7 +11,7 @@ actor pools: restarts and retries without limit); a row that arrives twice anywa
 adoption.
 
 The model reaches the workers by path when every node sees the file (the same machine, a shared
-file system), otherwise as bytes through Ray's object store, written to a temporary file per actor.
+file system), otherwise as bytes through Ray's object store, written once per node (_materialize).
 Images are read by path on the workers, and the output must be on a file system every node sees:
 both are checked on every node before the job starts. Ray is imported only here, inside functions.
 """
@@ -58,6 +58,7 @@ class _Shipped:
     """The model (and its companions, signature and trusted key) as bytes, for workers that cannot read it."""
 
     files: dict[str, bytes]  # file name -> bytes; the model's own name first
+    sha256: str  # the model file's
     trusted_key: bytes | None
 
 
@@ -76,13 +77,24 @@ class _ClassifyWorker:
 
 
 def _materialize(shipped) -> Path:
-    """The shipped model written to a temporary folder of this process with the same file names (the
-    registry goes by suffix, the signature by name): the model's path there."""
+    """The shipped model as files of this node, with their own names (the registry goes by suffix, the
+    signature by name), in a folder named by the model's sha256 under the temporary folder: written once
+    per node (each file renamed into place whole, so actors starting together never read half a file),
+    kept for the next job, and written again when a copy there has other bytes."""
+    from alexnet_export.hashing import file_sha256
+
     shipped = _resolved(shipped)
-    folder = Path(tempfile.mkdtemp(prefix="alexnet-export-model-"))
+    folder = Path(tempfile.gettempdir()) / "alexnet-export-shipped" / shipped.sha256[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / next(iter(shipped.files))
+    if model.is_file() and file_sha256(model) == shipped.sha256:
+        return model
     for name, data in shipped.files.items():
-        (folder / name).write_bytes(data)
-    return folder / next(iter(shipped.files))
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, folder / name)
+    return model
 
 
 def _materialize_key(shipped) -> Path | None:
@@ -191,9 +203,9 @@ def _run(classifier: Classifier, shipped: _Shipped | None, todo: list[str], writ
     import pyarrow as pa
     import ray
 
-    # Blocks of whole batches, at most a part's rows, and enough of them to keep every worker busy.
-    per_block = min(rows_per_part, max(batch_size, -(-len(todo) // (4 * workers))))
-    per_block = -(-per_block // batch_size) * batch_size
+    # Blocks (and so parts) of whole batches, at most a part's rows (but one batch), and at least four a worker.
+    per_block = min(rows_per_part, -(-len(todo) // (4 * workers)))
+    per_block = max(batch_size, per_block // batch_size * batch_size)
     blocks = [pa.table({"path": todo[start : start + per_block]}) for start in range(0, len(todo), per_block)]
     shipped_ref = None if shipped is None else ray.put(shipped)
     dataset = ray.data.from_arrow(blocks).map_batches(
@@ -379,7 +391,7 @@ def _ship_or_not(classifier: Classifier, trusted_key, ship_model: bool | None, s
     if not (ship_model or blind):
         return None
     key = None if classifier.trusted_key is None else Path(classifier.trusted_key).read_bytes()
-    return _Shipped({path.name: path.read_bytes() for path in files}, key)
+    return _Shipped({path.name: path.read_bytes() for path in files}, classifier.model_sha256, key)
 
 
 def _what_nodes_see(paths: list[str]) -> dict[str, dict[str, int | bool]]:

@@ -11,15 +11,17 @@ on --calib-images more such JPEGs). Then alternates, --runs times each:
   Ray, N workers        classify_on_ray(address=None, workers=N): a local Ray started for the run,
                         N actors of 1 CPU (and 1 inference thread) each; FP32 and INT8 for N = 1
   Ray, 1 worker, 1 call the same with one batch in flight per actor instead of two
-For each Ray run (parts of 32 rows, so that progress is seen often): the whole call, its set-up (a
-local Ray started, the nodes asked what they see), the time to the first part (actors started,
-model opened, first batches), the job's rate (ClassifyResult.images_per_second: from the first
-batch to the last part) and the steady rate from the first part to the last.
+The Ray runs classify --ray-images JPEGs (more, so that the actors' start is a small part of the
+run). For each: the whole call, its set-up (a local Ray started, the nodes asked what they see),
+the time to the first part (actors started, model opened, the write task's process started), the
+job's rate (ClassifyResult.images_per_second: from the first batch to the last part) and the rate
+of its second half (from the part that brings the output to half the rows to the last part: the
+steady rate, with every start-up behind it).
 
 Ray must run on loopback only here, so the script re-runs itself as PID 1 of network and PID
 namespaces of its own (`unshare --net --pid --fork --mount-proc`; root, or user namespaces).
     .venv/bin/python benchmarks/ray_throughput.py [--fp32 alexnet.onnx] [--int8 alexnet.int8-cpu.onnx]
-                                                  [--images 400] [--runs 3]
+                                                  [--images 600] [--ray-images 2400] [--runs 3]
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from alexnet_export.batch import ray_job  # noqa: E402
 from alexnet_export.events import Advance  # noqa: E402
 
 NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
-RAY_ROWS_PER_PART = 32  # small parts, adopted one by one: the steady rate is read from many points
+RAY_ROWS_PER_PART = 100  # parts adopted one by one: the first one says when results start to arrive
 
 
 def inference_only(model: Path, paths: list[str], batch_size: int, threads: int) -> float:
@@ -76,15 +78,17 @@ def on_ray(model: Path, folder: Path, output: Path, workers: int, batch_size: in
     started = time.perf_counter()
     result = classify_on_ray(model, folder, output, workers=workers, batch_size=batch_size, on_event=on_event,
                              rows_per_part=RAY_ROWS_PER_PART)
-    (first, first_done), (last, done) = marks[0], marks[-1]
+    first = marks[0][0]
+    half = next((when, done) for when, done in marks if done >= marks[-1][1] / 2)
+    second_half = (marks[-1][1] - half[1]) / (marks[-1][0] - half[0])
     for part in output.iterdir():
         part.unlink()
     output.rmdir()
     set_up = result.seconds - result.classifying_seconds
     return {"whole call s": result.seconds, "set-up s (Ray started, nodes asked)": set_up,
-            "to the first part s (actors start, model opens)": first - started - set_up,
-            "job images/s": result.images_per_second,
-            "steady images/s (first part to last)": (done - first_done) / (last - first)}
+            "to the first part s (actors start, model opens, writer starts)": first - started - set_up,
+            "job images/s (first batch to last part)": result.images_per_second,
+            "second half images/s (half the rows in parts to all)": second_half}
 
 
 def export(scratch: Path, calib_images: int) -> tuple[Path, Path]:
@@ -108,6 +112,9 @@ def measure(args) -> None:
         folder.mkdir()
         make_images(folder, args.images)
         paths = sorted(str(p) for p in folder.glob("*.jpg"))
+        many = scratch / "many"
+        many.mkdir()
+        make_images(many, args.ray_images)
         output = scratch / "results.parquet"
         size = args.batch_size
         variants = {
@@ -118,11 +125,11 @@ def measure(args) -> None:
             "local job, FP32 (defaults)": lambda: job(fp32, folder, output, batch_size=size),
             "local job, INT8 (defaults)": lambda: job(int8, folder, output, batch_size=size),
             "Ray start-up and shut-down, s": ray_startup,
-            "Ray, 1 worker, FP32": lambda: on_ray(fp32, folder, output, 1, size, 2),
-            "Ray, 2 workers, FP32": lambda: on_ray(fp32, folder, output, 2, size, 2),
-            "Ray, 1 worker, INT8": lambda: on_ray(int8, folder, output, 1, size, 2),
-            "Ray, 2 workers, INT8": lambda: on_ray(int8, folder, output, 2, size, 2),
-            "Ray, 1 worker, FP32, 1 batch in flight": lambda: on_ray(fp32, folder, output, 1, size, 1),
+            "Ray, 1 worker, FP32": lambda: on_ray(fp32, many, output, 1, size, 2),
+            "Ray, 2 workers, FP32": lambda: on_ray(fp32, many, output, 2, size, 2),
+            "Ray, 1 worker, INT8": lambda: on_ray(int8, many, output, 1, size, 2),
+            "Ray, 2 workers, INT8": lambda: on_ray(int8, many, output, 2, size, 2),
+            "Ray, 1 worker, FP32, 1 batch in flight": lambda: on_ray(fp32, many, output, 1, size, 1),
         }
         figures: dict[str, list] = {name: [] for name in variants}
         for _ in range(args.runs):
@@ -130,7 +137,7 @@ def measure(args) -> None:
                 figures[name].append(run())
                 print(f"{name}: {figures[name][-1]}", file=sys.stderr, flush=True)
     cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    print(f"{len(paths)} JPEGs 500 x 375, batch {size}, {cpu}, {os.cpu_count()} CPUs, load average "
+    print(f"{len(paths)} JPEGs 500 x 375 ({args.ray_images} for Ray), batch {size}, {cpu}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at the end; medians of {args.runs} alternating runs")
     print("| variant | median | runs |\n| --- | --- | --- |")
     for name, values in figures.items():
@@ -148,7 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fp32", type=Path)
     parser.add_argument("--int8", type=Path)
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--ray-images", type=int, default=2400)
     parser.add_argument("--calib-images", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)

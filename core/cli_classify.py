@@ -65,7 +65,7 @@ def classify_command(model, inputs, output, top_k, batch_size, decode_threads, t
     nodes need alexnet-export installed). Every node must read the images by path and see the
     output folder (the same machine, or a shared file system). The model reaches the workers by
     path when every node reads the same file there, otherwise its bytes travel through Ray's
-    object store and each worker writes them to a temporary file (--ship-model forces that).
+    object store, written once per node to its temporary folder (--ship-model forces that).
 
     \b
     Examples:
