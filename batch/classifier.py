@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from alexnet_export.batch.schema import ERROR, LABELS, MODEL_SHA256, PATH, PRECISION, PROBABILITIES
+from alexnet_export.batch.schema import ERROR, LABELS, MODEL_SHA256, PATH, PRECISION, PROBABILITIES, to_arrow_table
 from alexnet_export.errors import ArgumentError, InputError, ModelLoadError, one_line
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import Preprocessing
@@ -168,6 +168,16 @@ class Classifier:
     def __repr__(self) -> str:
         return (f"Classifier({self.model_path!r}, top_k={self.top_k}"
                 + "".join(f", {name}={value!r}" for name, value in self.runtime_options.items()) + ")")
+
+
+class ArrowClassifier(Classifier):
+    """A Classifier whose batches come back as a pyarrow Table of batch/schema.py's columns: what Ray
+    Data's `map_batches(..., batch_format="pyarrow")` and its Parquet writer want. A dict of object
+    arrays leaves the column types to Ray, per batch: a batch where every image failed then writes
+    null-typed columns, and the output folder no longer reads as one table."""
+
+    def __call__(self, batch):
+        return to_arrow_table(super().__call__(batch))
 
 
 def _paths_of(batch) -> list[str]:

@@ -83,7 +83,7 @@ def classify_collection(
     """
     started = time.perf_counter()
     decode_threads = default_decode_threads() if decode_threads is None else decode_threads
-    _check_positive(batch_size=batch_size, decode_threads=decode_threads, rows_per_part=rows_per_part)
+    check_positive(batch_size=batch_size, decode_threads=decode_threads, rows_per_part=rows_per_part)
     plan = plan_job(model, inputs, output, top_k=top_k, path_column=path_column,
                     allow_model_change=allow_model_change, trusted_key=trusted_key, **runtime_options)
     classifier = plan.classifier
@@ -140,7 +140,7 @@ def _classified(classifier: Classifier, paths: list[str], batch_size: int, pool:
         yield classifier.classify_decoded(pending.popleft().result())
 
 
-def _check_positive(**values: int) -> None:
+def check_positive(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ArgumentError(f"{name} is {value!r}; expected a positive integer", argument=name)

@@ -9,6 +9,11 @@ or none; the hidden temporaries a killed run leaves are skipped by those readers
 the next run. The paths in the parts are what is done: a resumed run skips them, and the writer
 drops any row whose path a part already holds, so nothing is written twice. One run writes a
 folder at a time (an advisory lock on the folder, POSIX).
+
+Ray's Parquet writer (batch/ray_job.py) writes its files in place, not renamed, so it writes into a
+hidden staging folder of the output (`.staging-*`, skipped by readers) and `PartWriter.adopt` takes
+each file once it reads back whole as the next part, by rename; a staging folder a killed run left
+is swept the same way by the next run, local or Ray, and what does not read back whole is deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +29,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from alexnet_export.atomic import atomic_output
-from alexnet_export.batch.schema import MODEL_SHA256, NAMES, PATH, require_pyarrow, to_arrow_table, to_rows
+from alexnet_export.atomic import atomic_output, move_into_place
+from alexnet_export.batch.schema import (MODEL_SHA256, NAMES, PATH, arrow_schema, require_pyarrow, to_arrow_table,
+                                         to_rows)
 from alexnet_export.errors import ArgumentError, ExportError, InputError, one_line
 
 try:
@@ -33,6 +40,7 @@ except ImportError:  # Windows: no advisory locks; one run per folder is then th
     fcntl = None
 
 PART_NAME = re.compile(r"^part-(\d+)\.")
+STAGING_PREFIX = ".staging-"  # a folder of the output where another writer (Ray's) puts files to adopt
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,24 @@ class Format:
 
 
 def _write_parquet(columns, path: Path) -> None:
+    _write_table(to_arrow_table(columns), path)
+
+
+def _write_table(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    pq.write_table(to_arrow_table(columns), path)
+    pq.write_table(table, path)
+
+
+def _whole_parquet(path: Path):
+    """`path` read back whole as a Table of the output's columns, or None (a file that is cut off has no
+    footer; every page is decoded, so a file whose data never reached the disk fails too)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).select(list(NAMES)).cast(arrow_schema())
+    except Exception:  # pyarrow's errors for a truncated file, a missing column or another type; OSError
+        return None
 
 
 def _read_parquet(path: Path, names) -> dict[str, list]:
@@ -191,6 +214,45 @@ class PartWriter:
             self.done.update(columns[PATH.name])
         self._pending, self._pending_rows = [], 0
 
+    def adopt(self, finished: Path):
+        """Take a Parquet file another writer finished (Ray's, in a staging folder of this output on the
+        same file system) as the next part: renamed into place, or rewritten without the rows whose
+        path is written already. Returns the rows it added (a pyarrow Table); None, and the file left
+        as it is, when it does not read back whole with the output's columns (still being written, or
+        cut off by a kill)."""
+        table = _whole_parquet(finished)
+        if table is None:
+            return None
+        if not self._taken:
+            self._take_folder()
+        import pyarrow as pa
+
+        fresh, seen = [], set(self.done)
+        for path in table.column(PATH.name).to_pylist():
+            fresh.append(path not in seen)
+            seen.add(path)
+        added = table.filter(pa.array(fresh, pa.bool_()))
+        part = self.folder / f"part-{self._next_index:05d}{self.format.suffix}"
+        if added.num_rows == table.num_rows > 0:
+            move_into_place(finished, part)
+        elif added.num_rows:
+            with atomic_output(part) as temporary:
+                _write_table(added, temporary)
+            finished.unlink()
+        else:
+            finished.unlink()
+            return added
+        self.done.update(added.column(PATH.name).to_pylist())
+        self._next_index += 1
+        self.parts_written += 1
+        self.rows_written += added.num_rows
+        return added
+
+    def take(self) -> None:
+        """Create and lock the folder now (a runner whose workers write into it needs it first)."""
+        if not self._taken:
+            self._take_folder()
+
     def close(self) -> None:
         if self._lock is not None:
             os.close(self._lock)  # releases the lock
@@ -213,6 +275,11 @@ class PartWriter:
         self._next_index = max(self._next_index, existing.next_index)
         for stale in self.folder.glob(f".part-*{self.format.suffix}.*.partial"):
             stale.unlink(missing_ok=True)
+        for staging in sorted(self.folder.glob(f"{STAGING_PREFIX}*")):  # a killed Ray run's: keep what is whole
+            if self.format is PARQUET and staging.is_dir():
+                for finished in sorted(staging.rglob(f"*{self.format.suffix}")):
+                    self.adopt(finished)
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _lock_folder(folder: Path) -> int | None:

@@ -69,6 +69,16 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     _fsync_folder(folder)
 
 
+def move_into_place(finished: str | Path, path: str | Path) -> None:
+    """Put a file another writer finished (Ray's Parquet writer, in a staging folder on the same file
+    system) at `path` the way atomic_output does: flushed to disk, renamed in, the folder flushed."""
+    finished, path = Path(finished), Path(path)
+    _fsync(finished)
+    with renaming({path: finished}):
+        os.replace(finished, path)
+    _fsync_folder(path.parent)
+
+
 def check_output_path(path: str | Path, argument: str = "output") -> Path:
     """`path` as a Path, if a file can be written there: its folder exists and it is no folder.
     The one check of every output path, made before any work (ArgumentError naming `argument`)."""

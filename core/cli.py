@@ -16,7 +16,7 @@ from alexnet_export.extras import missing_message
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
 # Library arguments whose option has another name; every other argument is its option's name.
-ARGUMENT_OPTIONS = {"calibration": "calib_dir"}
+ARGUMENT_OPTIONS = {"calibration": "calib_dir", "address": "ray"}
 
 
 class _Group(click.Group):

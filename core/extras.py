@@ -25,6 +25,7 @@ EXTRA_OF = {
     "matplotlib": ("matplotlib", "bench"),
     "pyarrow": ("pyarrow", "batch"),
     "executorch": ("executorch", "executorch"),
+    "ray": ("ray", "ray"),
 }
 EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")
 
