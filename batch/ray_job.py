@@ -47,7 +47,8 @@ LOCAL, AUTO = "local", "auto"
 DEFAULT_PORT = 6379
 CONNECT_TIMEOUT_S = 3.0  # a cluster's GCS answers a TCP connect at once; ray.init itself retries for minutes
 # Two batches in flight per actor, in two threads: one decodes (Pillow releases the GIL) while the other
-# runs the model, as the local job's decode pool does (measured: benchmarks/ray_throughput.py).
+# runs the model, as the local job's decode pool does: 136 against 83 images/s for one FP32 worker on two
+# cores (docs/batch.md, benchmarks/ray_throughput.py).
 _CALLS_PER_WORKER = 2
 _POLL_S = 0.5  # how often finished files are adopted and progress reported
 _WRITERS = 1  # write tasks at once: a part of 1000 rows is about 30 KB of Parquet, written in milliseconds
@@ -325,7 +326,7 @@ def _ray_connection(address: str, on_event: Listener) -> Iterator[str]:
             _probe(target)
     try:
         with _gcs_wait(CONNECT_TIMEOUT_S):
-            ray.init(address=target, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=target, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as exc:  # ConnectionError and Ray's own, from a cluster that answered but is not Ray
         raise ExportError(f"cannot join the Ray cluster at {target}: {one_line(exc, 300)}; is a Ray head "
                           f"listening there?") from None

@@ -105,6 +105,9 @@ def export(scratch: Path, calib_images: int) -> tuple[Path, Path]:
 def measure(args) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A local ray.init() of Ray 2.60 turns token authentication on and writes ~/.ray/auth_token when there
+    # is none; nothing outside this network namespace can reach this Ray, so it stays off here.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         fp32, int8 = (args.fp32, args.int8) if args.fp32 and args.int8 else export(scratch, args.calib_images)

@@ -91,7 +91,10 @@ def killed_job(config: dict, out: Path) -> dict:
 def main() -> None:
     config = json.loads(Path(sys.argv[1]).read_text())
     out = Path(config["out"])
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token authentication off: nothing outside this network namespace can reach the cluster, and Ray
+    # 2.60 turns it on for `ray start --head` when ~/.ray/auth_token exists (a local `ray.init()` writes
+    # one), but a second node's `ray start --address` does not read it (measured: InvalidAuthToken).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     report: dict = {}
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     temp = tempfile.mkdtemp(prefix="rayt-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
