@@ -65,6 +65,7 @@ def actor_pids() -> set[int]:
 def killed_job(config: dict, out: Path) -> dict:
     """The job above, with one of its two actors killed (SIGKILL) 3 s after both are up, while they work."""
     output = out / "killed.parquet"
+    started = time.perf_counter()
     driver = subprocess.Popen([sys.executable, "-c", KILLED_JOB, config["model"], config["manifest"], str(output)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: list[int] = []
@@ -85,7 +86,7 @@ def killed_job(config: dict, out: Path) -> dict:
         driver.kill()
     stdout, stderr = driver.communicate()
     return {"rc": driver.returncode, "stdout": stdout, "stderr": stderr, "actors": seen, "killed": killed,
-            "parts_before_kill": rows_before_kill}
+            "parts_before_kill": rows_before_kill, "seconds": time.perf_counter() - started}
 
 
 def main() -> None:
