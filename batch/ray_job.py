@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -429,14 +430,25 @@ def _quiet_ray_data() -> Iterator[None]:
 
 
 def _one_line_failure(exc: BaseException) -> AlexNetExportError:
-    """The toolkit's own error inside Ray's wrappers (RayTaskError, UserCodeException) as it was raised,
-    anything else as one ExportError line."""
+    """The toolkit's own error inside Ray's wrappers as it was raised: the object where Ray keeps it
+    (RayTaskError.cause, UserCodeException's chain), else the last line of a traceback Ray passed on as
+    text (an actor that failed to start: its error comes back as SystemException with the text); anything
+    else as one ExportError line."""
+    from alexnet_export import errors
+
     seen, current = set(), exc
     while current is not None and id(current) not in seen:
         if isinstance(current, AlexNetExportError):
             return current
         seen.add(id(current))
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    texts = [str(exc), *(str(getattr(exc, name, "")) for name in ("error_msg", "traceback_str"))]
+    found = re.findall(r"alexnet_export\.errors\.(\w+): ([^\n]+)", "\n".join(texts))
+    if found:
+        name, message = found[-1]
+        kind = getattr(errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, AlexNetExportError):
+            return kind(message) if kind is not errors.ParityError else ExportError(message)
     root = exc
     while getattr(root, "cause", None) is not None or root.__cause__ is not None:
         root = getattr(root, "cause", None) or root.__cause__

@@ -111,6 +111,8 @@ def main() -> None:
                              "--ray", ADDRESS, "--workers", "2", "--batch-size", "8", "--rows-per-part", "40"], env=env)
         report["resumed"] = run([console, "classify", config["model"], *config["inputs"], "-o",
                                  config["resumed"], "--ray", ADDRESS, "--workers", "2"], env=env)
+        report["model_fails"] = run([console, "classify", config["model"], config["inputs"][0], "-o",
+                                     str(out / "failed.parquet"), "--ray", ADDRESS, "--top-k", "11"], env=env)
         report["killed"] = killed_job(config, out)
         report["readme"] = run([sys.executable, "-c", config["readme_code"]], cwd=config["readme_dir"],
                                env={**env, "RAY_ADDRESS": ADDRESS})
