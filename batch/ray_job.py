@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -47,7 +48,8 @@ LOCAL, AUTO = "local", "auto"
 DEFAULT_PORT = 6379
 CONNECT_TIMEOUT_S = 3.0  # a cluster's GCS answers a TCP connect at once; ray.init itself retries for minutes
 # Two batches in flight per actor, in two threads: one decodes (Pillow releases the GIL) while the other
-# runs the model, as the local job's decode pool does (measured: benchmarks/ray_throughput.py).
+# runs the model, as the local job's decode pool does: 136 against 83 images/s for one FP32 worker on two
+# cores (docs/batch.md, benchmarks/ray_throughput.py).
 _CALLS_PER_WORKER = 2
 _POLL_S = 0.5  # how often finished files are adopted and progress reported
 _WRITERS = 1  # write tasks at once: a part of 1000 rows is about 30 KB of Parquet, written in milliseconds
@@ -325,7 +327,7 @@ def _ray_connection(address: str, on_event: Listener) -> Iterator[str]:
             _probe(target)
     try:
         with _gcs_wait(CONNECT_TIMEOUT_S):
-            ray.init(address=target, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=target, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     except Exception as exc:  # ConnectionError and Ray's own, from a cluster that answered but is not Ray
         raise ExportError(f"cannot join the Ray cluster at {target}: {one_line(exc, 300)}; is a Ray head "
                           f"listening there?") from None
@@ -428,14 +430,25 @@ def _quiet_ray_data() -> Iterator[None]:
 
 
 def _one_line_failure(exc: BaseException) -> AlexNetExportError:
-    """The toolkit's own error inside Ray's wrappers (RayTaskError, UserCodeException) as it was raised,
-    anything else as one ExportError line."""
+    """The toolkit's own error inside Ray's wrappers as it was raised: the object where Ray keeps it
+    (RayTaskError.cause, UserCodeException's chain), else the last line of a traceback Ray passed on as
+    text (an actor that failed to start: its error comes back as SystemException with the text); anything
+    else as one ExportError line."""
+    from alexnet_export import errors
+
     seen, current = set(), exc
     while current is not None and id(current) not in seen:
         if isinstance(current, AlexNetExportError):
             return current
         seen.add(id(current))
         current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    texts = [str(exc), *(str(getattr(exc, name, "")) for name in ("error_msg", "traceback_str"))]
+    found = re.findall(r"alexnet_export\.errors\.(\w+): ([^\n]+)", "\n".join(texts))
+    if found:
+        name, message = found[-1]
+        kind = getattr(errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, AlexNetExportError):
+            return kind(message) if kind is not errors.ParityError else ExportError(message)
     root = exc
     while getattr(root, "cause", None) is not None or root.__cause__ is not None:
         root = getattr(root, "cause", None) or root.__cause__

@@ -15,8 +15,9 @@ The Ray runs classify --ray-images JPEGs (more, so that the actors' start is a s
 run). For each: the whole call, its set-up (a local Ray started, the nodes asked what they see),
 the time to the first part (actors started, model opened, the write task's process started), the
 job's rate (ClassifyResult.images_per_second: from the first batch to the last part) and the rate
-of its second half (from the part that brings the output to half the rows to the last part: the
-steady rate, with every start-up behind it).
+of its second half (from the part that brings the output to half the rows to the last part). The
+second is no steady rate: the one write task hands parts over in bursts, so it overstates (up to
+576 images/s for 2 INT8 workers that ran at 207 in all); docs/batch.md uses the job's rate.
 
 Ray must run on loopback only here, so the script re-runs itself as PID 1 of network and PID
 namespaces of its own (`unshare --net --pid --fork --mount-proc`; root, or user namespaces).
@@ -105,6 +106,9 @@ def export(scratch: Path, calib_images: int) -> tuple[Path, Path]:
 def measure(args) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A local ray.init() of Ray 2.60 turns token authentication on and writes ~/.ray/auth_token when there
+    # is none; nothing outside this network namespace can reach this Ray, so it stays off here.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         fp32, int8 = (args.fp32, args.int8) if args.fp32 and args.int8 else export(scratch, args.calib_images)

@@ -65,6 +65,7 @@ def actor_pids() -> set[int]:
 def killed_job(config: dict, out: Path) -> dict:
     """The job above, with one of its two actors killed (SIGKILL) 3 s after both are up, while they work."""
     output = out / "killed.parquet"
+    started = time.perf_counter()
     driver = subprocess.Popen([sys.executable, "-c", KILLED_JOB, config["model"], config["manifest"], str(output)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: list[int] = []
@@ -85,13 +86,16 @@ def killed_job(config: dict, out: Path) -> dict:
         driver.kill()
     stdout, stderr = driver.communicate()
     return {"rc": driver.returncode, "stdout": stdout, "stderr": stderr, "actors": seen, "killed": killed,
-            "parts_before_kill": rows_before_kill}
+            "parts_before_kill": rows_before_kill, "seconds": time.perf_counter() - started}
 
 
 def main() -> None:
     config = json.loads(Path(sys.argv[1]).read_text())
     out = Path(config["out"])
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token authentication off: nothing outside this network namespace can reach the cluster, and Ray
+    # 2.60 turns it on for `ray start --head` when ~/.ray/auth_token exists (a local `ray.init()` writes
+    # one), but a second node's `ray start --address` does not read it (measured: InvalidAuthToken).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     report: dict = {}
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     temp = tempfile.mkdtemp(prefix="rayt-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
@@ -107,6 +111,8 @@ def main() -> None:
                              "--ray", ADDRESS, "--workers", "2", "--batch-size", "8", "--rows-per-part", "40"], env=env)
         report["resumed"] = run([console, "classify", config["model"], *config["inputs"], "-o",
                                  config["resumed"], "--ray", ADDRESS, "--workers", "2"], env=env)
+        report["model_fails"] = run([console, "classify", config["model"], config["inputs"][0], "-o",
+                                     str(out / "failed.parquet"), "--ray", ADDRESS, "--top-k", "11"], env=env)
         report["killed"] = killed_job(config, out)
         report["readme"] = run([sys.executable, "-c", config["readme_code"]], cwd=config["readme_dir"],
                                env={**env, "RAY_ADDRESS": ADDRESS})

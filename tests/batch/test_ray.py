@@ -156,6 +156,14 @@ def test_a_killed_worker_loses_and_duplicates_no_row(scenario, local_rows, small
     assert summary["classified"] + summary["errors"] == len(local_rows)
 
 
+def test_a_model_that_fails_in_the_workers_is_its_own_one_line_error(scenario):
+    """top_k above the model's classes is found where the model opens: in each actor, not the driver."""
+    failed = scenario["model_fails"]
+    assert failed["rc"] == 2, failed["stderr"][-2000:]
+    assert failed["stderr"].strip().splitlines()[-1] == "Error: top_k is 11; small.onnx has 10 classes"
+    assert not (scenario["out"] / "failed.parquet").exists()
+
+
 def test_the_readme_ray_data_example_runs(scenario, local_rows, ray_images):
     readme = scenario["readme"]
     assert readme["rc"] == 0, readme["stderr"][-3000:]
