@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import time
-from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -13,9 +12,14 @@ import numpy as np
 # AlexNet at 224x224: 643.0 M multiply-adds per image (595.9 M in the five convolutions with
 # their groups, 47.1 M in the three fully connected layers), i.e. 1.286 GFLOP.
 ALEXNET_GFLOP_PER_IMAGE = 1.286
-# c = a @ b on n x n floats (opset 18, IR 8: what every supported ONNX Runtime reads), shipped
-# as bytes so that bench needs no onnx; tests/bench/test_machine.py rebuilds it with onnx.helper.
-MATMUL_MODEL = Path(__file__).with_name("matmul.onnx")
+# c = a @ b on n x n floats (opset 18, IR 8: what every supported ONNX Runtime reads): the
+# serialized ModelProto, kept here so that bench needs no onnx (and the repository no model file);
+# tests/bench/test_machine.py rebuilds it with onnx.helper and compares.
+MATMUL_MODEL = bytes.fromhex(
+    "0808120e616c65786e65742d6578706f72743a600a110a01610a016212016322064d61744d756c12066d6174"
+    "6d756c5a150a016112100a0e0801120a0a0312016e0a0312016e5a150a016212100a0e0801120a0a0312016e"
+    "0a0312016e62150a016312100a0e0801120a0a0312016e0a0312016e42040a001012"
+)
 LIBRARIES = ("alexnet-export", "numpy", "onnxruntime", "onnxruntime-gpu", "onnx", "torch", "pillow")
 
 
@@ -49,7 +53,7 @@ def _matmul_gflops(threads: int, size: int, repeats: int) -> float:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(MATMUL_MODEL), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(MATMUL_MODEL, options, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {"a": rng.random((size, size), np.float32), "b": rng.random((size, size), np.float32)}
     session.run(None, feeds)
