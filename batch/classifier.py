@@ -40,7 +40,7 @@ class Decoded:
 class Classifier:
     """Classify images by path with any model file the backend registry opens.
 
-    model_path: an .onnx, checkpoint, .engine or .xml (runtimes/registry.py); kept absolute, so a
+    model_path: any model file the backend registry opens (runtimes/registry.py); kept absolute, so a
     worker in another folder opens the same file. top_k: labels per image. trusted_key: as for
     `open_runtime` (the signature is checked where the model is opened). runtime_options: the
     backend's keyword options (`threads`, `providers`, `device`, ...), checked here, at once.

@@ -40,6 +40,7 @@ from alexnet_export.batch.output import PARQUET, STAGING_PREFIX, PartWriter, out
 from alexnet_export.batch.plan import plan_job
 from alexnet_export.batch.schema import ERROR, PRECISION
 from alexnet_export.errors import AlexNetExportError, ArgumentError, ExportError, one_line
+from alexnet_export.quiet import quiet
 from alexnet_export.events import Advance, Listener, Note, Step, ignore
 from alexnet_export.extras import require
 from alexnet_export.runtimes.registry import backend_for
@@ -418,15 +419,13 @@ def _quiet_ray_data() -> Iterator[None]:
     from ray.data import DataContext
 
     context = DataContext.get_current()
-    logger = logging.getLogger("ray.data")
-    saved = context.enable_progress_bars, logger.level
+    saved = context.enable_progress_bars
     context.enable_progress_bars = False
-    logger.setLevel(logging.ERROR)
     try:
-        yield
+        with quiet("ray.data"):
+            yield
     finally:
-        context.enable_progress_bars, level = saved
-        logger.setLevel(level)
+        context.enable_progress_bars = saved
 
 
 def _one_line_failure(exc: BaseException) -> AlexNetExportError:

@@ -10,7 +10,7 @@ import onnx
 import torch
 
 from alexnet_export import __version__
-from alexnet_export.exporter.quiet import quiet
+from alexnet_export.quiet import quiet
 from alexnet_export.errors import ExportError, ParityError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, ignore
 from alexnet_export.atomic import atomic_output

@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from alexnet_export.exporter.quiet import quiet
-from alexnet_export.atomic import check_output_path, renaming
+from alexnet_export.quiet import quiet
+from alexnet_export.atomic import check_output_path, staged_with_companions
 from alexnet_export.errors import ArgumentError, ExportError, one_line
 from alexnet_export.events import Listener, Step, Verified, ignore
 from alexnet_export.models.precisions import FP32_GATE
@@ -68,26 +67,26 @@ def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
     must give the same answers), and only then put both in place."""
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
-    reference = OnnxRuntime(source, "CPUExecutionProvider")
-    with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:
-        scratch = Path(scratch)
+    with staged_with_companions(output, lambda path: [config_path(path)]) as staged:
         on_event(Step(f"converting {source.name} to ONNX Runtime's format"))
         # The converter prints and logs its progress; the toolkit reports through events instead.
         try:
             with contextlib.redirect_stdout(io.StringIO()), quiet("ort_format_model.utils"):
-                convert_onnx_models_to_ort(source.resolve(), output_dir=scratch,
+                convert_onnx_models_to_ort(source.resolve(), output_dir=staged.parent,
                                            optimization_styles=[OptimizationStyle.Fixed])
         except Exception as exc:  # the converter raises whatever ONNX Runtime raised
             raise ExportError(f"ONNX Runtime cannot convert {source.name}: {one_line(exc, 400)}") from None
         # The converter's names: the (resolved) source's, with new suffixes.
-        written = scratch / (source.resolve().stem + ".ort")
-        written_config = config_path(written)
-        if not (written.is_file() and written_config.is_file()):
-            raise ExportError(f"ONNX Runtime's converter wrote no {written.name} and {written_config.name}")
-        # Its header names the model it was made from: the file users get, not the scratch copy.
-        written_config.write_text(written_config.read_text().replace(str(written), output.name))
+        written = staged.with_name(source.resolve().stem + ".ort")
+        if not (written.is_file() and config_path(written).is_file()):
+            raise ExportError(f"ONNX Runtime's converter wrote no {written.name} and {config_path(written).name}")
+        os.replace(config_path(written), config_path(staged))
+        os.replace(written, staged)
+        # The config's header names the model it was made from: the file users get, not the staged copy.
+        config = config_path(staged)
+        config.write_text(config.read_text().replace(str(written), output.name))
         on_event(Step(f"verifying {output.name} against {source.name} on {verified_on}"))
-        candidate = OnnxRuntime(written, "CPUExecutionProvider")
+        reference, candidate = OnnxRuntime(source, "CPUExecutionProvider"), OnnxRuntime(staged, "CPUExecutionProvider")
         try:
             report = enforce(compare_in_batches(reference, candidate, inputs), FP32_GATE,
                              f"{output.name} (ONNX Runtime format of {source.name})")
@@ -95,10 +94,6 @@ def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
         finally:
             candidate.close()
             reference.close()
-        staged = {output: written, config_path(output): written_config}
-        with renaming(staged):
-            for target, path in staged.items():
-                os.replace(path, target)
     on_event(Verified(f"parity, {source.name} vs {output.name} on ONNX Runtime's CPU provider, on {verified_on}",
                       report))
     return OrtFile(output, config_path(output), precision, output.stat().st_size, source.stat().st_size, report,

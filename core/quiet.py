@@ -14,7 +14,7 @@ def quiet(*logger_names: str) -> Iterator[None]:
 
     The exporters log warnings about optional packages and deprecations (torch.onnx about
     torchvision, torchao about its CUDA-only kernels on a CPU machine, ONNX Runtime's converter
-    about each file it writes): the toolkit reports through events instead."""
+    about each file it writes), and so does Ray Data: the toolkit reports through events instead."""
     loggers = [logging.getLogger(name) for name in logger_names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
