@@ -1,0 +1,61 @@
+"""What the export commands share: the export extra's check, the arguments checked once before
+any work (a PipelineError naming the one at fault), and the default names."""
+
+from __future__ import annotations
+
+from alexnet_export.extras import EXPORT_MODULES, require
+
+# Every command exports: on an install without the export extra, say so in one line
+# before an import below fails deep inside torch or onnx.
+require(*EXPORT_MODULES, purpose="exporting a model")
+
+from pathlib import Path  # noqa: E402 (after the check above)
+from typing import Sequence  # noqa: E402
+
+from alexnet_export.atomic import check_output_path  # noqa: E402
+from alexnet_export.errors import ArgumentError  # noqa: E402
+from alexnet_export.exporter.calibration import MIN_IMAGES  # noqa: E402
+from alexnet_export.exporter.source import ModelSource  # noqa: E402
+from alexnet_export.exporter.variants import CalibrationOptions, check_float_layers  # noqa: E402
+from alexnet_export.models.precisions import Precision  # noqa: E402
+from alexnet_export.models.precisions import precision as precision_row  # noqa: E402
+from alexnet_export.models.spec import INPUT_FORMATS  # noqa: E402
+
+DEFAULT_STEM = "alexnet"
+
+
+class PipelineError(ArgumentError):
+    """The arguments of a pipeline call do not fit together (found before any work)."""
+
+
+def check_arguments(fmt: str, precision: str, calibration: CalibrationOptions, output: Path, input_format: str,
+                    keep_float: Sequence[str], auto_keep_float: bool, *, fp32_onnx: Path | None = None,
+                    source: ModelSource | None = None) -> tuple[Precision, tuple[str, ...]]:
+    """Every argument the commands share, checked once and before any work: the precision's row
+    (a precision `fmt` carries) and the kept-float layers in network order, or a PipelineError
+    naming the argument."""
+    row = precision_row(precision, fmt)
+    if input_format not in INPUT_FORMATS:
+        raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}",
+                            argument="input_format")
+    layers = check_float_layers(precision, keep_float, auto_keep_float)
+    if row.calibrated and calibration.folder is None:
+        raise PipelineError(f"{precision} needs calibration images: a folder of {MIN_IMAGES} or more",
+                            argument="calibration")
+    check_output_path(output)
+    if fp32_onnx is not None and source is not None:
+        raise PipelineError("give an FP32 .onnx or a model source, not both: the FP32 .onnx already holds the model",
+                            argument="fp32_onnx")
+    if fp32_onnx is not None and not fp32_onnx.is_file():
+        raise PipelineError(f"FP32 .onnx {fp32_onnx} does not exist or is not a file", argument="fp32_onnx")
+    return row, layers
+
+
+def output_folder(path: str | Path | None) -> Path:
+    """The folder an output path names (a bare or missing name: the working folder)."""
+    return Path(path).parent if path is not None else Path(".")
+
+
+def onnx_stem(path: Path) -> str:
+    """alexnet.onnx -> alexnet; the stem the precision files are named after."""
+    return path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.stem
