@@ -221,7 +221,7 @@ def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder:
     compares the logits by the gate of the file's precision (models/precisions.py)."""
     import onnxruntime
 
-    from alexnet_export.runtimes.registry import backend_for
+    from alexnet_export.runtimes.registry import backend_for, open_runtime
 
     model = Path(model)
     backend = backend_for(model)
@@ -229,7 +229,7 @@ def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder:
         raise ArgumentError(f"{model} is {backend.description}; the {PLATFORM} check runs ONNX files"
                             " (ONNX Runtime's aarch64 kernels)", argument="model")
     # This machine's CPU kernels against aarch64's: a GPU here would measure the GPU instead.
-    runtime = backend.open(model, trusted_key=trusted_key, providers=["CPUExecutionProvider"])
+    runtime = open_runtime(model, trusted_key=trusted_key, providers=["CPUExecutionProvider"])
     inputs, _, skipped = preprocess_readable(list(images), runtime.metadata.preprocessing)
     if not len(inputs):
         raise InputError(f"none of the {len(images)} images could be read"

@@ -20,32 +20,15 @@ from alexnet_export.bench import device as gpu
 from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.recommend import check_gates, recommend
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
-from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row
+from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row, Settings  # noqa: F401 (Settings: re-exported)
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
 from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.registry import backend_for, open_runtime
 from alexnet_export.runtimes.timing import interleaved_rounds
 
 __all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    threads: int = 2
-    warmup: int = 3
-    iterations: int | None = 20  # rounds per batch size, or
-    seconds: float | None = None  # a time budget per batch size
-    cold_start: bool = True
-    trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing.py)
-
-    def __post_init__(self):
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ValueError(f"batch sizes {self.batch_sizes} must be positive integers")
-        if (self.iterations is None) == (self.seconds is None):
-            raise ValueError("give either iterations or seconds")
 
 
 @dataclass
@@ -82,7 +65,7 @@ def open_subject(path: Path, threads: int, trusted_key: Path | None = None) -> S
     options = backend.taken(threads=threads, spinning=False)
     if trusted_key is not None:  # the cold start's fresh process verifies too
         options["trusted_key"] = str(trusted_key)
-    return Subject(path, backend.open(path, **options), options)
+    return Subject(path, open_runtime(path, **options), options)
 
 
 def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ignore) -> BenchResult:

@@ -1,12 +1,13 @@
-"""What a benchmark run returns: typed rows, and `to_dict()` for the JSON that `bench --json` writes."""
+"""What a benchmark run is asked (Settings) and what it returns: typed rows, and `to_dict()` for the JSON that
+`bench --json` writes."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from alexnet_export.bench.harness import Settings
     from alexnet_export.bench.recommend import GateCheck, Pick
 
 
@@ -34,6 +35,23 @@ class Row:
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Row))
+
+
+@dataclass(frozen=True)
+class Settings:
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    threads: int = 2
+    warmup: int = 3
+    iterations: int | None = 20  # rounds per batch size, or
+    seconds: float | None = None  # a time budget per batch size
+    cold_start: bool = True
+    trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing.py)
+
+    def __post_init__(self):
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch sizes {self.batch_sizes} must be positive integers")
+        if (self.iterations is None) == (self.seconds is None):
+            raise ValueError("give either iterations or seconds")
 
 
 @dataclass(frozen=True)

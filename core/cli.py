@@ -128,7 +128,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
       alexnet-export predict alexnet.onnx cat.jpg --trusted-key public.pem   # refused unless signed with its key
     """
-    from alexnet_export.runtimes.registry import ONNX, backend_for, backends_taking
+    from alexnet_export.runtimes.registry import ONNX, backend_for, backends_taking, open_runtime
 
     backend = backend_for(model)
     options = {}
@@ -144,7 +144,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
 
         runtime = load_untrusted(model, trusted_key=trusted_key)
     else:
-        runtime = backend.open(model, trusted_key=trusted_key, **options)
+        runtime = open_runtime(model, trusted_key=trusted_key, **options)
     if top_k > runtime.metadata.num_classes:
         raise click.BadParameter(f"{top_k} is more than the model's {runtime.metadata.num_classes} classes",
                                  param_hint="--top-k")

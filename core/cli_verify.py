@@ -81,7 +81,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
                                  " labels", param_hint="--labels")
     # Verification measures the file, not the GPU's fast math: strict FP32 (TF32 off) where a backend has the switch.
-    runtime = backend.open(model, trusted_key=trusted_key, **backend.taken(tf32=False))
+    runtime = open_runtime(model, trusted_key=trusted_key, **backend.taken(tf32=False))
     if labels_file is not None:
         try:
             names = read_labels_file(labels_file, runtime.metadata.num_classes)

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.registry import backend_for, open_runtime
 from alexnet_export.serving.app import ServeError, ServeSettings, create_app
 from alexnet_export.serving.tensors import warmup_sizes
 
@@ -67,7 +67,7 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
 
     backend = backend_for(model)
     # Spinning threads would take the cores from the event loop between batches.
-    runtime = backend.open(model, trusted_key=trusted_key,
+    runtime = open_runtime(model, trusted_key=trusted_key,
                            **backend.taken(threads=threads_per_worker(settings.workers), spinning=False))
     if not is_loopback(host):
         say(f"warning: listening on {host}, reachable from other machines; the server has no authentication"
