@@ -4,7 +4,7 @@ Ray connects its processes over the machine's own interface address even when to
 the cluster runs in network and PID namespaces of its own (`unshare -n -p -f --mount-proc`), where
 it uses loopback only and where `ray stop` sees no other Ray. One scenario (ray_cluster_scenario.py)
 pays the cluster's start-up once: the CLI job, a job resuming a local run's output, a job whose
-actor is killed with SIGKILL, and the README's Ray Data example; the tests read its outputs.
+actor is killed with SIGKILL, and the Ray Data example of docs/batch.md; the tests read its outputs.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def assert_same_rows(rows: dict[str, dict], expected: dict[str, dict]) -> None:
 
 
 def readme_ray_example() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### A batch job") :]
+    text = (ROOT / "docs" / "batch.md").read_text()
+    section = text[text.index("The predictor behind") :]
     return next(block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "import ray" in block)
 
 
