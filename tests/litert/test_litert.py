@@ -179,3 +179,31 @@ def test_bad_library_arguments_name_the_argument_before_any_work(tmp_path):
             export_litert(**arguments)
         assert raised.value.argument == argument and "\n" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_runtime_runs_without_torch_or_onnxruntime(int8_tflite, photos):
+    """What an app or board installs: ai-edge-litert and the light install; torch, the converter and
+    even ONNX Runtime blocked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, json, importlib.abc
+BLOCKED = {"torch", "onnx", "onnxruntime", "litert_torch", "ai_edge_quantizer", "jax", "click"}
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Absent())
+from alexnet_export.runtimes import open_runtime
+runtime = open_runtime(sys.argv[1])
+top = runtime.classify(sys.argv[2], top_k=2)
+print(json.dumps({"top": top, "precision": runtime.precision,
+                  "heavy": sorted(m for m in BLOCKED if m in sys.modules)}))
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(int8_tflite.path), str(photos[1])],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["heavy"] == [] and out["precision"] == "int8-litert"
+    assert len(out["top"][0]) == 2 and out["top"][0][0][0].startswith("class_")
