@@ -39,7 +39,8 @@ def litert_command(output, precision, weights, num_classes, seed, labels, calib_
     to NAME.tflite.json beside it, which `predict`, `verify`, `bench` and `serve` read. Both
     files are written only after LiteRT's interpreter has run the file against eager PyTorch on
     the exporter's images (INT8: on held-out calibration-folder images, the ones the ONNX INT8
-    files use) and it passed its precision's gate. Needs `pip install 'alexnet-export[litert]'`.
+    files use) and it passed its precision's gate. Needs `pip install 'alexnet-export[litert-export]'`
+    (running the file needs the `litert` extra only).
 
     \b
     Examples:

@@ -36,7 +36,7 @@ def export_litert(
     on). output: None writes alexnet.tflite / alexnet.fp16.tflite / alexnet.int8.tflite in the
     working folder. batch: the file's fixed batch (1, what a phone app runs, up to 64). threads:
     the interpreter's threads while verifying (None: LiteRT's default). Returns
-    exporter.litert.TfliteResult. Needs `pip install 'alexnet-export[litert]'`, checked before any work.
+    exporter.litert.TfliteResult. Needs `pip install 'alexnet-export[litert-export]'`, checked before any work.
     """
     from alexnet_export.exporter.litert import MAX_BATCH_LIMIT, convert, write_verified_tflite
     from alexnet_export.extras import require
