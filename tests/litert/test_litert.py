@@ -207,3 +207,42 @@ print(json.dumps({"top": top, "precision": runtime.precision,
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["heavy"] == [] and out["precision"] == "int8-litert"
     assert len(out["top"][0]) == 2 and out["top"][0][0][0].startswith("class_")
+
+
+def test_a_signature_covers_the_tflite_and_its_sidecar(fp32_tflite, signing_keys, tmp_path):
+    pytest.importorskip("model_signing", reason="model-signing is not installed (pip install '.[signing]')")
+    import shutil
+
+    from alexnet_export.errors import AlexNetExportError
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.signing import sign_model
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(fp32_tflite.path, model)
+    shutil.copy(fp32_tflite.sidecar, tmp_path / "m.tflite.json")
+    signed = sign_model(model, signing_keys.private)
+    assert sorted(p.name for p in signed.files) == ["m.tflite", "m.tflite.json"]
+    assert open_runtime(model, trusted_key=signing_keys.public).precision == "fp32"
+    sidecar = json.loads((tmp_path / "m.tflite.json").read_text())
+    sidecar["metadata"]["alexnet_export.labels"] = json.dumps([f"other_{i}" for i in range(10)])
+    (tmp_path / "m.tflite.json").write_text(json.dumps(sidecar))  # relabelled after signing
+    with pytest.raises(AlexNetExportError, match=r"m\.tflite\.json"):
+        open_runtime(model, trusted_key=signing_keys.public)
+
+
+def test_the_seed_converted_as_it_is_would_be_refused(small_model):
+    """The check can fail: without the LRN rewrite, litert-torch writes StableHLO ops, which the export refuses."""
+    import litert_torch
+    import torch
+
+    from alexnet_export.errors import ExportError
+    from alexnet_export.exporter.litert import _converter_quiet, check_builtin
+    from alexnet_export.runtimes.litert_model import facts_of
+
+    with _converter_quiet():
+        flatbuffer = litert_torch.convert(small_model, (torch.zeros(1, 3, 224, 224),)).model_content()
+    facts = facts_of(flatbuffer, "seed.tflite")
+    assert facts.not_builtin == {"STABLEHLO_REDUCE_WINDOW": 2} and facts.operators["TRANSPOSE"] == 6
+    with pytest.raises(ExportError, match=r"^seed.tflite would hold operators that are not LiteRT builtins"
+                                          r" \(STABLEHLO_REDUCE_WINDOW x2\)"):
+        check_builtin(facts, "seed.tflite")
