@@ -221,7 +221,7 @@ def test_a_signature_covers_the_tflite_and_its_sidecar(fp32_tflite, signing_keys
     shutil.copy(fp32_tflite.path, model)
     shutil.copy(fp32_tflite.sidecar, tmp_path / "m.tflite.json")
     signed = sign_model(model, signing_keys.private)
-    assert sorted(p.name for p in signed.files) == ["m.tflite", "m.tflite.json"]
+    assert sorted(signed.files) == ["m.tflite", "m.tflite.json"]
     assert open_runtime(model, trusted_key=signing_keys.public).precision == "fp32"
     sidecar = json.loads((tmp_path / "m.tflite.json").read_text())
     sidecar["metadata"]["alexnet_export.labels"] = json.dumps([f"other_{i}" for i in range(10)])
