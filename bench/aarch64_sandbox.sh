@@ -26,7 +26,7 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # pip (23.2) takes a --platform as given, without the older glibc tags it implies: name each one
 # bookworm runs (ai-edge-litert's wheel is manylinux_2_27, numpy's manylinux_2_28, others 2014).
 PLATFORM_ARGS=()
-for minor in $(seq 36 -1 17); do PLATFORM_ARGS+=(--platform "manylinux_2_${minor}_aarch64"); done
+for ((minor = 36; minor >= 17; minor--)); do PLATFORM_ARGS+=(--platform "manylinux_2_${minor}_aarch64"); done
 PLATFORM_ARGS+=(--platform manylinux2014_aarch64)
 PYTHON=${PYTHON:-python3}
 
