@@ -246,3 +246,27 @@ def test_the_seed_converted_as_it_is_would_be_refused(small_model):
     with pytest.raises(ExportError, match=r"^seed.tflite would hold operators that are not LiteRT builtins"
                                           r" \(STABLEHLO_REDUCE_WINDOW x2\)"):
         check_builtin(facts, "seed.tflite")
+
+
+def test_serve_answers_with_the_files_logits(int8_tflite, server_process, console, real_images):
+    """`serve` on a batch-1 .tflite: a request of 3 images is split into the file's batch, and the
+    model's metadata names LiteRT as its platform."""
+    from alexnet_export.models.spec import INPUT_NAME, Preprocessing
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+
+    images = preprocess_batch(real_images[:3], Preprocessing())
+    expected = open_runtime(int8_tflite.path).predict_in_allowed_batches(images)
+    server = server_process(console, int8_tflite.path, "--max-batch", 4)
+    try:
+        status, _, body = server.request("GET", "/v2/models/alexnet")
+        assert status == 200 and json.loads(body)["platform"] == "litert"
+        request = {"inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": list(images.shape),
+                               "data": images.ravel().tolist()}]}
+        status, _, body = server.request("POST", "/v2/models/alexnet/infer", json.dumps(request),
+                                         {"Content-Type": "application/json"})
+        assert status == 200, body
+        output = json.loads(body)["outputs"][0]
+        assert np.array_equal(np.array(output["data"], np.float32).reshape(output["shape"]), expected)
+    finally:
+        assert server.stop() == 0, "".join(server.log)
