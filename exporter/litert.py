@@ -64,8 +64,9 @@ def versions() -> dict[str, str]:
 
 
 @contextmanager
-def _converter_quiet():
-    """litert-torch prints its progress with rich unless LITERT_TORCH_SHOW_PROGRESS says no; library code never prints."""
+def converter_quiet():
+    """litert-torch prints its progress with rich unless LITERT_TORCH_SHOW_PROGRESS says no, and library
+    code never prints: off while converting."""
     saved = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
     try:
@@ -91,7 +92,7 @@ def convert(model, precision: str, batch: int, calibration: np.ndarray | None = 
 
     example = (torch.zeros(batch, IMAGE_SIZE, IMAGE_SIZE, CHANNELS),)
     rewritten = for_litert(model)
-    with _converter_quiet():
+    with converter_quiet():
         try:
             if precision_row(precision).calibrated:
                 converted = _convert_int8(rewritten, example, calibration, on_event)

@@ -84,7 +84,7 @@ def test_an_nchw_file_is_fed_nchw(fp32_tflite, small_model, real_images, tmp_pat
     import litert_torch
     import torch
 
-    from alexnet_export.exporter.litert import _converter_quiet
+    from alexnet_export.exporter.litert import converter_quiet
     from alexnet_export.exporter.lrn_banded import for_executorch
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import LiteRtRuntime
@@ -92,7 +92,7 @@ def test_an_nchw_file_is_fed_nchw(fp32_tflite, small_model, real_images, tmp_pat
     from alexnet_export.runtimes.model_sidecar import write_sidecar
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
-    with _converter_quiet():
+    with converter_quiet():
         flatbuffer = litert_torch.convert(for_executorch(small_model), (torch.zeros(1, 3, 224, 224),)).model_content()
     path = tmp_path / "nchw.tflite"
     path.write_bytes(flatbuffer)
@@ -236,10 +236,10 @@ def test_the_seed_converted_as_it_is_would_be_refused(small_model):
     import torch
 
     from alexnet_export.errors import ExportError
-    from alexnet_export.exporter.litert import _converter_quiet, check_builtin
+    from alexnet_export.exporter.litert import converter_quiet, check_builtin
     from alexnet_export.runtimes.litert_model import facts_of
 
-    with _converter_quiet():
+    with converter_quiet():
         flatbuffer = litert_torch.convert(small_model, (torch.zeros(1, 3, 224, 224),)).model_content()
     facts = facts_of(flatbuffer, "seed.tflite")
     assert facts.not_builtin == {"STABLEHLO_REDUCE_WINDOW": 2} and facts.operators["TRANSPOSE"] == 6
