@@ -270,3 +270,17 @@ def test_serve_answers_with_the_files_logits(int8_tflite, server_process, consol
         assert np.array_equal(np.array(output["data"], np.float32).reshape(output["shape"]), expected)
     finally:
         assert server.stop() == 0, "".join(server.log)
+
+
+def test_without_ai_edge_litert_opening_a_tflite_names_the_extra(fp32_tflite):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ai_edge_litert'] = None\n"  # what an install without the extra sees
+            "from alexnet_export.runtimes import open_runtime\n"
+            f"open_runtime({str(fp32_tflite.path)!r})")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "reading a .tflite needs ai-edge-litert (import of ai_edge_litert halted; None in sys.modules);"
+        " run: pip install 'alexnet-export[litert]'")
