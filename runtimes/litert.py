@@ -1,8 +1,8 @@
 """LiteRT backend: runs a `.tflite` made by `alexnet-export litert`, with its sidecar, through Google's
 interpreter (`ai-edge-litert`, the `litert` extra; no torch, no TensorFlow).
 
-The toolkit's files take NHWC input (the transposes around an NCHW input cost 2 TRANSPOSE ops and
-time, docs/litert.md) at a fixed batch, and an INT8 file takes and gives INT8 tensors; `predict`
+The toolkit's files take NHWC input (an app's image layout; NCHW would add TRANSPOSE ops, 2 in FP32
+and 2 more in INT8, docs/litert.md) at a fixed batch, and an INT8 file takes and gives INT8 tensors; `predict`
 takes the toolkit's float32 NCHW batch whatever the file's layout and dtype, and does the
 transpose and the (de)quantization here, from what the flatbuffer says. Labels, preprocessing,
 precision and the batch are in `<name>.tflite.json` (runtimes/model_sidecar.py), which the
