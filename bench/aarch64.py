@@ -1,12 +1,13 @@
-"""Model files on ONNX Runtime's aarch64 kernels, under emulation on an x86_64 Linux machine,
-compared with this machine's: `alexnet-export verify --on aarch64` and tests/edge/test_aarch64.py.
+"""Model files on ONNX Runtime's (or LiteRT's) aarch64 kernels, under emulation on an x86_64 Linux
+machine, compared with this machine's: `alexnet-export verify --on aarch64` and tests/edge/test_aarch64.py.
 
 bench/aarch64_sandbox.sh makes the sandbox from the package registries (cached in a folder):
 Debian's arm64 Python 3.11 run by qemu-aarch64, with the aarch64 wheels of the light install.
 The toolkit goes in beside it: a wheel's contents, or a copy of the running package. One emulated
 interpreter runs every file of a check (bench/aarch64_runner.py), since starting it and importing
-ONNX Runtime takes seconds under emulation. ONNX Runtime, numpy and Pillow are pinned to this
-machine's versions, so a difference is the platform's, not a release's.
+ONNX Runtime takes seconds under emulation. ONNX Runtime, numpy and Pillow (and LiteRT's
+interpreter, ai-edge-litert, where it is installed here) are pinned to this machine's versions, so a
+difference is the platform's, not a release's.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ from alexnet_export.runtimes.preprocess import preprocess_readable
 PLATFORM = "aarch64"
 DEFAULT_FOLDER_ENV = "ALEXNET_EXPORT_AARCH64_DIR"
 # What computes the logits, pinned to this machine's release (distribution names as pip takes them).
-PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",)}
+# ai-edge-litert (the .tflite runtime) goes in only where it is installed here: it has aarch64 wheels.
+PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",),
+          "ai-edge-litert": ("ai-edge-litert",)}
+# The backends whose files the check runs there (runtimes/registry.py names): those whose runtime is in the sandbox.
+RUNS_THERE = ("onnx", "ort", "litert")
 # The runner's layers: what the emulated interpreter imports of the toolkit.
 RUNNER_PACKAGES = ("alexnet_export.models", "alexnet_export.runtimes", "alexnet_export.bench")
 CANNOT_BUILD_HERE = 2  # the script's exit status for "this machine cannot make the sandbox"
@@ -217,19 +222,18 @@ def run_files(sandbox: Sandbox, toolkit: Path, items: Sequence[dict], arrays: di
 
 def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder: str | Path | None = None,
                      trusted_key: str | Path | None = None, on_event: Listener = ignore) -> PlatformCheck:
-    """Runs `model` (an .onnx) on `images` here, on the CPU, and on aarch64 under emulation, and
-    compares the logits by the gate of the file's precision (models/precisions.py)."""
-    import onnxruntime
-
-    from alexnet_export.runtimes.registry import backend_for, open_runtime
+    """Runs `model` (an .onnx, .ort or .tflite) on `images` here, on the CPU, and on aarch64 under
+    emulation, and compares the logits by the gate of the file's precision (models/precisions.py)."""
+    from alexnet_export.runtimes.registry import BACKENDS, backend_for, open_runtime
 
     model = Path(model)
     backend = backend_for(model)
-    if backend.name != "onnx":
-        raise ArgumentError(f"{model} is {backend.description}; the {PLATFORM} check runs ONNX files"
-                            " (ONNX Runtime's aarch64 kernels)", argument="model")
+    if backend.name not in RUNS_THERE:
+        kinds = ", ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.name in RUNS_THERE)
+        raise ArgumentError(f"{model} is {backend.description}; the {PLATFORM} check runs {kinds}",
+                            argument="model")
     # This machine's CPU kernels against aarch64's: a GPU here would measure the GPU instead.
-    runtime = open_runtime(model, trusted_key=trusted_key, providers=["CPUExecutionProvider"])
+    runtime = open_runtime(model, trusted_key=trusted_key, **backend.taken(providers=["CPUExecutionProvider"]))
     inputs, _, skipped = preprocess_readable(list(images), runtime.metadata.preprocessing)
     if not len(inputs):
         raise InputError(f"none of the {len(images)} images could be read"
@@ -243,10 +247,21 @@ def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder:
     report = compare_logits(here, runs.files[0].logits)
     return PlatformCheck(
         model=str(model), platform=PLATFORM,
-        here=f"{platform.machine()}, ONNX Runtime {onnxruntime.__version__}, CPUExecutionProvider",
-        there=f"{runs.machine} under {qemu_version(sandbox)}, ONNX Runtime {runs.onnxruntime}, {runs.files[0].device}",
+        here=f"{platform.machine()}, {_runs_on(backend.name, runtime.device)}",
+        there=f"{runs.machine} under {qemu_version(sandbox)}, {_runs_on(backend.name, runs.files[0].device, runs)}",
         precision=runtime.precision, gate=gate, report=report, failures=tuple(report.failures(gate)),
         skipped=tuple(skipped), seconds=runs.seconds)
+
+
+def _runs_on(backend: str, device: str, runs: Runs | None = None) -> str:
+    """What ran the file: "ONNX Runtime 1.31.1, CPUExecutionProvider", or the LiteRT runtime's device."""
+    if backend == "litert":
+        return device
+    if runs is None:
+        import onnxruntime
+
+        return f"ONNX Runtime {onnxruntime.__version__}, {device}"
+    return f"ONNX Runtime {runs.onnxruntime}, {device}"
 
 
 def qemu_version(sandbox: Sandbox) -> str:

@@ -23,7 +23,11 @@ BOOKWORM_PACKAGES=(python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
                    libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1 libgcc-s1 libstdc++6)
 MIRROR=http://deb.debian.org/debian
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-WHEEL_PLATFORM=manylinux_2_28_aarch64  # bookworm's glibc is 2.36
+# pip (23.2) takes a --platform as given, without the older glibc tags it implies: name each one
+# bookworm runs (ai-edge-litert's wheel is manylinux_2_27, numpy's manylinux_2_28, others 2014).
+PLATFORM_ARGS=()
+for ((minor = 36; minor >= 17; minor--)); do PLATFORM_ARGS+=(--platform "manylinux_2_${minor}_aarch64"); done
+PLATFORM_ARGS+=(--platform manylinux2014_aarch64)
 PYTHON=${PYTHON:-python3}
 
 fail() { echo "aarch64 sandbox: $1" >&2; exit "${2:-1}"; }
@@ -112,12 +116,12 @@ for line in sys.argv[1:]:
 EOF
 SITE_STAMP="site $SCRIPT_HASH $(sort "$REQUIREMENTS" | paste -sd' ')"
 if [[ $(cat "$DIR/site.stamp" 2>/dev/null) != "$SITE_STAMP" ]]; then
-    say "installing $WHEEL_PLATFORM wheels: $(paste -sd' ' "$REQUIREMENTS")"
+    say "installing aarch64 wheels (glibc 2.36 and older): $(paste -sd' ' "$REQUIREMENTS")"
     rm -rf "$DIR/site" "$DIR/site.stamp"
     mkdir -p "$WORK/site"
     if [[ -s $REQUIREMENTS ]]; then
         "$PYTHON" -m pip install -q --disable-pip-version-check --no-input --ignore-installed \
-            --platform "$WHEEL_PLATFORM" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+            "${PLATFORM_ARGS[@]}" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
             --target "$WORK/site" -r "$REQUIREMENTS" >>"$LOG" 2>&1 \
             || fail "pip could not install aarch64 wheels of $(paste -sd' ' "$REQUIREMENTS"): see $LOG"
     fi

@@ -8,7 +8,8 @@
    (benchmarks/train.py; reused on a re-run unless --retrain).
 3. Drives the CLI as a user would: `alexnet-export onnx` FP32, `--precision fp16`, `int8` (CPU
    file) and `int8-tensorrt` (the Q/DQ file TensorRT builds from), the OpenVINO IRs and the
-   ExecuTorch programs (`executorch`, FP32 and INT8), INT8 calibrated with the toolkit's
+   ExecuTorch programs (`executorch`, FP32 and INT8) and the LiteRT models (`litert`, FP32, FP16 and
+   INT8), INT8 calibrated with the toolkit's
    defaults on the calib split; then `alexnet-export verify` on the test split for each
    file against the checkpoint, and for the checkpoint itself (eager FP32).
 4. Sweeps INT8 calibration method x calibration set size through the library, both INT8 files.
@@ -47,7 +48,13 @@ FILES = {  # row name -> (file name, command, its --precision)
     "OpenVINO INT8 IR": ("digits.int8.xml", "openvino", "int8"),
     "ExecuTorch FP32 .pte (XNNPACK)": ("digits.pte", "executorch", "fp32"),
     "ExecuTorch INT8 .pte (XNNPACK, PT2E)": ("digits.int8.pte", "executorch", "int8"),
+    "LiteRT FP32 .tflite": ("digits.tflite", "litert", "fp32"),
+    "LiteRT FP16 .tflite (FP16 weights)": ("digits.fp16.tflite", "litert", "fp16"),
+    "LiteRT INT8 .tflite (PT2E)": ("digits.int8.tflite", "litert", "int8"),
 }
+# The commands whose INT8 calibrates with PT2E's own observers: they take the images, not ONNX Runtime's range
+# cache (and verify their FP16 on the held-out ones).
+PT2E_COMMANDS = ("executorch", "litert")
 
 
 def main() -> None:
@@ -78,8 +85,7 @@ def main() -> None:
         if precision == "bf16" and not cpu_has_bf16():
             print(f"skipping {name}: this CPU has no BF16", flush=True)
             continue
-        # PT2E calibrates with its own observers: `executorch` takes the images, not ONNX Runtime's range cache.
-        extra = [] if precision == "fp32" else calib_images if command == "executorch" else calib
+        extra = [] if precision == "fp32" else calib_images if command in PT2E_COMMANDS else calib
         run([cli, command, *common, "--precision", precision, *extra, "-o", str(work / file_name)])
         made[name] = work / file_name
 

@@ -68,6 +68,7 @@ def main():
     alexnet-export inspect alexnet.engine                                           # each layer's precision
     alexnet-export openvino --weights model.pt --precision int8 --calib-dir photos/ # alexnet.int8.xml
     alexnet-export executorch --weights model.pt --precision int8 --calib-dir photos/   # alexnet.int8.pte
+    alexnet-export litert --weights model.pt --precision int8 --calib-dir photos/       # alexnet.int8.tflite
     alexnet-export predict alexnet.onnx cat.jpg dog.png
     alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
@@ -83,6 +84,7 @@ def _register_commands():
     from alexnet_export.cli_executorch import executorch_command
     from alexnet_export.cli_export import onnx_command, ort_command, trt_command
     from alexnet_export.cli_inspect import inspect_command
+    from alexnet_export.cli_litert import litert_command
     from alexnet_export.cli_openvino import openvino_command
     from alexnet_export.cli_serve import serve_command, triton_command
     from alexnet_export.cli_sign import sign_command, verify_signature_command
@@ -94,6 +96,7 @@ def _register_commands():
     main.add_command(inspect_command)
     main.add_command(openvino_command)
     main.add_command(executorch_command)
+    main.add_command(litert_command)
     main.add_command(bench_command)
     main.add_command(triton_command)
     main.add_command(serve_command)
@@ -116,8 +119,8 @@ def _register_commands():
 def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted_key):
     """Classify images with an exported .onnx file or a checkpoint (run eagerly).
 
-    Preprocessing and labels come from the .onnx file's metadata (a .pte's sidecar, an engine's
-    sidecar); a checkpoint uses the ImageNet defaults.
+    Preprocessing and labels come from the .onnx file's metadata (a .pte's or .tflite's sidecar, an
+    engine's sidecar); a checkpoint uses the ImageNet defaults.
 
     \b
     Examples:

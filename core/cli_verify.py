@@ -35,7 +35,8 @@ from alexnet_export.runtimes.layers import LAYERS
                    f"and the noise each layer adds, for {', '.join(layer.name for layer in LAYERS)}; names the "
                    f"layer that adds the most.")
 @click.option("--on", "platform", type=click.Choice(["aarch64"]),
-              help="Also run MODEL (an .onnx) on ONNX Runtime's kernels for this CPU architecture, under qemu "
+              help="Also run MODEL (an .onnx or .ort on ONNX Runtime's kernels, a .tflite on LiteRT's) for this CPU "
+                   "architecture, under qemu "
                    "emulation on an x86_64 Linux machine with apt-get (the sandbox is built from Debian's and "
                    "PyPI's packages once, cached in $ALEXNET_EXPORT_AARCH64_DIR or ~/.cache/alexnet-export/aarch64), "
                    "and compare its logits with this machine's CPU's by the gate of the file's precision; exit 1 "

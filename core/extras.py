@@ -25,6 +25,8 @@ EXTRA_OF = {
     "matplotlib": ("matplotlib", "bench"),
     "pyarrow": ("pyarrow", "batch"),
     "executorch": ("executorch", "executorch"),
+    "ai_edge_litert": ("ai-edge-litert", "litert"),
+    "litert_torch": ("litert-torch", "litert-export"),
     "ray": ("ray", "ray"),
 }
 EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")

@@ -14,7 +14,6 @@ executorch.devtools.backend_debug.get_delegation_info; docs.pytorch.org/executor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -29,6 +28,7 @@ from alexnet_export.hashing import file_sha256
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import IMAGE_DIMS, ArtifactMetadata
 from alexnet_export.runtimes.executorch import ExecuTorchRuntime, executorch_version, import_executorch, new_sidecar, sidecar_path
+from alexnet_export.runtimes.model_sidecar import write_sidecar
 from alexnet_export.runtimes.parity import VERIFY_BATCH, ParityReport, compare_runtimes, enforce
 
 DEFAULT_MAX_BATCH = 32
@@ -189,7 +189,7 @@ def write_verified_pte(write: Callable[[BinaryIO], None], delegation: Delegation
         sidecar = new_sidecar(precision=precision, batch=(1, max_batch), pte_bytes=staged.stat().st_size,
                               pte_sha256=file_sha256(staged), metadata=metadata_for(metadata, precision),
                               delegation=delegation.to_json(), executorch=executorch_version())
-        sidecar_path(staged).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_sidecar(staged, sidecar)
         on_event(Step(f"verifying {output.name} under ExecuTorch against eager PyTorch on {verified_on}"))
         candidate = ExecuTorchRuntime(staged, threads=threads)
         try:

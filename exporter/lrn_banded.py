@@ -11,8 +11,13 @@ c's window, zero-padded at the edges as PyTorch pads), and the power as exp(-bet
 XNNPACK takes `pow` only with the exponent 2, but has `exp` and `log` (base >= k > 0). Eager
 outputs stay within float rounding of PyTorch's LRN (tests/executorch/test_lrn_banded.py).
 
+The LiteRT export takes the same rewrite (`for_litert`): litert-torch turns PyTorch's LRN into
+STABLEHLO_REDUCE_WINDOW, POW and DIV, which XNNPACK does not take; with it the .tflite holds builtin
+operators only. `for_litert` also takes NHWC input, which removes the TRANSPOSE ops the converter
+puts around an NCHW input and before the flatten.
+
 The seed model and the ONNX paths (native LRN node, or exporter/lrn_pooled.py) are untouched:
-`for_executorch` works on a copy.
+`for_executorch` and `for_litert` work on a copy.
 """
 
 from __future__ import annotations
@@ -72,3 +77,28 @@ def for_executorch(model: nn.Module) -> nn.Module:
         elif isinstance(layer, nn.LocalResponseNorm):
             copied.features[index] = BandedLRN(layer, channels)
     return _FlatBatch(copied).eval()
+
+
+class _ChannelsLast(nn.Module):
+    """The AlexNet forward for NHWC input, flattened in NHWC order: fc6's input columns are permuted
+    to match, so the logits are the NCHW model's (to float rounding) and the converted FP32 file holds
+    no TRANSPOSE (LiteRT's convolutions are NHWC)."""
+
+    def __init__(self, flat: _FlatBatch):
+        super().__init__()
+        self.features, self.classifier = flat.features, flat.classifier
+        fc6 = self.classifier[1]
+        channels = self.features[-3].out_channels  # conv5, before its ReLU and pool5
+        side = int(round((FLAT_FEATURES // channels) ** 0.5))
+        with torch.no_grad():
+            weight = fc6.weight.reshape(fc6.out_features, channels, side, side).permute(0, 2, 3, 1)
+            fc6.weight = nn.Parameter(weight.reshape(fc6.out_features, FLAT_FEATURES).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.features(x.permute(0, 3, 1, 2))
+        return self.classifier(features.permute(0, 2, 3, 1).reshape(-1, FLAT_FEATURES))
+
+
+def for_litert(model: nn.Module) -> nn.Module:
+    """A copy of the AlexNet `model` (eval mode) for LiteRT: banded LRN, NHWC input (N, 224, 224, 3)."""
+    return _ChannelsLast(for_executorch(model)).eval()

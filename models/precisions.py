@@ -17,12 +17,12 @@ from alexnet_export.errors import ArgumentError
 # The words stored in a file's metadata and used by the library API.
 FP32, FP16, BF16 = "fp32", "fp16", "bf16"
 INT8_CPU, INT8_TENSORRT, INT8_OPENVINO = "int8-cpu", "int8-tensorrt", "int8-openvino"
-INT8_EXECUTORCH = "int8-executorch"
+INT8_EXECUTORCH, INT8_LITERT = "int8-executorch", "int8-litert"
 # A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
 FOREIGN_INT8 = "int8"
 
 # File formats, by the registry's backend names (runtimes/registry.py) where they have one.
-ONNX, ENGINE, IR, EXECUTORCH = "onnx", "engine", "openvino", "executorch"
+ONNX, ENGINE, IR, EXECUTORCH, LITERT = "onnx", "engine", "openvino", "executorch", "litert"
 
 
 class PrecisionError(ArgumentError):
@@ -69,10 +69,12 @@ class Precision:
 
 
 PRECISIONS: tuple[Precision, ...] = (
-    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32", EXECUTORCH: "fp32"}, "f32", "FP32",
+    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32", EXECUTORCH: "fp32",
+                                        LITERT: "fp32"}, "f32", "FP32",
               "float32 throughout"),
-    Precision(FP16, "fp16", FP16_GATE, False, {ONNX: "fp16", ENGINE: "fp16"}, None, "FP16",
-              "FP16 Conv/Gemm, FP32 inputs, outputs and LRN"),
+    Precision(FP16, "fp16", FP16_GATE, False, {ONNX: "fp16", ENGINE: "fp16", LITERT: "fp16"}, None, "FP16",
+              "FP16 Conv/Gemm, FP32 inputs, outputs and LRN (a .tflite: FP16 weights, which LiteRT's CPU kernels"
+              " widen to FP32 when it loads)"),
     Precision(BF16, "bf16", BF16_GATE, False, {IR: "bf16"}, "bf16", "FP32",
               "an FP32 IR that OpenVINO runs in BF16 (CPUs with AVX512_BF16 or AMX)"),
     Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, {ONNX: "int8"}, None, "INT8",
@@ -84,6 +86,9 @@ PRECISIONS: tuple[Precision, ...] = (
     Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, {EXECUTORCH: "int8"}, None, "INT8",
               "PyTorch's PT2E flow with XNNPACK's quantizer: symmetric INT8, per-channel weights, run by ExecuTorch's"
               " XNNPACK delegate"),
+    Precision(INT8_LITERT, "int8", INT8_GATE, True, {LITERT: "int8"}, None, "INT8",
+              "PT2E with litert-torch's quantizer: symmetric INT8 activations, per-channel weights, INT8 input and"
+              " output tensors, run by LiteRT's XNNPACK delegate and builtin kernels"),
     Precision(FOREIGN_INT8, "int8", INT8_GATE, True, {}, None, "INT8",
               "quantized by another tool (read from the graph; never written by this toolkit)"),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from alexnet_export.models.precisions import EXECUTORCH, FP32, IR, ONNX, precision
+from alexnet_export.models.precisions import EXECUTORCH, FP32, IR, LITERT, ONNX, precision
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -43,14 +43,15 @@ FLOAT_INPUT, PIXEL_INPUT = "float32", "uint8"
 INPUT_FORMATS = (FLOAT_INPUT, PIXEL_INPUT)
 
 
-_FORMAT_OF_EXTENSION = {"onnx": ONNX, "xml": IR, "pte": EXECUTORCH}
+_FORMAT_OF_EXTENSION = {"onnx": ONNX, "xml": IR, "pte": EXECUTORCH, "tflite": LITERT}
 
 
 def precision_file_name(stem: str, word: str, extension: str = "onnx", input_format: str = FLOAT_INPUT) -> str:
     """The default file name of a model in precision `word`: alexnet.onnx, alexnet.fp16.onnx,
     alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name.
     OpenVINO IRs (extension "xml"): alexnet.xml, alexnet.bf16.xml, alexnet.int8.xml; ExecuTorch
-    programs ("pte"): alexnet.pte, alexnet.int8.pte. Files that take pixels say so:
+    programs ("pte"): alexnet.pte, alexnet.int8.pte; LiteRT ("tflite"): alexnet.tflite, alexnet.fp16.tflite,
+    alexnet.int8.tflite. Files that take pixels say so:
     alexnet.uint8.onnx, alexnet.fp16.uint8.onnx."""
     part = precision(word, _FORMAT_OF_EXTENSION.get(extension, ONNX)).name_part
     words = [stem] + ([part] if part else []) + ([PIXEL_INPUT] if input_format == PIXEL_INPUT else [])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__all__ = ["ExecuTorchRuntime", "OnnxRuntime", "OpenVinoRuntime", "TorchRuntime", "TensorRTRuntime", "Runtime", "open_runtime"]
+__all__ = ["ExecuTorchRuntime", "LiteRtRuntime", "OnnxRuntime", "OpenVinoRuntime", "TorchRuntime", "TensorRTRuntime",
+           "Runtime", "open_runtime"]
 
 if TYPE_CHECKING:
     from alexnet_export.runtimes.base import Runtime
     from alexnet_export.runtimes.executorch import ExecuTorchRuntime
+    from alexnet_export.runtimes.litert import LiteRtRuntime
     from alexnet_export.runtimes.onnx import OnnxRuntime
     from alexnet_export.runtimes.openvino import OpenVinoRuntime
     from alexnet_export.runtimes.registry import open_runtime
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "ExecuTorchRuntime": "alexnet_export.runtimes.executorch",
+    "LiteRtRuntime": "alexnet_export.runtimes.litert",
     "OnnxRuntime": "alexnet_export.runtimes.onnx",
     "OpenVinoRuntime": "alexnet_export.runtimes.openvino",
     "TorchRuntime": "alexnet_export.runtimes.torch",

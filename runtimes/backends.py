@@ -20,14 +20,14 @@ from alexnet_export.runtimes.base import Runtime
 
 @dataclass(frozen=True)
 class Backend:
-    name: str  # "onnx", "checkpoint", "engine", "openvino", "executorch"
+    name: str  # "onnx", "checkpoint", "engine", "openvino", "executorch", "litert"
     description: str  # what its files are, for messages: "a PyTorch checkpoint"
     suffixes: tuple[str, ...]  # lower case, with the dot
     runtime: str  # "module:Class", imported when a file is opened
     options: frozenset[str]  # the keyword options its runtime takes (tests/runtimes/test_registry.py keeps them true)
     platform: str  # the platform it serves as, in Triton's words (the KServe v2 model metadata's "platform")
     # Files that belong to a model file, as patterns of its name: "{name}.data" (ONNX external
-    # weights), "{stem}.bin" (an IR's weights), "{name}.json" (an engine's or a .pte's sidecar).
+    # weights), "{stem}.bin" (an IR's weights), "{name}.json" (an engine's, a .pte's or a .tflite's sidecar).
     companions: tuple[str, ...] = ()
 
     def files(self, path: str | Path) -> list[Path]:
@@ -78,7 +78,11 @@ OPENVINO = Backend(
 EXECUTORCH = Backend(
     "executorch", "an ExecuTorch program", (".pte",), "alexnet_export.runtimes.executorch:ExecuTorchRuntime",
     frozenset({"threads"}), "executorch", ("{name}.json",))
-BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH)
+# LiteRT (.tflite): Google's interpreter from ai-edge-litert; no Triton backend of NVIDIA's runs them.
+LITERT = Backend(
+    "litert", "a LiteRT model", (".tflite",), "alexnet_export.runtimes.litert:LiteRtRuntime",
+    frozenset({"threads"}), "litert", ("{name}.json",))
+BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 
 

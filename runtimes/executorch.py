@@ -11,7 +11,6 @@ ExecuTorch's C++ runtime with the XNNPACK backend linked in, no Python and no to
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -19,15 +18,14 @@ import numpy as np
 
 from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
-from alexnet_export.models.precisions import EXECUTORCH, precision as precision_row
+from alexnet_export.models.precisions import EXECUTORCH
 from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.runtimes import model_sidecar
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.checks import BatchBounds
 
 INSTALL_HINT = install_hint("executorch")
-SIDECAR_FORMAT = 1
-REQUIRED_KEYS = ("format", "precision", "batch", "pte_bytes", "metadata")
 METHOD = "forward"
+BYTES_KEY = "pte_bytes"
 
 
 class ExecuTorchUnavailable(AlexNetExportError, RuntimeError):
@@ -51,46 +49,19 @@ def executorch_version() -> str:
 
 
 def sidecar_path(pte_path: str | Path) -> Path:
-    return Path(str(pte_path) + ".json")
+    return model_sidecar.sidecar_path(pte_path)
 
 
 def new_sidecar(*, precision: str, batch: tuple[int, int], pte_bytes: int, pte_sha256: str, metadata: dict[str, str],
                 delegation: dict, executorch: str) -> dict:
-    """The sidecar of a new .pte, as JSON-ready data."""
-    return {"format": SIDECAR_FORMAT, "precision": precision, "batch": {"min": batch[0], "max": batch[1]},
-            "pte_bytes": pte_bytes, "pte_sha256": pte_sha256, "executorch": executorch, "delegation": delegation,
-            "metadata": dict(metadata)}
+    """The sidecar of a new .pte, as JSON-ready data (runtimes/model_sidecar.py)."""
+    return model_sidecar.new_sidecar(precision=precision, batch=batch, bytes_key=BYTES_KEY, size=pte_bytes,
+                                     sha256=pte_sha256, metadata=metadata, executorch=executorch, delegation=delegation)
 
 
 def read_sidecar(pte_path: str | Path) -> dict:
     """The sidecar beside `pte_path`, checked for what the runtime needs and that it belongs to this file."""
-    path, hint = sidecar_path(pte_path), "export it again with `alexnet-export executorch`"
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing; a .pte carries no labels or preprocessing, and loads only with"
-                             f" the sidecar written beside it: {hint}")
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not readable JSON ({exc}); {hint}") from None
-    missing = [key for key in REQUIRED_KEYS if key not in sidecar] if isinstance(sidecar, dict) else REQUIRED_KEYS
-    if missing:
-        raise ModelLoadError(f"{path} lacks {', '.join(missing)}; {hint}")
-    if sidecar["format"] != SIDECAR_FORMAT:
-        raise ModelLoadError(f"{path} is sidecar format {sidecar['format']}; this release reads {SIDECAR_FORMAT}")
-    metadata = sidecar["metadata"]
-    if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
-        raise ModelLoadError(f"{path} metadata must be an object of strings; {hint}")
-    size = Path(pte_path).stat().st_size
-    if sidecar["pte_bytes"] != size:  # a cheap check that the pair was written together
-        raise ModelLoadError(f"{path} describes a .pte of {sidecar['pte_bytes']} bytes but {Path(pte_path).name} has"
-                             f" {size}; the two are not one export: {hint}")
-    try:
-        precision_row(sidecar["precision"], EXECUTORCH)
-        batch = BatchBounds(int(sidecar["batch"]["min"]), int(sidecar["batch"]["max"]))
-    except (KeyError, TypeError, ValueError, AlexNetExportError) as exc:
-        raise ModelLoadError(f"{path} has no readable precision or batch range ({one_line(exc)}); {hint}") from None
-    sidecar["bounds"] = batch
-    return sidecar
+    return model_sidecar.read_sidecar(pte_path, fmt=EXECUTORCH, bytes_key=BYTES_KEY, command="executorch")
 
 
 class ExecuTorchRuntime(Runtime):

@@ -15,6 +15,7 @@ from alexnet_export.runtimes.backends import (  # noqa: F401 (re-exported: the t
     ENGINE,
     EXECUTORCH,
     KNOWN_SUFFIXES,
+    LITERT,
     ONNX,
     OPENVINO,
     ORT_FORMAT,
@@ -28,8 +29,8 @@ from alexnet_export.runtimes.verification import check_before_open
 
 
 def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, **options) -> Runtime:
-    """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime, OpenVinoRuntime or ExecuTorchRuntime,
-    by suffix) with `options`. An option its backend does not take is an OptionError before anything
+    """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime, OpenVinoRuntime, ExecuTorchRuntime
+    or LiteRtRuntime, by suffix) with `options`. An option its backend does not take is an OptionError before anything
     loads; then `path` is verified against `trusted_key`, or $ALEXNET_EXPORT_TRUSTED_KEY when that is
     set (runtimes/verification.py), before the runtime class is even imported."""
     backend = backend_for(path)

@@ -421,3 +421,44 @@ class ServerProcess:
 def server_process():
     """ServerProcess: `alexnet-export serve` in a subprocess, for tests that start their own."""
     return ServerProcess
+
+
+# LiteRT files (`litert` extra), one per precision, exported once per session: tests/litert and the
+# aarch64 check (tests/edge) share them.
+LITERT_EXPORT_SECONDS = {}  # printed at the end of the session
+
+
+def _export_litert(folder: Path, name: str, **options):
+    pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install '.[litert]')")
+    from alexnet_export.exporter.pipeline import ModelSource, export_litert
+
+    started = time.perf_counter()
+    result = export_litert(folder / name, ModelSource(num_classes=SMALL_CLASSES, seed=3), **options)
+    LITERT_EXPORT_SECONDS[options.get("precision", "fp32")] = time.perf_counter() - started
+    return result
+
+
+@pytest.fixture(scope="session")
+def fp32_tflite(tmp_path_factory):
+    """The exporter's FP32 .tflite of the 10-class model (batch 1, NHWC input), with its sidecar."""
+    return _export_litert(tmp_path_factory.mktemp("tflite"), "small.tflite")
+
+
+@pytest.fixture(scope="session")
+def fp16_tflite(tmp_path_factory):
+    return _export_litert(tmp_path_factory.mktemp("tflite16"), "small.fp16.tflite", precision="fp16")
+
+
+@pytest.fixture(scope="session")
+def int8_tflite(tmp_path_factory, calib_dir):
+    """The exporter's INT8 .tflite, calibrated on 64 images of calib_dir and verified on the rest."""
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    return _export_litert(tmp_path_factory.mktemp("tflite8"), "small.int8.tflite", precision="int8-litert",
+                          calibration=CalibrationOptions(calib_dir, 64))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if LITERT_EXPORT_SECONDS:
+        terminalreporter.write_line("LiteRT shared exports: " + ", ".join(
+            f"{name} {seconds:.1f}s" for name, seconds in LITERT_EXPORT_SECONDS.items()))

@@ -144,9 +144,24 @@ def test_the_script_says_in_one_line_why_it_cannot_build(tmp_path):
     assert not (tmp_path / "sandbox").exists()
 
 
-def test_verify_on_aarch64_takes_onnx_files_only(cli, tmp_path, photos, one_line_error):
+def test_verify_on_aarch64_takes_files_its_runtimes_run(cli, tmp_path, photos, one_line_error):
     (tmp_path / "model.xml").write_text("<net/>")
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
     result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
-    one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs ONNX files", code=2)
+    one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs an ONNX model \(\.onnx\), an ONNX"
+                           r" Runtime format model \(\.ort\), a LiteRT model \(\.tflite\)$", code=2)
+
+
+def test_the_int8_tflite_on_aarch64(cli, int8_tflite, photos, tmp_path, aarch64_sandbox):
+    """LiteRT's aarch64 wheel (pinned to this machine's ai-edge-litert) runs the INT8 .tflite under
+    emulation: XNNPACK's ARM INT8 kernels against this machine's x86 ones, by the INT8 gate."""
+    pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed (pip install '.[litert]')")
+    for photo in photos[:PHOTOS_USED]:
+        (tmp_path / photo.name).write_bytes(photo.read_bytes())
+    result = cli("verify", int8_tflite.path, "--images", tmp_path, "--on", "aarch64", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["platform"]
+    assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == "int8"
+    assert check["precision"] == "int8-litert" and check["report"]["samples"] == PHOTOS_USED
+    assert "aarch64 under qemu-aarch64 10." in check["there"] and "LiteRT" in check["there"]

@@ -48,9 +48,10 @@ def test_every_suffix_has_one_backend():
 
 
 def test_unknown_suffix_names_the_known_ones():
-    with pytest.raises(ModelLoadError, match=r"^don't know how to run model.tflite: suffix '\.tflite'; expected one of "
-                                             r"\.onnx, \.ort, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml, \.pte$"):
-        backend_for("model.tflite")
+    with pytest.raises(ModelLoadError, match=r"^don't know how to run model.mlmodel: suffix '\.mlmodel'; expected one of "
+                                             r"\.onnx, \.ort, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml, \.pte,"
+                                             r" \.tflite$"):
+        backend_for("model.mlmodel")
 
 
 def test_an_option_the_backend_does_not_take_is_one_line_naming_both(tmp_path):
