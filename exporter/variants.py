@@ -26,7 +26,7 @@ from alexnet_export.exporter.precision import QUANTIZERS, to_fp16
 from alexnet_export.runtimes.samples import synthetic_images
 from alexnet_export.models.precisions import INT8_GATE, precision as precision_row
 from alexnet_export.models.spec import Preprocessing
-from alexnet_export.models.precisions import FP16
+from alexnet_export.models.precisions import FP16, INT4
 from alexnet_export.runtimes.parity import ParityReport, compare_in_batches, enforce
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.preprocess import preprocess_batch
@@ -69,7 +69,7 @@ def make_variant(
     auto_keep_float: bool = False,
     on_event: Listener = ignore,
 ) -> VariantResult:
-    """Write `output` in `precision` (FP16, INT8_TENSORRT or INT8_CPU) and gate it.
+    """Write `output` in `precision` (FP16, INT4, INT8_TENSORRT or INT8_CPU) and gate it.
 
     The pipeline's step (exporter/pipeline.py), which has checked the arguments: the precision
     one the ONNX exporter writes, calibration images for INT8, keep_float from check_float_layers.
@@ -93,6 +93,11 @@ def make_variant(
             clamped = to_fp16(fp32_onnx, staged)
             if clamped:
                 notes.append(Note(f"{clamped} weights smaller than FP16 can hold were clamped to +-1e-7", warning=True))
+        elif precision == INT4:
+            from alexnet_export.exporter.int4 import BLOCK_SIZE, to_int4
+
+            on_event(Step(f"quantizing fc6-fc8 weights to INT4 in blocks of {BLOCK_SIZE} (MatMulNBits)"))
+            to_int4(fp32_onnx, staged)
         else:
             task = f"calibrating ({calibration.method})"
             ranges = calibration_ranges(fp32_onnx, calibration_set, calibration.method, calibration.cache_dir,
