@@ -12,7 +12,7 @@ import numpy as np
 from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
 from alexnet_export.atomic import atomic_output
-from alexnet_export.exporter.auto_keep import Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
+from alexnet_export.exporter.auto_keep import Accept, Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
     RECOMMENDED_IMAGES,
@@ -67,6 +67,7 @@ def make_variant(
     *,
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    accept: Accept | None = None,
     on_event: Listener = ignore,
 ) -> VariantResult:
     """Write `output` in `precision` (FP16, INT4, INT8_TENSORRT or INT8_CPU) and gate it.
@@ -77,7 +78,9 @@ def make_variant(
     keep_float: INT8 only, layer names (runtimes/layers.py: conv1..conv5, fc6..fc8) whose weights
     and input activations stay float. auto_keep_float: when the INT8 file fails its gate, keep the
     fewest more layers in float that make it pass (exporter/auto_keep.py). A failed INT8 gate
-    raises Int8GateError, which names the layer where the noise enters.
+    raises Int8GateError, which names the layer where the noise enters. accept: with
+    auto_keep_float, a check beyond the gate that the file, or each try, must pass (why it is
+    refused, or None): `optimize`'s top-1 budget.
 
     reference: a runtime with `predict` (eager PyTorch when the model is at hand, else the
     FP32 ONNX). The new file is verified under a temporary name beside `output` and renamed
@@ -112,14 +115,15 @@ def make_variant(
         what = f"{output.name} ({precision})"
         if not row.is_int8:
             enforce(report, row.gate, what)
-        elif report.failures(INT8_GATE):
+        elif report.failures(INT8_GATE) or (auto_keep_float and accept is not None and accept(staged) is not None):
             if not auto_keep_float:
                 raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(report.failures(INT8_GATE))}",
                                     report, layer_analysis(fp32_onnx, staged, inputs))
             search = search_float_layers(
                 fp32_onnx, staged, report, inputs,
                 lambda path, layers: quantize(fp32_onnx, ranges, path, [*keep_float, *layers]),
-                lambda path: _compare(reference, path, inputs), what, already_float=keep_float, on_event=on_event)
+                lambda path: _compare(reference, path, inputs), what, already_float=keep_float, accept=accept,
+                on_event=on_event)
             keep_float, report = weighted_layers([*keep_float, *search.layers]), search.after
             notes.append(Note(search.summary()))
         if keep_float:
