@@ -124,8 +124,8 @@ def optimize(
     report = Report({**_public(settings)}, machine, reference.top1, reference.images, rows, skipped,
                     str(output / chosen.file) if chosen else None, bench.to_dict())
     written = tuple(write_report(output, report))
-    if not keep_all:
-        _remove_others(output, [row.file for row in rows], chosen, made)
+    if not keep_all and chosen is not None:  # with none chosen, every file stays for a look
+        _remove_others(output, [c.file for c in table.CANDIDATES], chosen)
     return OptimizeResult(report, output / chosen.file if chosen else None, written)
 
 
@@ -134,9 +134,10 @@ def _check(weights, images: Path, output: Path, budget, objective, batch_size, t
     if objective not in OBJECTIVES:
         raise ArgumentError(f"objective {objective!r} is unknown; expected one of {', '.join(OBJECTIVES)}",
                             argument="objective")
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget <= 100:
-        raise ArgumentError(f"max_top1_drop {budget!r} is outside 0..100; expected percentage points of top-1"
-                            " accuracy the chosen file may lose", argument="max_top1_drop")
+    number = not isinstance(budget, bool) and isinstance(budget, (int, float))
+    if not number or not 0 <= budget <= 100:
+        raise ArgumentError(f"max_top1_drop {f'{budget:g}' if number else repr(budget)} is outside 0..100; expected"
+                            " percentage points of top-1 accuracy the chosen file may lose", argument="max_top1_drop")
     for name, value in (("batch_size", batch_size), ("threads", threads), ("bench_rounds", rounds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ArgumentError(f"{name} {value!r} is invalid; expected a positive integer", argument=name)
@@ -261,11 +262,11 @@ def _choose(rows: list[Row], objective: str) -> Row | None:
     return min(within, key=order)
 
 
-def _remove_others(folder: Path, files: list[str], chosen: Row | None, made: dict) -> None:
-    """Every candidate file but the chosen one goes, with its companions (a rerun remakes them: the
-    progress record reuses only files that are still there)."""
+def _remove_others(folder: Path, files: list[str], chosen: Row | None) -> None:
+    """Every candidate file but the chosen one goes, with its companions, an earlier run's too (a
+    rerun remakes them: the progress record reuses only files that are still there)."""
     keep = set(backend_for(folder / chosen.file).files(folder / chosen.file)) if chosen else set()
     for name in files:
         for path in backend_for(folder / name).files(folder / name):
-            if path not in keep:
-                path.unlink(missing_ok=True)
+            if path not in keep and path.is_file():
+                path.unlink()
