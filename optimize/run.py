@@ -75,7 +75,8 @@ def optimize(
     settings.update(calibration=[str(calibration.folder.resolve()) if calibration.folder else None,
                                  calibration.count, calibration.method], candidates=[c.id for c in wanted],
                     labels=list(loaded.metadata.labels), num_classes=loaded.metadata.num_classes,
-                    checkpoint_sha256=file_sha256(weights) if weights is not None else f"random seed {seed}")
+                    checkpoint_sha256=file_sha256(weights) if weights is not None else f"random seed {seed}",
+                    images_listing=_listing(labelled, images))
     output.mkdir(exist_ok=True)  # the first write: every check above has passed
     progress = Progress.open(output, settings_key(_run_settings(settings)))
     if progress.reference is None:
@@ -174,7 +175,16 @@ def _check_calibration(calibration: CalibrationOptions) -> None:
 
 def _run_settings(settings: dict) -> dict:
     """What every candidate and the reference depend on (not the budget, objective, batch or threads)."""
-    return {key: settings[key] for key in ("images", "calibration", "labels", "num_classes", "checkpoint_sha256")}
+    return {key: settings[key] for key in ("images", "images_listing", "calibration", "labels", "num_classes",
+                                           "checkpoint_sha256")}
+
+
+def _listing(labelled: ImageSet, folder: Path) -> str:
+    """A digest of the labelled images' names, sizes and times: another set of images is another run."""
+    import hashlib
+
+    entries = (f"{path.relative_to(folder)}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in labelled.paths)
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def _own_settings(candidate: table.Candidate, settings: dict) -> dict:
