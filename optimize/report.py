@@ -65,10 +65,15 @@ def _summary(report: Report) -> list[str]:
     lines = [f"{report.images} labelled images; FP32 reference (eager PyTorch) top-1 {report.reference_top1:.2%};"
              f" budget {settings['max_top1_drop']:g} pp; objective {settings['objective']};"
              f" batch {settings['batch_size']}, {settings['threads']} threads",
-             f"CPU: {machine.get('cpu')}; load average {machine.get('load_average')}"]
+             f"CPU: {machine.get('cpu')} ({machine.get('cores')} cores; {', '.join(machine.get('cpu_flags') or [])});"
+             f" load average {_load(machine.get('load_average'))}"]
     lines.append(f"chosen: {report.chosen}" if report.chosen else "chosen: none (no candidate is within the budget)")
     lines.extend(f"not measured: {what}: {why}" for what, why in report.skipped.items())
     return lines
+
+
+def _load(load) -> str:
+    return f"{load[0]} before the timing, {load[1]} after" if load else "not measured"
 
 
 def to_text(report: Report) -> str:
