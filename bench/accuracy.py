@@ -8,7 +8,7 @@ Needs numpy and the runtimes only: no torch unless a checkpoint is one of the mo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -39,9 +39,13 @@ class Evaluation:
     reference_topk: float | None
     agreement: ParityReport | None  # None without a reference
     skipped: tuple[str, ...]  # one line per unreadable image
+    # Which images (indices into ImageSet.paths) the model's top-1 got right; None when unlabelled.
+    # Not in to_dict: `optimize` compares it with the reference's, to count the answers a file loses.
+    correct: frozenset[int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         result = asdict(self)
+        result.pop("correct")
         result["skipped"] = list(self.skipped)
         return result
 
@@ -119,6 +123,8 @@ def evaluate(model, images: ImageSet, reference=None, batch_size: int = 32, tick
         reference_topk=topk_accuracy(reference_logits, labels, k),
         agreement=compare_logits(reference_logits, logits) if reference is not None else None,
         skipped=tuple(skipped),
+        correct=(frozenset(int(kept[i]) for i in np.flatnonzero(np.argmax(logits, axis=1) == labels))
+                 if labels is not None else None),
     )
 
 

@@ -29,7 +29,7 @@ def describe_machine(threads: int) -> dict:
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "cpu_flags": [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile") if flag in _cpu_flags()],
+        "cpu_flags": [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile") if flag in _cpu_flags()],
         "threads": threads,
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -66,9 +66,9 @@ def _gpu_header(card: dict | None, rates: dict) -> str:
 
 def format_table(result: BenchResult) -> str:
     parts = [_header(result),
-             _result_table(result, _text_table),
-             _text_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
-             _text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
+             _result_table(result, text_table),
+             text_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
+             text_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
              _recommendation(result)]
     return "\n\n".join(parts)
 
@@ -83,9 +83,9 @@ def _recommendation(result: BenchResult) -> str:
 
 def to_markdown(result: BenchResult) -> str:
     parts = [_header(result).replace("\n", "  \n"),
-             _result_table(result, _markdown_table),
-             _markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
-             _markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
+             _result_table(result, markdown_table),
+             markdown_table(MODEL_COLUMNS, [_model_cells(m) for m in result.models]),
+             markdown_table(CLASSIFY_COLUMNS, [_classify_cells(r) for r in result.classify]),
              _recommendation(result).replace("\n  ", "\n- ")]
     return "\n\n".join(parts) + "\n"
 
@@ -130,7 +130,7 @@ def plot(path: Path, result: BenchResult) -> None:
     plt.close(figure)
 
 
-def _text_table(columns, rows) -> str:
+def text_table(columns, rows) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(columns, *rows)]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -138,7 +138,7 @@ def _text_table(columns, rows) -> str:
     return "\n".join(lines)
 
 
-def _markdown_table(columns, rows) -> str:
+def markdown_table(columns, rows) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return "\n".join(lines)

@@ -73,6 +73,8 @@ def main():
     alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
     alexnet-export verify alexnet.int8-cpu.onnx --images val/ --labels-from-folders --reference model.pt
+    alexnet-export optimize --weights model.pt --images val/ --labels-from-folders --calib-dir photos/ \
+        --max-top1-drop 1 -o best/                                    # the fastest file within 1 point
     alexnet-export sign alexnet.onnx --key private.pem                              # alexnet.onnx.sig
     alexnet-export verify-signature models/ --trusted-key public.pem
     """
@@ -86,6 +88,7 @@ def _register_commands():
     from alexnet_export.cli_inspect import inspect_command
     from alexnet_export.cli_litert import litert_command
     from alexnet_export.cli_openvino import openvino_command
+    from alexnet_export.cli_optimize import optimize_command
     from alexnet_export.cli_serve import serve_command, triton_command
     from alexnet_export.cli_sign import sign_command, verify_signature_command
     from alexnet_export.cli_verify import verify_command
@@ -101,6 +104,7 @@ def _register_commands():
     main.add_command(triton_command)
     main.add_command(serve_command)
     main.add_command(verify_command)
+    main.add_command(optimize_command)
     main.add_command(classify_command)
     main.add_command(sign_command)
     main.add_command(verify_signature_command)

@@ -49,14 +49,15 @@ input_format_option = click.option(
 @click.command("onnx")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the .onnx file (replaced atomically) [default: alexnet.onnx, alexnet.fp16.onnx, "
-                   "alexnet.int8-cpu.onnx or alexnet.int8-tensorrt.onnx by --precision].")
+                   "alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx or alexnet.int4.onnx by --precision].")
 @model_options
 @click.option("--batch", type=_BatchType(), default="dynamic", show_default=True,
               help="'dynamic' batch dimension, or a fixed batch size N.")
 @click.option("--precision", type=click.Choice(list(ONNX_PRECISIONS)), default="fp32", show_default=True,
               help="fp16: FP16 with FP32 I/O and LRN; int8: the INT8 file ONNX Runtime runs fastest on CPUs; "
                    "int8-tensorrt: the Q/DQ file TensorRT builds INT8 engines from (what `trt --int8` builds; "
-                   "made here without TensorRT). Both INT8 need --calib-dir.")
+                   "made here without TensorRT). Both INT8 need --calib-dir. int4: fc6-fc8 weights in 4 bits, blocks "
+                   "of 16 (ONNX Runtime's MatMulNBits, CPU), convolutions FP32; no calibration images.")
 @calibration_options
 @float_layer_options
 @click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,

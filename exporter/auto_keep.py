@@ -32,6 +32,8 @@ TIMING_BATCH, TIMING_ROUNDS = 8, 10
 
 Quantize = Callable[[Path, Sequence[str]], None]  # (output, layers to keep in float)
 Gate = Callable[[Path], ParityReport]  # the file's figures on the verification images
+# A check beyond the gate (e.g. top-1 on labelled images within a budget): why the file is refused, or None.
+Accept = Callable[[Path], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,15 @@ def search_float_layers(
     what: str,
     *,
     already_float: Sequence[str] = (),
+    accept: Accept | None = None,
     on_event: Listener = ignore,
 ) -> KeepFloatSearch:
     """Replace the all-INT8 file at `output`, which failed with `before` its figures, by the INT8
     file with the fewest layers in float that passes INT8_GATE.
 
     `what` names the file in errors; already_float: layers `quantize` keeps in float anyway, not
-    tried again. Raises Int8GateError with the best figures reached when no set of up to
+    tried again. accept: a check each try must also pass (`optimize`'s top-1 budget), which may be
+    what the all-INT8 file failed. Raises Int8GateError with the best figures reached when no set of up to
     MAX_KEPT layers passes; `output` is then gone.
     """
     on_event(Step("measuring the per-layer error of the INT8 file"))
@@ -130,7 +134,7 @@ def search_float_layers(
             quantize(candidate, layers)
             report = gate(candidate)
             tried.append((layers, report))
-            if report.failures(INT8_GATE):
+            if report.failures(INT8_GATE) or (accept is not None and accept(candidate) is not None):
                 return False
             os.replace(candidate, output)
             return True
@@ -140,7 +144,8 @@ def search_float_layers(
             by_gain = [layers[0] for layers, _ in sorted(tried, key=lambda t: -t[1].min_cosine)]
             found = next((by_gain[:count] for count in range(2, MAX_KEPT + 1) if attempt(tuple(by_gain[:count]))), None)
         if found is None:
-            raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(before.failures(INT8_GATE))}",
+            failures = before.failures(INT8_GATE) or ([accept(full)] if accept is not None else [])
+            raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(map(str, failures))}",
                                 max(tried, key=lambda t: t[1].min_cosine)[1] if tried else before, analysis, tried)
         layers, after = tried[-1]
         on_event(Step(f"timing FP32, all-INT8 and {', '.join(layers)}-in-float files, interleaved"))

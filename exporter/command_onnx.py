@@ -104,6 +104,7 @@ def make_precision_file(
     calibration: CalibrationOptions = CalibrationOptions(),
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    accept=None,
     sign_key: SigningKey | str | Path | None = None,
     on_event: Listener = ignore,
 ) -> VariantResult:
@@ -111,6 +112,7 @@ def make_precision_file(
 
     The FP32 file is the reference the gate compares against, and its metadata (labels,
     preprocessing) carries over. output: None writes beside it, named by precision_file_name.
+    accept: with auto_keep_float, a check beyond the gate the file must pass (make_variant).
     """
     fp32_onnx = Path(fp32_onnx)
     output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(onnx_stem(fp32_onnx), precision))
@@ -121,4 +123,4 @@ def make_precision_file(
                             argument="precision")
     reference = fp32_reference(fp32_onnx)
     return make_variant(fp32_onnx, precision, output, reference, calibration, reference.metadata.preprocessing,
-                        keep_float=keep_float, auto_keep_float=auto_keep_float, on_event=on_event)
+                        keep_float=keep_float, auto_keep_float=auto_keep_float, accept=accept, on_event=on_event)

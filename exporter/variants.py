@@ -12,7 +12,7 @@ import numpy as np
 from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
 from alexnet_export.atomic import atomic_output
-from alexnet_export.exporter.auto_keep import Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
+from alexnet_export.exporter.auto_keep import Accept, Int8GateError, KeepFloatSearch, layer_analysis, search_float_layers
 from alexnet_export.exporter.calibration import (
     DEFAULT_METHOD,
     RECOMMENDED_IMAGES,
@@ -26,7 +26,7 @@ from alexnet_export.exporter.precision import QUANTIZERS, to_fp16
 from alexnet_export.runtimes.samples import synthetic_images
 from alexnet_export.models.precisions import INT8_GATE, precision as precision_row
 from alexnet_export.models.spec import Preprocessing
-from alexnet_export.models.precisions import FP16
+from alexnet_export.models.precisions import FP16, INT4
 from alexnet_export.runtimes.parity import ParityReport, compare_in_batches, enforce
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.preprocess import preprocess_batch
@@ -67,9 +67,10 @@ def make_variant(
     *,
     keep_float: Sequence[str] = (),
     auto_keep_float: bool = False,
+    accept: Accept | None = None,
     on_event: Listener = ignore,
 ) -> VariantResult:
-    """Write `output` in `precision` (FP16, INT8_TENSORRT or INT8_CPU) and gate it.
+    """Write `output` in `precision` (FP16, INT4, INT8_TENSORRT or INT8_CPU) and gate it.
 
     The pipeline's step (exporter/pipeline.py), which has checked the arguments: the precision
     one the ONNX exporter writes, calibration images for INT8, keep_float from check_float_layers.
@@ -77,7 +78,9 @@ def make_variant(
     keep_float: INT8 only, layer names (runtimes/layers.py: conv1..conv5, fc6..fc8) whose weights
     and input activations stay float. auto_keep_float: when the INT8 file fails its gate, keep the
     fewest more layers in float that make it pass (exporter/auto_keep.py). A failed INT8 gate
-    raises Int8GateError, which names the layer where the noise enters.
+    raises Int8GateError, which names the layer where the noise enters. accept: with
+    auto_keep_float, a check beyond the gate that the file, or each try, must pass (why it is
+    refused, or None): `optimize`'s top-1 budget.
 
     reference: a runtime with `predict` (eager PyTorch when the model is at hand, else the
     FP32 ONNX). The new file is verified under a temporary name beside `output` and renamed
@@ -93,6 +96,11 @@ def make_variant(
             clamped = to_fp16(fp32_onnx, staged)
             if clamped:
                 notes.append(Note(f"{clamped} weights smaller than FP16 can hold were clamped to +-1e-7", warning=True))
+        elif precision == INT4:
+            from alexnet_export.exporter.int4 import BLOCK_SIZE, to_int4
+
+            on_event(Step(f"quantizing fc6-fc8 weights to INT4 in blocks of {BLOCK_SIZE} (MatMulNBits)"))
+            to_int4(fp32_onnx, staged)
         else:
             task = f"calibrating ({calibration.method})"
             ranges = calibration_ranges(fp32_onnx, calibration_set, calibration.method, calibration.cache_dir,
@@ -107,14 +115,15 @@ def make_variant(
         what = f"{output.name} ({precision})"
         if not row.is_int8:
             enforce(report, row.gate, what)
-        elif report.failures(INT8_GATE):
+        elif report.failures(INT8_GATE) or (auto_keep_float and accept is not None and accept(staged) is not None):
             if not auto_keep_float:
                 raise Int8GateError(f"{what} fails the int8 parity gate: {'; '.join(report.failures(INT8_GATE))}",
                                     report, layer_analysis(fp32_onnx, staged, inputs))
             search = search_float_layers(
                 fp32_onnx, staged, report, inputs,
                 lambda path, layers: quantize(fp32_onnx, ranges, path, [*keep_float, *layers]),
-                lambda path: _compare(reference, path, inputs), what, already_float=keep_float, on_event=on_event)
+                lambda path: _compare(reference, path, inputs), what, already_float=keep_float, accept=accept,
+                on_event=on_event)
             keep_float, report = weighted_layers([*keep_float, *search.layers]), search.after
             notes.append(Note(search.summary()))
         if keep_float:

@@ -2,7 +2,8 @@
 
 The one place that decides a file's precision. The graph wins over the label the exporter
 wrote, because a file converted or quantized by another tool keeps the FP32 file's label:
-quantize/dequantize operators mean INT8, FP16 initializers mean FP16.
+quantize/dequantize operators mean INT8, MatMulNBits (block-wise low-bit weights) INT4, FP16
+initializers mean FP16.
 
 The file is read as raw protobuf (field numbers from onnx/onnx.proto) without the onnx package,
 which the wrapper apps embed does not need. Weights are skipped, never parsed or copied, so a
@@ -20,11 +21,13 @@ from typing import Iterator
 
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.models.spec import PRECISION_KEY
-from alexnet_export.models.precisions import FOREIGN_INT8, FP16, FP32
+from alexnet_export.models.precisions import FOREIGN_INT8, FP16, FP32, INT4
 
 # Operators that only a quantized graph holds: QDQ form, QOperator form, integer matmuls.
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm",
                            "MatMulInteger", "ConvInteger"})
+# ONNX Runtime's weight-only operator: N-bit block-wise weights, float activations (exporter/int4.py).
+WEIGHT_ONLY_OPS = frozenset({"MatMulNBits"})
 TENSOR_FLOAT16 = 10  # TensorProto.DataType.FLOAT16
 
 # Field numbers in onnx.proto: ModelProto, GraphProto, NodeProto, TensorProto, StringStringEntryProto.
@@ -47,7 +50,7 @@ _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 
 @dataclass(frozen=True)
 class GraphFacts:
-    precision: str  # FP32, FP16, INT8_CPU, INT8_TENSORRT, or FOREIGN_INT8 for INT8 made elsewhere
+    precision: str  # FP32, FP16, INT8_CPU, INT8_TENSORRT, INT4, or FOREIGN_INT8 for INT8 made elsewhere
     metadata_props: dict[str, str]
 
 
@@ -149,9 +152,12 @@ def _tensor_location(data, start: int, end: int, found: set[str]) -> None:
 
 
 def _precision(op_types: set[str], initializer_types: set[int], label: str) -> str:
-    """Our INT8 label when the graph is quantized, FOREIGN_INT8 when the label says otherwise."""
+    """Our INT8 or INT4 label when the graph is quantized, FOREIGN_INT8 when the label says otherwise
+    (a weight-only file from another tool may hold 4 or 8 bits: reported as quantized elsewhere)."""
     if op_types & QUANTIZED_OPS:
         return label if label.startswith("int8-") else FOREIGN_INT8
+    if op_types & WEIGHT_ONLY_OPS:
+        return INT4 if label == INT4 else FOREIGN_INT8
     if TENSOR_FLOAT16 in initializer_types:
         return FP16
     return FP32

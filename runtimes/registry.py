@@ -28,12 +28,14 @@ from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.verification import check_before_open
 
 
-def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, **options) -> Runtime:
+def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, backend: Backend | None = None,
+                 **options) -> Runtime:
     """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime, OpenVinoRuntime, ExecuTorchRuntime
     or LiteRtRuntime, by suffix) with `options`. An option its backend does not take is an OptionError before anything
     loads; then `path` is verified against `trusted_key`, or $ALEXNET_EXPORT_TRUSTED_KEY when that is
-    set (runtimes/verification.py), before the runtime class is even imported."""
-    backend = backend_for(path)
+    set (runtimes/verification.py), before the runtime class is even imported.
+    backend: for a file whose name does not say (the exporter's staged .partial files)."""
+    backend = backend or backend_for(path)
     backend.check_options(path, options)
     check_before_open(path, trusted_key)
     return backend.runtime_class()(path, **options)

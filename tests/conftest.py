@@ -218,24 +218,38 @@ HARD_CHANNEL, HARD_FACTOR = 5, 300.0
 CONV3, CONV4 = "features.8", "features.10"
 
 
-@pytest.fixture(scope="session")
-def hard_int8_checkpoint(tmp_path_factory, small_model) -> Path:
-    """A .pt state dict of the 10-class model with one conv3 channel scaled up (see above)."""
+def outlier_model(model, factor: float):
+    """A copy of `model` with conv3's channel HARD_CHANNEL scaled by `factor` and conv4's weights on
+    it divided by `factor`: the same FP32 function, one outlier channel for INT8 (see above)."""
     import copy
 
     import torch
 
-    model = copy.deepcopy(small_model)
+    model = copy.deepcopy(model)
     conv3, conv4 = model.get_submodule(CONV3), model.get_submodule(CONV4)
     group_width = conv4.in_channels // conv4.groups
     group, within = divmod(HARD_CHANNEL, group_width)
     outputs = slice(group * conv4.out_channels // conv4.groups, (group + 1) * conv4.out_channels // conv4.groups)
     with torch.no_grad():
-        conv3.weight[HARD_CHANNEL] *= HARD_FACTOR
-        conv3.bias[HARD_CHANNEL] *= HARD_FACTOR
-        conv4.weight[outputs, within] /= HARD_FACTOR
+        conv3.weight[HARD_CHANNEL] *= factor
+        conv3.bias[HARD_CHANNEL] *= factor
+        conv4.weight[outputs, within] /= factor
+    return model
+
+
+@pytest.fixture(scope="session")
+def make_outlier_model():
+    """outlier_model(model, factor), for tests that need another factor than HARD_FACTOR's."""
+    return outlier_model
+
+
+@pytest.fixture(scope="session")
+def hard_int8_checkpoint(tmp_path_factory, small_model) -> Path:
+    """A .pt state dict of the 10-class model with one conv3 channel scaled up (see above)."""
+    import torch
+
     path = tmp_path_factory.mktemp("hard") / "hard.pt"
-    torch.save(model.state_dict(), path)
+    torch.save(outlier_model(small_model, HARD_FACTOR).state_dict(), path)
     return path
 
 

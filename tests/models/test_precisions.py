@@ -18,7 +18,8 @@ from alexnet_export.models.spec import precision_file_name
 
 
 def test_each_command_word_means_one_precision_per_format():
-    assert command_words(ONNX) == {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-tensorrt": "int8-tensorrt"}
+    assert command_words(ONNX) == {"fp32": "fp32", "fp16": "fp16", "int8": "int8-cpu", "int8-tensorrt": "int8-tensorrt",
+                                  "int4": "int4"}
     assert command_words(ENGINE) == {"fp32": "fp32", "fp16": "fp16", "int8": "int8-tensorrt"}
     assert command_words(IR) == {"fp32": "fp32", "bf16": "bf16", "int8": "int8-openvino"}
 
@@ -45,5 +46,5 @@ def test_a_precision_a_format_cannot_carry_is_refused_naming_the_argument():
                                             " fp32, fp16, int8-tensorrt") as caught:
         precision("int8-cpu", ENGINE)
     assert caught.value.argument == "precision"
-    with pytest.raises(ArgumentError, match="precision 'int4' is unknown; expected one of fp32, fp16, bf16"):
-        precision("int4")
+    with pytest.raises(ArgumentError, match="precision .int3. is unknown; expected one of fp32, fp16, bf16"):
+        precision("int3")

@@ -1,0 +1,204 @@
+"""The files `optimize` can make: one row per kind, each made by the exporter's own library call
+(exporter/pipeline.py), so every candidate is the file the export command writes, verified by
+its gate before it is put in place.
+
+The FP32 .onnx comes first and is always made: the other ONNX files, the .ort and the IRs are
+converted from it. Rows whose extra is not installed, or that this machine cannot run, are
+skipped with the reason (and the extra that adds them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from alexnet_export.errors import ArgumentError, MissingDependencyError
+from alexnet_export.events import Listener, ignore
+from alexnet_export.exporter.pipeline import (
+    CalibrationOptions,
+    ModelSource,
+    export_executorch,
+    export_litert,
+    export_onnx_file,
+    export_openvino_ir,
+    export_ort_file,
+    make_precision_file,
+)
+from alexnet_export.extras import require
+from alexnet_export.models.precisions import (
+    BF16,
+    EXECUTORCH,
+    FP16,
+    FP32,
+    INT4,
+    INT8_CPU,
+    INT8_EXECUTORCH,
+    INT8_LITERT,
+    INT8_OPENVINO,
+    INT8_TENSORRT,
+    IR,
+    LITERT,
+    ONNX,
+)
+from alexnet_export.models.precisions import precision as precision_row
+from alexnet_export.models.spec import precision_file_name
+
+STEM = "alexnet"
+KEEP_FLOAT = "onnx:int8-cpu+keep-float"  # made only when the plain INT8 CPU file is outside the budget
+KEEP_FLOAT_FILE = f"{STEM}.keep-float.int8-cpu.onnx"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What every candidate is made from."""
+
+    folder: Path  # OUTDIR: every candidate is written there under its own name
+    source: ModelSource
+    calibration: CalibrationOptions
+    max_batch: int  # the largest batch a .pte takes (its memory is planned for it)
+    threads: int | None
+    batch: int = 1  # the timed batch: a .tflite's batch is fixed, so it is made at this one
+    accept: Callable[[Path], str | None] | None = None  # the top-1 budget, for the keep-float search
+    on_event: Listener = ignore
+
+    @property
+    def fp32_onnx(self) -> Path:
+        return self.folder / precision_file_name(STEM, FP32)
+
+
+Make = Callable[[Work, Path], Sequence[str]]  # writes the file; returns the layers it keeps in float
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str  # "onnx:int8-cpu": format and precision word
+    format: str  # the registry's backend name: onnx, ort, openvino, executorch, litert
+    precision: str  # models/precisions.py's word
+    file: str  # its name in OUTDIR
+    make: Make = field(repr=False, compare=False)
+    needs: tuple[str, ...] = ()  # modules of core/extras.py's table it needs beyond the export extra
+
+    @property
+    def calibrated(self) -> bool:
+        return precision_row(self.precision).calibrated
+
+
+def _onnx(precision: str) -> Make:
+    def make(work: Work, output: Path) -> Sequence[str]:
+        if precision == FP32:
+            export_onnx_file(output, work.source, on_event=work.on_event)
+            return ()
+        return make_precision_file(work.fp32_onnx, precision, output, calibration=work.calibration,
+                                   on_event=work.on_event).float_layers
+    return make
+
+
+def _keep_float(work: Work, output: Path) -> Sequence[str]:
+    return make_precision_file(work.fp32_onnx, INT8_CPU, output, calibration=work.calibration, auto_keep_float=True,
+                               accept=work.accept, on_event=work.on_event).float_layers
+
+
+def _ort(work: Work, output: Path) -> Sequence[str]:
+    export_ort_file(work.fp32_onnx, output, on_event=work.on_event)
+    return ()
+
+
+def _ir(precision: str) -> Make:
+    def make(work: Work, output: Path) -> Sequence[str]:
+        export_openvino_ir(output, fp32_onnx=work.fp32_onnx, precision=precision, calibration=work.calibration,
+                           threads=work.threads, on_event=work.on_event)
+        return ()
+    return make
+
+
+def _pte(precision: str) -> Make:
+    def make(work: Work, output: Path) -> Sequence[str]:
+        export_executorch(output, work.source, precision=precision, calibration=work.calibration,
+                          max_batch=work.max_batch, threads=work.threads, on_event=work.on_event)
+        return ()
+    return make
+
+
+def _tflite(precision: str) -> Make:
+    def make(work: Work, output: Path) -> Sequence[str]:
+        export_litert(output, work.source, precision=precision, calibration=work.calibration, batch=work.batch,
+                      threads=work.threads, on_event=work.on_event)
+        return ()
+    return make
+
+
+def _row(fmt: str, precision: str, extension: str, make: Make, needs: tuple[str, ...] = ()) -> Candidate:
+    """A candidate named by its format and the word that format's command takes (the ONNX
+    file's by the library's word, which tells the two INT8 files apart)."""
+    word = precision if fmt == ONNX else precision_row(precision).formats[fmt]
+    return Candidate(f"{fmt}:{word}", fmt, precision, precision_file_name(STEM, precision, extension), make, needs)
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    _row(ONNX, FP32, "onnx", _onnx(FP32)),
+    _row(ONNX, FP16, "onnx", _onnx(FP16)),
+    _row(ONNX, INT8_CPU, "onnx", _onnx(INT8_CPU)),
+    Candidate(KEEP_FLOAT, ONNX, INT8_CPU, KEEP_FLOAT_FILE, _keep_float),
+    _row(ONNX, INT8_TENSORRT, "onnx", _onnx(INT8_TENSORRT)),
+    _row(ONNX, INT4, "onnx", _onnx(INT4)),
+    Candidate("ort:fp32", "ort", FP32, f"{STEM}.ort", _ort),
+    _row(IR, FP32, "xml", _ir(FP32), ("openvino",)),
+    _row(IR, BF16, "xml", _ir(BF16), ("openvino",)),
+    _row(IR, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
+    _row(EXECUTORCH, FP32, "pte", _pte(FP32), ("executorch",)),
+    _row(EXECUTORCH, INT8_EXECUTORCH, "pte", _pte(INT8_EXECUTORCH), ("executorch",)),
+    _row(LITERT, FP32, "tflite", _tflite(FP32), ("litert_torch", "ai_edge_litert")),
+    _row(LITERT, FP16, "tflite", _tflite(FP16), ("litert_torch", "ai_edge_litert")),
+    _row(LITERT, INT8_LITERT, "tflite", _tflite(INT8_LITERT), ("litert_torch", "ai_edge_litert")),
+)
+FIRST = CANDIDATES[0]  # the FP32 .onnx: always made, the others are converted from it
+# Files optimize cannot time here, with why (a row in the report's `skipped`).
+NOT_TIMED = {
+    "engine": "TensorRT engines run only on an NVIDIA GPU (TensorRT for RTX: an RTX-class one); `optimize` times"
+              " files on this machine's CPU: build one with `alexnet-export trt` and time it with `bench` on the GPU",
+}
+
+
+def select(wanted: Sequence[str] | None) -> tuple[Candidate, ...]:
+    """The candidates asked for by id ("onnx:int8-cpu") or format ("openvino"), in table order, the
+    FP32 .onnx always first; None: all of them. An unknown word is an ArgumentError."""
+    if wanted is None:
+        return CANDIDATES
+    known = {c.id for c in CANDIDATES} | {c.format for c in CANDIDATES}
+    unknown = [word for word in wanted if word not in known and word not in NOT_TIMED]
+    if unknown:
+        formats = ", ".join(dict.fromkeys(c.format for c in CANDIDATES))
+        raise ArgumentError(f"candidate {unknown[0]!r} is unknown; expected formats ({formats}) or ids"
+                            f" ({', '.join(c.id for c in CANDIDATES)})", argument="candidates")
+    # The keep-float file is the INT8 CPU file's fallback: one comes with the other.
+    pair = {"onnx:int8-cpu", KEEP_FLOAT}
+    wanted = set(wanted) | (pair if pair & set(wanted) else set())
+    return tuple(c for c in CANDIDATES if c is FIRST or c.id in wanted or c.format in wanted)
+
+
+def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str | None:
+    """Why `candidate` cannot be made here, or None: a missing extra, no calibration images, a CPU
+    without BF16, a timed batch larger than a .tflite's fixed batch may be."""
+    try:
+        require(*candidate.needs, purpose=f"{candidate.id} files")
+    except MissingDependencyError as exc:
+        return str(exc)
+    if candidate.calibrated and not calibrating:
+        return "needs calibration images (calib_dir)"
+    if candidate.format == LITERT:
+        from alexnet_export.exporter.litert import MAX_BATCH_LIMIT
+
+        if batch > MAX_BATCH_LIMIT:
+            return f"a .tflite's batch is fixed, at most {MAX_BATCH_LIMIT}; the run times batch {batch}"
+    if candidate.precision == BF16:
+        from alexnet_export.runtimes.openvino import cpu_supports, import_openvino
+
+        if not cpu_supports(import_openvino().Core(), "CPU", BF16):
+            return "this CPU has no BF16 instructions (AVX512_BF16 or AMX), so a BF16 IR can neither be verified nor run"
+    return None
+
+
+def not_timed(wanted: Sequence[str] | None) -> dict[str, str]:
+    """The kinds of file left out because they cannot be timed here, with why."""
+    return {kind: why for kind, why in NOT_TIMED.items() if wanted is None or kind in wanted}
