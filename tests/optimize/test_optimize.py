@@ -7,6 +7,7 @@ the latter) and the objective is size, so the choice does not depend on timing (
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -172,3 +173,35 @@ def test_cli_bad_input_is_one_line_with_nothing_in_outdir(cli, tmp_path, outlier
     assert failed.returncode in (1, 2)
     one_line_error(failed, "is not inside a class folder", code=failed.returncode)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_litert_candidate_is_made_at_the_timed_batch_and_measured_as_verify_and_bench_do(tight_run, outlier_checkpoint,
+                                                                                         labelled_images, calibration,
+                                                                                         tmp_path):
+    pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install '.[litert-export]')")
+    from alexnet_export.bench.accuracy import evaluate, image_set
+    from alexnet_export.optimize import optimize
+    from alexnet_export.runtimes.registry import open_runtime
+
+    _, output, _, _, _ = tight_run
+    folder = tmp_path / "litert"
+    shutil.copytree(output, folder)  # the FP32 .onnx and the reference are reused
+    again = optimize(outlier_checkpoint[0], labelled_images, folder, max_top1_drop=100, calibration=calibration,
+                     candidates=("litert:fp32",), batch_size=2, bench_rounds=3, keep_all=True)
+    row = _row(again, "litert:fp32")
+    assert row.file == "alexnet.tflite" and row.format == "litert" and row.p50_ms is not None
+    runtime = open_runtime(folder / row.file)
+    assert (runtime.bounds.minimum, runtime.bounds.maximum) == (2, 2)  # a .tflite's batch is fixed: the timed one
+    verified = evaluate(runtime, image_set(labelled_images, runtime.metadata.labels), batch_size=32)
+    assert verified.top1 == row.top1 and row.answers_lost == 0  # FP32: the labelled images' margins hold
+
+
+def test_litert_candidates_are_skipped_with_why_above_the_largest_fixed_batch():
+    from alexnet_export.optimize.candidates import CANDIDATES, skip_reason
+
+    litert = [candidate for candidate in CANDIDATES if candidate.format == "litert"]
+    assert {candidate.precision for candidate in litert} == {"fp32", "fp16", "int8-litert"}
+    reason = skip_reason(litert[0], calibrating=True, batch=65)
+    assert reason is not None and "at most 64" in reason and "batch 65" in reason
+    if importlib.util.find_spec("litert_torch") and importlib.util.find_spec("ai_edge_litert"):
+        assert all(skip_reason(candidate, calibrating=True, batch=64) is None for candidate in litert)
