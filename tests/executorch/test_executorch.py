@@ -4,7 +4,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import pytest
 
 from alexnet_export.errors import ArgumentError, InputError, ModelLoadError
