@@ -93,9 +93,9 @@ def test_seconds_budget_runs_at_least_three_rounds(small_onnx):
 
 
 def test_unknown_and_missing_files_are_refused_before_timing(tmp_path, small_onnx):
-    (tmp_path / "model.tflite").write_bytes(b"x")
-    with pytest.raises(ModelLoadError, match=r"don't know how to run .*model.tflite: suffix '\.tflite'"):
-        run_benchmark([small_onnx, tmp_path / "model.tflite"], Settings(iterations=1))
+    (tmp_path / "model.mlmodel").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"don't know how to run .*model.mlmodel: suffix '\.mlmodel'"):
+        run_benchmark([small_onnx, tmp_path / "model.mlmodel"], Settings(iterations=1))
     with pytest.raises(ModelLoadError, match="does not exist"):
         run_benchmark([tmp_path / "absent.onnx"], Settings(iterations=1))
 

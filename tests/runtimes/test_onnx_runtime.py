@@ -190,9 +190,9 @@ def test_unloadable_files_give_a_clear_error(tmp_path, content):
 def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         OnnxRuntime(tmp_path / "absent.onnx")
-    (tmp_path / "m.tflite").write_bytes(b"x")
-    with pytest.raises(ModelLoadError, match=r"suffix '\.tflite'; expected one of \.onnx, \.ort, \.pt"):
-        open_runtime(tmp_path / "m.tflite")
+    (tmp_path / "m.mlmodel").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"suffix '\.mlmodel'; expected one of \.onnx, \.ort, \.pt"):
+        open_runtime(tmp_path / "m.mlmodel")
 
 
 def test_open_runtime_picks_the_backend_by_suffix(small_onnx):
