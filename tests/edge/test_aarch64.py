@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from alexnet_export.bench.aarch64 import pins, run_files, stage_toolkit, wheel_requirements
+from alexnet_export.bench.aarch64 import run_files, stage_toolkit
+from alexnet_export.bench.aarch64_wheels import pins, wheel_requirements
 from alexnet_export.models.precisions import gate_for
 from alexnet_export.runtimes import OnnxRuntime
 from alexnet_export.runtimes.parity import compare_logits
