@@ -35,7 +35,8 @@ class Layer:
 # dependencies (the CUDA libraries its libraries link, about 2.9 GB of wheels with it). executorch goes
 # in without its own: pip evaluates their markers for this machine and asks for coremltools (Linux
 # x86_64 only, no aarch64 wheel); what `import executorch.runtime` needs of them is listed here.
-LAYERS = {"executorch": Layer("executorch", pinned=("torch",), no_deps=("executorch", "typing-extensions"))}
+LAYERS = {"executorch": Layer("executorch", pinned=("torch",),
+                            no_deps=("executorch", "torchao", "flatbuffers", "ruamel.yaml", "tabulate"))}
 
 
 def installed_requirements() -> list[str]:
