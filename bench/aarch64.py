@@ -1,13 +1,13 @@
-"""Model files on ONNX Runtime's (or LiteRT's) aarch64 kernels, under emulation on an x86_64 Linux
+"""Model files on ONNX Runtime's (or LiteRT's, or ExecuTorch's) aarch64 kernels, under emulation on an x86_64 Linux
 machine, compared with this machine's: `alexnet-export verify --on aarch64` and tests/edge/test_aarch64.py.
 
 bench/aarch64_sandbox.sh makes the sandbox from the package registries (cached in a folder):
 Debian's arm64 Python 3.11 run by qemu-aarch64, with the aarch64 wheels of the light install.
 The toolkit goes in beside it: a wheel's contents, or a copy of the running package. One emulated
 interpreter runs every file of a check (bench/aarch64_runner.py), since starting it and importing
-ONNX Runtime takes seconds under emulation. ONNX Runtime, numpy and Pillow (and LiteRT's
-interpreter, ai-edge-litert, where it is installed here) are pinned to this machine's versions, so a
-difference is the platform's, not a release's.
+ONNX Runtime takes seconds under emulation. What goes in, pinned to this machine's releases, is
+bench/aarch64_wheels.py's: ONNX Runtime, numpy and Pillow (and LiteRT's interpreter, where it is
+installed here); for .pte files a layer with ExecuTorch and torch, made the first time one is checked.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from email.parser import Parser
-from importlib.metadata import PackageNotFoundError, requires, version
+from importlib.metadata import PackageNotFoundError
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from alexnet_export.bench.aarch64_wheels import LAYERS, Layer, installed_requirements, pins
 from alexnet_export.errors import AlexNetExportError, ArgumentError, InputError
 from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.models.precisions import ParityGate, gate_for
@@ -38,12 +38,8 @@ from alexnet_export.runtimes.preprocess import preprocess_readable
 
 PLATFORM = "aarch64"
 DEFAULT_FOLDER_ENV = "ALEXNET_EXPORT_AARCH64_DIR"
-# What computes the logits, pinned to this machine's release (distribution names as pip takes them).
-# ai-edge-litert (the .tflite runtime) goes in only where it is installed here: it has aarch64 wheels.
-PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",),
-          "ai-edge-litert": ("ai-edge-litert",)}
 # The backends whose files the check runs there (runtimes/registry.py names): those whose runtime is in the sandbox.
-RUNS_THERE = ("onnx", "ort", "litert")
+RUNS_THERE = ("onnx", "ort", "litert", "executorch")
 # The runner's layers: what the emulated interpreter imports of the toolkit.
 RUNNER_PACKAGES = ("alexnet_export.models", "alexnet_export.runtimes", "alexnet_export.bench")
 CANNOT_BUILD_HERE = 2  # the script's exit status for "this machine cannot make the sandbox"
@@ -113,17 +109,22 @@ def default_folder() -> Path:
 
 
 def make_sandbox(folder: str | Path | None = None, requirements: Sequence[str] | None = None,
-                 on_event: Listener = ignore) -> Sandbox:
+                 layer: Layer | None = None, on_event: Listener = ignore) -> Sandbox:
     """Builds (or finds, cached) the sandbox in `folder` with `requirements` (default: the installed
-    toolkit's own) plus the pins; SandboxUnavailable says in one line why this machine cannot."""
+    toolkit's own) plus the pins, and `layer` over them where given (its interpreter is the one
+    returned); SandboxUnavailable says in one line why this machine cannot."""
     folder = Path(folder) if folder is not None else default_folder()
     if requirements is None:
         requirements = installed_requirements()
+    try:
+        layer_arguments = layer.arguments() if layer else []
+    except PackageNotFoundError as exc:
+        raise SandboxUnavailable(f"{exc.name} is not installed here: no release of it to pin there") from None
     bash = shutil.which("bash")
     if bash is None:
         raise SandboxUnavailable(f"the {PLATFORM} sandbox needs bash, which this machine lacks")
     with as_file(files("alexnet_export.bench") / "aarch64_sandbox.sh") as script:
-        process = subprocess.Popen([bash, str(script), str(folder), *requirements, *pins()],
+        process = subprocess.Popen([bash, str(script), str(folder), *requirements, *pins(), *layer_arguments],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env={**os.environ, "PYTHON": sys.executable})
         last = ""
@@ -137,30 +138,6 @@ def make_sandbox(folder: str | Path | None = None, requirements: Sequence[str] |
     if status:
         raise SandboxError(last or f"the aarch64 sandbox script failed with exit status {status}")
     return Sandbox(Path(output.strip().splitlines()[-1]), folder)
-
-
-def installed_requirements() -> list[str]:
-    return [r for r in requires("alexnet-export") or [] if "extra ==" not in r]
-
-
-def wheel_requirements(wheel: str | Path) -> list[str]:
-    """The light install's requirements of a wheel (its Requires-Dist without extras)."""
-    with zipfile.ZipFile(wheel) as archive:
-        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = Parser().parsestr(archive.read(name).decode())
-    return [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
-
-
-def pins() -> list[str]:
-    found = []
-    for name, distributions in PINNED.items():
-        for distribution in distributions:
-            try:
-                found.append(f"{name}=={version(distribution)}")
-                break
-            except PackageNotFoundError:
-                continue
-    return found
 
 
 def stage_toolkit(destination: Path, wheel: str | Path | None = None) -> Path:
@@ -222,7 +199,7 @@ def run_files(sandbox: Sandbox, toolkit: Path, items: Sequence[dict], arrays: di
 
 def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder: str | Path | None = None,
                      trusted_key: str | Path | None = None, on_event: Listener = ignore) -> PlatformCheck:
-    """Runs `model` (an .onnx, .ort or .tflite) on `images` here, on the CPU, and on aarch64 under
+    """Runs `model` (an .onnx, .ort, .tflite or .pte) on `images` here, on the CPU, and on aarch64 under
     emulation, and compares the logits by the gate of the file's precision (models/precisions.py)."""
     from alexnet_export.runtimes.registry import BACKENDS, backend_for, open_runtime
 
@@ -239,7 +216,7 @@ def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder:
         raise InputError(f"none of the {len(images)} images could be read"
                          + (f" (first problem: {skipped[0]})" if skipped else ""), argument="images")
     here = runtime.predict_in_allowed_batches(inputs)
-    sandbox = make_sandbox(folder, on_event=on_event)
+    sandbox = make_sandbox(folder, layer=LAYERS.get(backend.name), on_event=on_event)
     on_event(Step(f"running {model.name} on {len(inputs)} images on {PLATFORM} under emulation"))
     with tempfile.TemporaryDirectory(prefix="aarch64-toolkit-") as toolkit:
         runs = run_files(sandbox, stage_toolkit(Path(toolkit)), [{"model": model, "input": "x"}], {"x": inputs})
@@ -254,8 +231,8 @@ def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder:
 
 
 def _runs_on(backend: str, device: str, runs: Runs | None = None) -> str:
-    """What ran the file: "ONNX Runtime 1.31.1, CPUExecutionProvider", or the LiteRT runtime's device."""
-    if backend == "litert":
+    """What ran the file: "ONNX Runtime 1.31.1, CPUExecutionProvider", or the LiteRT or ExecuTorch runtime's device."""
+    if backend not in ("onnx", "ort"):
         return device
     if runs is None:
         import onnxruntime

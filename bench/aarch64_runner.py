@@ -1,5 +1,6 @@
 """Runs inside the emulated aarch64 interpreter (bench/aarch64.py starts it): one process for all
-the files of a check, since the interpreter and ONNX Runtime take seconds to start under emulation.
+the files of a check, since the interpreter and ONNX Runtime take seconds to start under emulation
+(torch and ExecuTorch, for .pte files on the ExecuTorch layer's interpreter, about 45 s).
 
     python -m alexnet_export.bench.aarch64_runner JOB.json
 

@@ -2,7 +2,7 @@
 # An aarch64 Python 3.11 under user-mode emulation, from the package registries only, for running
 # model files on ONNX Runtime's aarch64 kernels on an x86_64 Linux machine.
 #
-#   aarch64_sandbox.sh DIR [REQUIREMENT...]
+#   aarch64_sandbox.sh DIR [REQUIREMENT...] [--layer NAME [REQUIREMENT...] [--no-deps REQUIREMENT...]]
 #
 # DIR/root     Debian bookworm's arm64 python3.11 and the libraries it and the wheels load,
 #              unpacked with `dpkg -x` (nothing is installed on this machine)
@@ -10,6 +10,10 @@
 #              bookworm's qemu 7.2 dies with SIGSEGV importing onnxruntime 1.31
 # DIR/site     the REQUIREMENTs (markers evaluated for linux/aarch64/CPython 3.11), aarch64 wheels
 # DIR/bin/python3   runs the emulated interpreter with DIR/site after any $PYTHONPATH
+# DIR/layer-NAME    with --layer: one runtime's heavier wheels over DIR/site, made only when asked (ExecuTorch's:
+#              torch and the CUDA libraries its aarch64 wheel links); its REQUIREMENTs with their
+#              dependencies, then the --no-deps ones without theirs (pip evaluates a dependency's markers
+#              for this machine, not for aarch64); DIR/bin/python3-NAME runs with DIR/site, then the layer
 #
 # apt-get runs with its own sources, lists and cache under DIR: the machine's apt sources,
 # architectures (no `dpkg --add-architecture`) and package lists are never touched. A stamp per
@@ -96,10 +100,11 @@ else
     say "$DIR/root is up to date"
 fi
 
-# The requirements for linux/aarch64: pip evaluates markers for the machine it runs on even with
-# --platform, which would pick onnxruntime-gpu (x86_64 only) here.
-REQUIREMENTS=$WORK/requirements.txt
-"$PYTHON" - "$@" >"$REQUIREMENTS" <<'EOF' || fail "could not read the requirements $* with $PYTHON"
+# Each REQUIREMENT for linux/aarch64, into the file $1: pip evaluates markers for the machine it runs
+# on even with --platform, which would pick onnxruntime-gpu (x86_64 only) here.
+aarch64_requirements() {
+    local out=$1; shift
+    "$PYTHON" - "$@" >"$out" <<'EOF' || fail "could not read the requirements $* with $PYTHON"
 import sys
 try:
     from packaging.requirements import Requirement
@@ -114,30 +119,78 @@ for line in sys.argv[1:]:
         requirement.marker = None
         print(requirement)
 EOF
+}
+
+# The aarch64 wheels of the requirements file $2 into the folder $1 (PIP OPTION... after them).
+install_wheels() {
+    local target=$1 requirements=$2; shift 2
+    [[ -s $requirements ]] || return 0
+    "$PYTHON" -m pip install -q --disable-pip-version-check --no-input --ignore-installed \
+        "${PLATFORM_ARGS[@]}" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+        --target "$target" "$@" -r "$requirements" >>"$LOG" 2>&1 \
+        || fail "pip could not install aarch64 wheels of $(paste -sd' ' "$requirements"): see $LOG"
+}
+
+# The launcher $1 (in DIR/bin) with the folders $2... on the emulated interpreter's path.
+launcher() {
+    local name=$1 path; shift
+    path=$(printf '%s:' "$@"); path=${path%:}
+    cat >"$WORK/$name" <<EOF
+#!/bin/sh
+# Python 3.11 on aarch64 under qemu-user emulation (made by aarch64_sandbox.sh).
+PYTHONPATH="\${PYTHONPATH:+\$PYTHONPATH:}$path" PYTHONNOUSERSITE=1 \\
+    exec "$DIR/qemu-aarch64" -L "$DIR/root" "$DIR/root/usr/bin/python3.11" "\$@"
+EOF
+    chmod +x "$WORK/$name"
+    mv "$WORK/$name" "$DIR/bin/$name"
+}
+
+BASE=() LAYER="" LAYER_REQUIREMENTS=() LAYER_NO_DEPS=() part=base
+for argument in "$@"; do
+    case $part:$argument in
+        base:--layer) part=name ;;
+        name:*) LAYER=$argument part=layer ;;
+        layer:--no-deps) part=no-deps ;;
+        base:*) BASE+=("$argument") ;;
+        layer:*) LAYER_REQUIREMENTS+=("$argument") ;;
+        no-deps:*) LAYER_NO_DEPS+=("$argument") ;;
+    esac
+done
+[[ $part != name && $LAYER != */* ]] || fail "--layer needs a NAME (no slash)" 1
+
+REQUIREMENTS=$WORK/requirements.txt
+aarch64_requirements "$REQUIREMENTS" "${BASE[@]}"
 SITE_STAMP="site $SCRIPT_HASH $(sort "$REQUIREMENTS" | paste -sd' ')"
 if [[ $(cat "$DIR/site.stamp" 2>/dev/null) != "$SITE_STAMP" ]]; then
     say "installing aarch64 wheels (glibc 2.36 and older): $(paste -sd' ' "$REQUIREMENTS")"
     rm -rf "$DIR/site" "$DIR/site.stamp"
     mkdir -p "$WORK/site"
-    if [[ -s $REQUIREMENTS ]]; then
-        "$PYTHON" -m pip install -q --disable-pip-version-check --no-input --ignore-installed \
-            "${PLATFORM_ARGS[@]}" --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
-            --target "$WORK/site" -r "$REQUIREMENTS" >>"$LOG" 2>&1 \
-            || fail "pip could not install aarch64 wheels of $(paste -sd' ' "$REQUIREMENTS"): see $LOG"
-    fi
+    install_wheels "$WORK/site" "$REQUIREMENTS"
     mv "$WORK/site" "$DIR/site"
     echo "$SITE_STAMP" >"$DIR/site.stamp"
 else
     say "$DIR/site is up to date"
 fi
-
 mkdir -p "$DIR/bin"
-cat >"$WORK/python3" <<EOF
-#!/bin/sh
-# Python 3.11 on aarch64 under qemu-user emulation (made by aarch64_sandbox.sh).
-PYTHONPATH="\${PYTHONPATH:+\$PYTHONPATH:}$DIR/site" PYTHONNOUSERSITE=1 \\
-    exec "$DIR/qemu-aarch64" -L "$DIR/root" "$DIR/root/usr/bin/python3.11" "\$@"
-EOF
-chmod +x "$WORK/python3"
-mv "$WORK/python3" "$DIR/bin/python3"
-echo "$DIR/bin/python3"
+launcher python3 "$DIR/site"
+[[ -n $LAYER ]] || { echo "$DIR/bin/python3"; exit 0; }
+
+LAYER_DIR=$DIR/layer-$LAYER
+aarch64_requirements "$WORK/layer.txt" "${LAYER_REQUIREMENTS[@]}"
+aarch64_requirements "$WORK/layer-no-deps.txt" "${LAYER_NO_DEPS[@]}"
+LAYER_STAMP="layer $SCRIPT_HASH $(sort "$WORK/layer.txt" | paste -sd' ') --no-deps $(sort "$WORK/layer-no-deps.txt" | paste -sd' ')"
+if [[ $(cat "$LAYER_DIR.stamp" 2>/dev/null) != "$LAYER_STAMP" ]]; then
+    say "installing the $LAYER layer's aarch64 wheels: $(paste -sd' ' "$WORK/layer.txt"), and without their" \
+        "dependencies: $(paste -sd' ' "$WORK/layer-no-deps.txt")"
+    rm -rf "$LAYER_DIR" "$LAYER_DIR.stamp"
+    mkdir -p "$WORK/layer"
+    install_wheels "$WORK/layer" "$WORK/layer.txt"
+    install_wheels "$WORK/layer" "$WORK/layer-no-deps.txt" --no-deps
+    mv "$WORK/layer" "$LAYER_DIR"
+    echo "$LAYER_STAMP" >"$LAYER_DIR.stamp"
+    say "built $LAYER_DIR ($(du -sm "$LAYER_DIR" | cut -f1) MB)"
+else
+    say "$LAYER_DIR is up to date"
+fi
+launcher "python3-$LAYER" "$DIR/site" "$LAYER_DIR"
+echo "$DIR/bin/python3-$LAYER"

@@ -35,12 +35,13 @@ from alexnet_export.runtimes.layers import LAYERS
                    f"and the noise each layer adds, for {', '.join(layer.name for layer in LAYERS)}; names the "
                    f"layer that adds the most.")
 @click.option("--on", "platform", type=click.Choice(["aarch64"]),
-              help="Also run MODEL (an .onnx or .ort on ONNX Runtime's kernels, a .tflite on LiteRT's) for this CPU "
-                   "architecture, under qemu "
+              help="Also run MODEL (an .onnx or .ort on ONNX Runtime's kernels, a .tflite on LiteRT's, a .pte on "
+                   "ExecuTorch's) for this CPU architecture, under qemu "
                    "emulation on an x86_64 Linux machine with apt-get (the sandbox is built from Debian's and "
                    "PyPI's packages once, cached in $ALEXNET_EXPORT_AARCH64_DIR or ~/.cache/alexnet-export/aarch64), "
                    "and compare its logits with this machine's CPU's by the gate of the file's precision; exit 1 "
-                   "when they fail it. About 10 s to start and 0.5 s per image under emulation.")
+                   "when they fail it. About 10 s to start and 0.5 s per image under emulation; a .pte about 50 s to "
+                   "start, and its first check downloads torch's aarch64 wheels (2.9 GB).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @trusted_key_option
 @lists_model_files

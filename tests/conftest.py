@@ -472,7 +472,40 @@ def int8_tflite(tmp_path_factory, calib_dir):
                           calibration=CalibrationOptions(calib_dir, 64))
 
 
+# ExecuTorch programs (`executorch` extra): one FP32 and one INT8 export of the 10-class model, once per
+# session, shared by tests/executorch and the aarch64 check (tests/edge). Each lowers a ~180 MB (FP32) or
+# ~45 MB (INT8) program; the batch range is kept small (PTE_MAX_BATCH) since ExecuTorch plans memory
+# for the largest batch.
+PTE_MAX_BATCH = 8
+PTE_EXPORT_SECONDS = {}  # printed at the end of the session
+
+
+def _export_pte(folder: Path, name: str, **options):
+    pytest.importorskip("executorch.runtime", reason="ExecuTorch is not installed (pip install '.[executorch]')")
+    from alexnet_export.exporter.pipeline import ModelSource, export_executorch
+
+    started = time.perf_counter()
+    result = export_executorch(folder / name, ModelSource(num_classes=SMALL_CLASSES, seed=3), max_batch=PTE_MAX_BATCH,
+                               **options)
+    PTE_EXPORT_SECONDS[options.get("precision", "fp32")] = time.perf_counter() - started
+    return result
+
+
+@pytest.fixture(scope="session")
+def fp32_pte(tmp_path_factory):
+    return _export_pte(tmp_path_factory.mktemp("pte"), "small.pte")
+
+
+@pytest.fixture(scope="session")
+def int8_pte(tmp_path_factory, calib_dir):
+    from alexnet_export.exporter.variants import CalibrationOptions
+
+    return _export_pte(tmp_path_factory.mktemp("pte8"), "small.int8.pte", precision="int8-executorch",
+                       calibration=CalibrationOptions(calib_dir, 64))
+
+
 def pytest_terminal_summary(terminalreporter):
-    if LITERT_EXPORT_SECONDS:
-        terminalreporter.write_line("LiteRT shared exports: " + ", ".join(
-            f"{name} {seconds:.1f}s" for name, seconds in LITERT_EXPORT_SECONDS.items()))
+    for kind, seconds in (("LiteRT", LITERT_EXPORT_SECONDS), ("ExecuTorch", PTE_EXPORT_SECONDS)):
+        if seconds:
+            terminalreporter.write_line(f"{kind} shared exports: " + ", ".join(
+                f"{name} {time:.1f}s" for name, time in seconds.items()))

@@ -41,7 +41,8 @@ def light_venv(tmp_path_factory, light_wheel) -> Path:
 def aarch64_sandbox(light_wheel):
     """The aarch64 sandbox (bench/aarch64_sandbox.sh) with the light wheel's requirements, built once
     and cached between runs; skips, with the script's reason, where this machine cannot build it."""
-    from alexnet_export.bench.aarch64 import SandboxUnavailable, make_sandbox, wheel_requirements
+    from alexnet_export.bench.aarch64 import SandboxUnavailable, make_sandbox
+    from alexnet_export.bench.aarch64_wheels import wheel_requirements
 
     try:
         return make_sandbox(requirements=wheel_requirements(light_wheel))

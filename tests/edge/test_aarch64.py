@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from alexnet_export.bench.aarch64 import pins, run_files, stage_toolkit, wheel_requirements
+from alexnet_export.bench.aarch64 import run_files, stage_toolkit
+from alexnet_export.bench.aarch64_wheels import LAYERS, pins, wheel_requirements
 from alexnet_export.models.precisions import gate_for
 from alexnet_export.runtimes import OnnxRuntime
 from alexnet_export.runtimes.parity import compare_logits
@@ -150,7 +151,20 @@ def test_verify_on_aarch64_takes_files_its_runtimes_run(cli, tmp_path, photos, o
     (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
     result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
     one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs an ONNX model \(\.onnx\), an ONNX"
-                           r" Runtime format model \(\.ort\), a LiteRT model \(\.tflite\)$", code=2)
+                           r" Runtime format model \(\.ort\), an ExecuTorch program \(\.pte\), a LiteRT model"
+                           r" \(\.tflite\)$", code=2)
+
+
+def test_the_executorch_layer_pins_this_machines_releases():
+    """The .pte check's layer: torch at this machine's release without its local label (PyPI's aarch64
+    wheel of 2.13.0 for this machine's 2.13.0+cpu), executorch at this machine's, without its dependencies."""
+    from importlib.metadata import version
+
+    pytest.importorskip("executorch.runtime", reason="ExecuTorch is not installed (pip install '.[executorch]')")
+    arguments = LAYERS["executorch"].arguments()
+    assert arguments[:3] == ["--layer", "executorch", f"torch=={version('torch').split('+')[0]}"]
+    assert "+" not in arguments[2] and arguments[3] == "--no-deps"
+    assert f"executorch=={version('executorch')}" in arguments[4:]
 
 
 def test_the_int8_tflite_on_aarch64(cli, int8_tflite, photos, tmp_path, aarch64_sandbox):
@@ -165,3 +179,24 @@ def test_the_int8_tflite_on_aarch64(cli, int8_tflite, photos, tmp_path, aarch64_
     assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == "int8"
     assert check["precision"] == "int8-litert" and check["report"]["samples"] == PHOTOS_USED
     assert "aarch64 under qemu-aarch64 10." in check["there"] and "LiteRT" in check["there"]
+
+
+# ExecuTorch's layer there is torch's aarch64 wheel (PyPI's is a CUDA build) with the CUDA libraries it
+# links: about 2.9 GB of wheels, 4.7 GB on disk, a minute to install; then 47 s to import torch and
+# executorch.runtime under emulation for each check (docs/edge.md). Too long for every run.
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["int8", "fp32"])
+def test_the_pte_on_aarch64(cli, request, kind, photos, tmp_path, aarch64_sandbox):
+    """ExecuTorch's aarch64 wheel (executorch and torch pinned to this machine's releases) runs the .pte
+    under emulation: XNNPACK's ARM kernels against this machine's x86 ones, by the file's gate."""
+    pte = request.getfixturevalue(f"{kind}_pte")
+    for photo in photos[:PHOTOS_USED]:
+        (tmp_path / photo.name).write_bytes(photo.read_bytes())
+    result = cli("verify", pte.path, "--images", tmp_path, "--on", "aarch64", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["platform"]
+    assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == kind
+    assert check["precision"] == {"int8": "int8-executorch", "fp32": "fp32"}[kind]
+    assert check["report"]["samples"] == PHOTOS_USED
+    assert "aarch64 under qemu-aarch64 10." in check["there"] and "ExecuTorch" in check["there"]
+    assert (aarch64_sandbox.folder / "layer-executorch.stamp").is_file()

@@ -10,7 +10,7 @@ from alexnet_export.errors import ArgumentError, InputError, ModelLoadError
 from alexnet_export.models.precisions import FP32_GATE, INT8_GATE
 
 pytest.importorskip("executorch.runtime", reason="ExecuTorch is not installed (pip install '.[executorch]')")
-MAX_BATCH = 8  # what tests/executorch/conftest.py exports with (checked below against the sidecar)
+MAX_BATCH = 8  # what tests/conftest.py exports with (PTE_MAX_BATCH; checked below against the sidecar)
 
 
 def test_fp32_export_passes_the_fp32_gate_with_every_operator_in_xnnpack(fp32_pte):
