@@ -182,6 +182,30 @@ def cli():
     return run_cli
 
 
+def _predicts_and_verifies(fp32_path: Path, int8_path: Path, photos: list[Path], folder: Path) -> None:
+    """`predict` names the top two classes with each file, and `verify` of the INT8 file on the
+    photos against the FP32 one passes the INT8 gate: a new file kind works end to end in the CLI."""
+    from alexnet_export.models.precisions import INT8_GATE
+
+    for path in (fp32_path, int8_path):
+        predicted = run_cli("predict", path, photos[0], "--top-k", "2", "--json")
+        assert predicted.returncode == 0, predicted.stderr
+        [answer] = json.loads(predicted.stdout)
+        assert len(answer["predictions"]) == 2 and answer["predictions"][0]["label"].startswith("class_")
+    folder.mkdir()
+    for photo in photos:
+        os.link(photo, folder / photo.name)
+    verified = run_cli("verify", int8_path, "--images", folder, "--reference", fp32_path, "--json")
+    assert verified.returncode == 0, verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["images"] == len(photos) and report["agreement"]["min_cosine"] > INT8_GATE.min_cosine
+
+
+@pytest.fixture(scope="session")
+def predicts_and_verifies():
+    return _predicts_and_verifies
+
+
 @pytest.fixture(scope="session")
 def cli_default_export(tmp_path_factory):
     """`alexnet-export onnx` with every default, run as a user would, in an empty folder."""

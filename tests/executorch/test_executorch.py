@@ -61,19 +61,9 @@ def test_the_runtime_matches_eager_at_the_smallest_and_largest_batch(fp32_pte, i
         runtime.close()
 
 
-def test_predict_and_verify_open_a_pte_through_the_registry(cli, fp32_pte, int8_pte, photos, tmp_path):
-    predicted = cli("predict", fp32_pte.path, photos[0], "--top-k", "2", "--json")
-    assert predicted.returncode == 0, predicted.stderr
-    [answer] = json.loads(predicted.stdout)
-    assert len(answer["predictions"]) == 2 and answer["predictions"][0]["label"].startswith("class_")
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for photo in photos:
-        os.link(photo, folder / photo.name)
-    verified = cli("verify", int8_pte.path, "--images", folder, "--reference", fp32_pte.path, "--json")
-    assert verified.returncode == 0, verified.stderr
-    report = json.loads(verified.stdout)
-    assert report["images"] == len(photos) and report["agreement"]["min_cosine"] > INT8_GATE.min_cosine
+def test_predict_and_verify_open_a_pte_through_the_registry(predicts_and_verifies, fp32_pte, int8_pte, photos,
+                                                            tmp_path):
+    predicts_and_verifies(fp32_pte.path, int8_pte.path, photos, tmp_path / "photos")
 
 
 def test_bench_times_pte_files_beside_onnx_and_checks_their_gates(fp32_pte, int8_pte, small_onnx):

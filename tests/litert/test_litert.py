@@ -1,7 +1,6 @@
 """`alexnet-export litert` and LiteRtRuntime: real conversions by litert-torch, run by LiteRT's interpreter."""
 
 import json
-import os
 import threading
 
 import numpy as np
@@ -132,19 +131,9 @@ def test_calls_from_many_threads_get_their_own_logits(int8_tflite, real_images):
         assert all(np.array_equal(result, expected[index]) for result in results)
 
 
-def test_predict_verify_and_bench_take_tflite_files(cli, fp32_tflite, int8_tflite, small_onnx, photos, tmp_path):
-    predicted = cli("predict", int8_tflite.path, photos[0], "--top-k", "2", "--json")
-    assert predicted.returncode == 0, predicted.stderr
-    [answer] = json.loads(predicted.stdout)
-    assert len(answer["predictions"]) == 2 and answer["predictions"][0]["label"].startswith("class_")
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for photo in photos:
-        os.link(photo, folder / photo.name)
-    verified = cli("verify", int8_tflite.path, "--images", folder, "--reference", fp32_tflite.path, "--json")
-    assert verified.returncode == 0, verified.stderr
-    report = json.loads(verified.stdout)
-    assert report["images"] == len(photos) and report["agreement"]["min_cosine"] > INT8_GATE.min_cosine
+def test_predict_verify_and_bench_take_tflite_files(predicts_and_verifies, fp32_tflite, int8_tflite, small_onnx,
+                                                   photos, tmp_path):
+    predicts_and_verifies(fp32_tflite.path, int8_tflite.path, photos, tmp_path / "photos")
 
     from alexnet_export.bench.harness import Settings, run_benchmark
 
