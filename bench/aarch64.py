@@ -33,7 +33,7 @@ from alexnet_export.bench.aarch64_wheels import LAYERS, Layer, installed_require
 from alexnet_export.errors import AlexNetExportError, ArgumentError, InputError
 from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.models.precisions import ParityGate, gate_for
-from alexnet_export.runtimes.parity import ParityReport, compare_logits
+from alexnet_export.runtimes.verification.parity import ParityReport, compare_logits
 from alexnet_export.runtimes.preprocess import preprocess_readable
 
 PLATFORM = "aarch64"

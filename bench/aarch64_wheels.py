@@ -30,7 +30,7 @@ class Layer:
         return ["--layer", self.name, *map(pin, self.pinned), "--no-deps", *map(pin, self.no_deps)]
 
 
-# Per backend (runtimes/backends.py names), the layer its runtime needs there. ExecuTorch's Python
+# Per backend (runtimes/table.py names), the layer its runtime needs there. ExecuTorch's Python
 # bindings link libtorch, and PyPI's only aarch64 torch wheel is a CUDA build: torch goes in with its
 # dependencies (the CUDA libraries its libraries link, about 2.9 GB of wheels with it). executorch goes
 # in without its own: pip evaluates their markers for this machine and asks for coremltools (Linux

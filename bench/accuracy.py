@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from alexnet_export.errors import InputError
-from alexnet_export.runtimes.parity import ParityReport, compare_logits
+from alexnet_export.runtimes.verification.parity import ParityReport, compare_logits
 from alexnet_export.runtimes.preprocess import find_images, preprocess_readable
 
 Tick = Callable[[int], None]

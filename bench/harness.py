@@ -26,7 +26,7 @@ from alexnet_export.events import Advance, Listener, Step, ignore
 from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.registry import backend_for, open_runtime
-from alexnet_export.runtimes.timing import interleaved_rounds
+from alexnet_export.runtimes.verification.timing import interleaved_rounds
 
 __all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]
 
@@ -167,7 +167,7 @@ def _math(runtime: Runtime) -> str:
 def _classify_rows(subjects: list[Subject], settings: Settings, on_event: Listener) -> list[ClassifyRow]:
     from PIL import Image
 
-    from alexnet_export.runtimes.samples import synthetic_images
+    from alexnet_export.runtimes.verification.samples import synthetic_images
 
     runnable = [s for s in subjects if _fits(s, 1)]
     with tempfile.TemporaryDirectory() as folder:

@@ -1,5 +1,5 @@
 """`verify --per-layer`: where a precision file departs from its FP32 reference, layer by layer,
-on the user's images (runtimes/layer_errors.py measures, runtimes/layers.py names the layers)."""
+on the user's images (runtimes/verification/layer_errors.py measures, runtimes/verification/layers.py names the layers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from alexnet_export.errors import InputError
-from alexnet_export.runtimes.layer_errors import LayerReport, compare_layers, onnx_layers
+from alexnet_export.runtimes.verification.layer_errors import LayerReport, compare_layers, onnx_layers
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes.preprocess import preprocess_readable
 

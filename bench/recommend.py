@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from alexnet_export.runtimes.samples import synthetic_images
+from alexnet_export.runtimes.verification.samples import synthetic_images
 from alexnet_export.errors import ParityError
 from alexnet_export.models.precisions import gate_for
-from alexnet_export.runtimes.parity import ParityReport, compare_runtimes, enforce
+from alexnet_export.runtimes.verification.parity import ParityReport, compare_runtimes, enforce
 from alexnet_export.models.precisions import FP32
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.preprocess import preprocess_batch

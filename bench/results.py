@@ -45,7 +45,7 @@ class Settings:
     iterations: int | None = 20  # rounds per batch size, or
     seconds: float | None = None  # a time budget per batch size
     cold_start: bool = True
-    trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing.py)
+    trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing/sign.py)
 
     def __post_init__(self):
         if not self.batch_sizes or min(self.batch_sizes) < 1:

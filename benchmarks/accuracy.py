@@ -176,8 +176,8 @@ def load_test_set(splits, checkpoint: Path) -> EvaluationSet:
 def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
     """Both INT8 files for each calibration method and set size, scored on the test split."""
     from alexnet_export.bench.accuracy import topk_accuracy
-    from alexnet_export.exporter.calibration import CalibrationSet, calibration_ranges
-    from alexnet_export.exporter.precision import to_int8_cpu, to_int8_tensorrt
+    from alexnet_export.exporter.calibration.ranges import CalibrationSet, calibration_ranges
+    from alexnet_export.exporter.onnx.quantize import to_int8_cpu, to_int8_tensorrt
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import OnnxRuntime
     from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
@@ -208,10 +208,10 @@ def calibration_sweep(work: Path, splits, test: EvaluationSet) -> list[dict]:
 
 
 def per_layer_errors(work: Path, test: EvaluationSet) -> dict:
-    """Each layer's output (conv1..fc8, runtimes/layers.py), FP32 vs each INT8 file, on 64 test
+    """Each layer's output (conv1..fc8, runtimes/verification/layers.py), FP32 vs each INT8 file, on 64 test
     images, as the next layer sees it (dequantized where the file quantizes it): SQNR in dB and
-    the share of noise each layer adds (runtimes/layer_errors.py)."""
-    from alexnet_export.runtimes.layer_errors import compare_layers, onnx_layers
+    the share of noise each layer adds (runtimes/verification/layer_errors.py)."""
+    from alexnet_export.runtimes.verification.layer_errors import compare_layers, onnx_layers
 
     batches = [test.images[i : i + 16] for i in range(0, 64, 16)]
     reference = onnx_layers(work / "digits.onnx")

@@ -51,9 +51,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from alexnet_export.exporter.pipeline import export_onnx_file, make_precision_file
-    from alexnet_export.exporter.pixels import write_pixel_file
-    from alexnet_export.exporter.tensorrt import BuildSettings, build_engine
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.onnx.pixels import write_pixel_file
+    from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)

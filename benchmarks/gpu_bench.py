@@ -34,8 +34,8 @@ from alexnet_export.bench.machine import describe_machine
 from alexnet_export.bench.report import to_markdown, write_json, write_text
 from alexnet_export.errors import AlexNetExportError, one_line
 from alexnet_export.exporter.pipeline import ModelSource, export_onnx_file
-from alexnet_export.exporter.variants import CalibrationOptions
-from alexnet_export.runtimes.parity import compare_logits
+from alexnet_export.exporter.calibration.images import CalibrationOptions
+from alexnet_export.runtimes.verification.parity import compare_logits
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 
 FILES = {"fp32": "alexnet.onnx", "fp16": "alexnet.fp16.onnx", "int8-tensorrt": "alexnet.int8-tensorrt.onnx"}
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _missing_gpu() -> str | None:
-    from alexnet_export.runtimes.onnx_providers import provider_loads
+    from alexnet_export.runtimes.onnx.providers import provider_loads
 
     if not device.cuda_available():
         return "torch sees no CUDA GPU"

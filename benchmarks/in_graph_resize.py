@@ -56,7 +56,7 @@ def in_graph(session, image: np.ndarray, spec: Preprocessing) -> np.ndarray:
 def main() -> None:
     from importlib.resources import files
 
-    from alexnet_export.exporter.onnx import export_onnx, tool_versions
+    from alexnet_export.exporter.onnx.convert import export_onnx, tool_versions
     from alexnet_export.models.alexnet import seeded_alexnet
     from alexnet_export.models.spec import ArtifactMetadata, default_labels
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import onnxruntime as ort
 from onnxruntime.quantization import QuantFormat, QuantType
 
-from alexnet_export.exporter.calibration import calibration_ranges, load_calibration_set
-from alexnet_export.exporter.onnx import export_onnx, tool_versions
-from alexnet_export.exporter.precision import _quantize, to_int8_cpu, to_int8_tensorrt
-from alexnet_export.runtimes.parity import compare_logits
+from alexnet_export.exporter.calibration.ranges import calibration_ranges, load_calibration_set
+from alexnet_export.exporter.onnx.convert import export_onnx, tool_versions
+from alexnet_export.exporter.onnx.quantize import _quantize, to_int8_cpu, to_int8_tensorrt
+from alexnet_export.runtimes.verification.parity import compare_logits
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.models.spec import ArtifactMetadata, default_labels
 

@@ -1,7 +1,7 @@
 """What signing costs: time to sign and to verify each of the toolkit's files, and what
 `serve --trusted-key` adds to the server's start.
 
-For each file: `sign_model` and `verify_model` (runtimes/signing.py: SHA-256 of the model and its
+For each file: `sign_model` and `verify_model` (runtimes/signing/sign.py: SHA-256 of the model and its
 companions through model-signing, an ECDSA P-256 signature), median of --repeats calls in one
 process after a first untimed one, so model-signing's import is not in them and the files are in
 the page cache (the usual case right after an export or a copy). The import of model-signing's
@@ -44,8 +44,8 @@ def make_files(folder: Path) -> list[Path]:
     from PIL import Image
 
     from alexnet_export.exporter.pipeline import export_onnx_file, make_precision_file
-    from alexnet_export.runtimes.samples import synthetic_images
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.runtimes.verification.samples import synthetic_images
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     fp32 = export_onnx_file(folder / "alexnet.onnx", verify=False).path
     fp16 = make_precision_file(fp32, "fp16").path

@@ -19,7 +19,7 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 
 # What must happen in the same step as a rename into place, for the extent of one call: while an
-# export was asked to sign, runtimes/signing.py writes the model's new signature first. The hook
+# export was asked to sign, runtimes/signing/sign.py writes the model's new signature first. The hook
 # lives here, set from above, so the writer imports nothing of what uses it.
 RenameHook = Callable[[Mapping[Path, Path]], ContextManager[None]]
 RENAME_HOOK: contextvars.ContextVar[RenameHook | None] = contextvars.ContextVar("alexnet_export_rename_hook",
@@ -121,7 +121,7 @@ def staged_with_companions(path: str | Path, companions: Callable[[Path], Sequen
 
     The renames are not one atomic step: a crash between them leaves new companions beside the old
     file. They follow each other directly, after every check has passed; readers that care check
-    the pair (runtimes/executorch.py compares the sidecar's byte count with the file's).
+    the pair (runtimes/executorch/runtime.py compares the sidecar's byte count with the file's).
     """
     path = check_output_path(path)
     folder = path.parent

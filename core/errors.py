@@ -10,7 +10,7 @@ class AlexNetExportError(Exception):
     """Base class: the message says what was wrong and what was expected.
 
     Library messages speak in API terms; `argument` names the function argument at fault, if
-    one is, so that the CLI can name its own flag for it (core/cli.py).
+    one is, so that the CLI can name its own flag for it (core/cli/main.py).
     """
 
     def __init__(self, *args, argument: str | None = None):

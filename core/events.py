@@ -1,7 +1,7 @@
 """Progress events: how long library work tells its caller what it is doing.
 
 Library functions take `on_event: Listener` and call it with these dataclasses; they never
-print. The CLI draws them (core/cli_options.py: `TerminalReporter`: results on stdout,
+print. The CLI draws them (core/cli/options.py: `TerminalReporter`: results on stdout,
 progress on stderr), an app may log them or ignore them (the default). Typed events let each caller decide how to draw, instead of
 guessing from the words of a message.
 """
@@ -40,7 +40,7 @@ class Advance:
 
 @dataclass(frozen=True)
 class Verified:
-    """A file passed its parity gate; `report` (runtimes/parity.py's ParityReport) has the figures."""
+    """A file passed its parity gate; `report` (runtimes/verification/parity.py's ParityReport) has the figures."""
 
     title: str  # what was compared with what, and on which inputs
     report: object

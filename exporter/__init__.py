@@ -1,6 +1,8 @@
-"""Checkpoint -> verified ONNX (FP32, FP16, INT8) -> TensorRT engine.
+"""Checkpoint -> verified model files, one package per file kind: onnx/ (.onnx in FP32, FP16, INT8, INT4,
+and .ort), tensorrt/ (engines), openvino/ (IRs), executorch/ (.pte), litert/ (.tflite). Below them the
+steps several kinds share: source.py (where the model comes from), calibration/ (images and ranges),
+rewrites/ (LRN in the forms each kind runs), arguments.py (the checks every command runs first).
 
-pipeline.py holds the commands as library calls; the other modules are their steps. Needs
-torch, onnx and onnxscript (export), onnxruntime (verification, calibration, quantization),
-onnxconverter-common (FP16), and TensorRT with cuda-python for engines only.
+pipeline.py is the public face: the commands as library calls. Needs the `export` extra (torch, onnx,
+onnxscript, onnxconverter-common), and each kind's own library for its files only.
 """

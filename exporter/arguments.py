@@ -14,9 +14,10 @@ from typing import Sequence  # noqa: E402
 
 from alexnet_export.atomic import check_output_path  # noqa: E402
 from alexnet_export.errors import ArgumentError  # noqa: E402
-from alexnet_export.exporter.calibration import MIN_IMAGES  # noqa: E402
+from alexnet_export.exporter.calibration.ranges import MIN_IMAGES  # noqa: E402
 from alexnet_export.exporter.source import ModelSource  # noqa: E402
-from alexnet_export.exporter.variants import CalibrationOptions, check_float_layers  # noqa: E402
+from alexnet_export.exporter.onnx.variants import check_float_layers  # noqa: E402
+from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.precisions import Precision  # noqa: E402
 from alexnet_export.models.precisions import precision as precision_row  # noqa: E402
 from alexnet_export.models.spec import INPUT_FORMATS  # noqa: E402

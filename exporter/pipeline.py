@@ -8,21 +8,36 @@
     export_executorch(...)     what `alexnet-export executorch` does: a .pte for XNNPACK, FP32 or INT8
     export_litert(...)         what `alexnet-export litert` does: a .tflite for LiteRT, FP32, FP16 or INT8
 
-This module is the one place to import them from; each command's steps live in its own module
-(exporter/command_*.py), the checks they share in exporter/arguments.py. Each step verifies its
-file before it is put in place, so a failure leaves what was there before. Progress goes to
-`on_event` (alexnet_export.events); nothing here prints.
+The one place to import them from: each is found in its backend's package (exporter/<backend>/command.py)
+when first asked for, so importing this module imports no backend's library. Each step verifies its file
+before it is put in place, so a failure leaves what was there before. Progress goes to `on_event`
+(alexnet_export.events); nothing here prints.
 """
 
-from alexnet_export.exporter.arguments import DEFAULT_STEM, PipelineError
-from alexnet_export.exporter.command_litert import export_litert
-from alexnet_export.exporter.command_mobile import export_executorch, export_ort_file
-from alexnet_export.exporter.command_onnx import OnnxFile, export_onnx_file, make_precision_file
-from alexnet_export.exporter.command_openvino import IrFile, export_openvino_ir
-from alexnet_export.exporter.command_tensorrt import DEFAULT_ENGINE, EngineBuild, build_tensorrt_engine
-from alexnet_export.exporter.source import ModelSource, load_model
-from alexnet_export.exporter.variants import CalibrationOptions
+from __future__ import annotations
 
-__all__ = ["DEFAULT_ENGINE", "DEFAULT_STEM", "CalibrationOptions", "EngineBuild", "IrFile", "ModelSource", "OnnxFile",
-           "PipelineError", "build_tensorrt_engine", "export_executorch", "export_litert", "export_onnx_file",
-           "export_openvino_ir", "export_ort_file", "load_model", "make_precision_file"]
+from typing import TYPE_CHECKING
+
+from alexnet_export.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from alexnet_export.exporter.arguments import DEFAULT_STEM, PipelineError
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
+    from alexnet_export.exporter.executorch.command import export_executorch
+    from alexnet_export.exporter.litert.command import export_litert
+    from alexnet_export.exporter.onnx.command import OnnxFile, export_onnx_file, make_precision_file
+    from alexnet_export.exporter.onnx.ort_format import export_ort_file
+    from alexnet_export.exporter.openvino.command import IrFile, export_openvino_ir
+    from alexnet_export.exporter.source import ModelSource, load_model
+    from alexnet_export.exporter.tensorrt.command import DEFAULT_ENGINE, EngineBuild, build_tensorrt_engine
+
+_HOMES = {
+    "DEFAULT_STEM": "arguments", "PipelineError": "arguments", "CalibrationOptions": "calibration.images",
+    "ModelSource": "source", "load_model": "source",
+    "OnnxFile": "onnx.command", "export_onnx_file": "onnx.command", "make_precision_file": "onnx.command",
+    "export_ort_file": "onnx.ort_format", "IrFile": "openvino.command", "export_openvino_ir": "openvino.command",
+    "DEFAULT_ENGINE": "tensorrt.command", "EngineBuild": "tensorrt.command", "build_tensorrt_engine": "tensorrt.command",
+    "export_executorch": "executorch.command", "export_litert": "litert.command",
+}
+__all__ = sorted(_HOMES)
+__getattr__ = lazy_names(__name__, _HOMES, base="alexnet_export.exporter")

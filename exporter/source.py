@@ -9,7 +9,7 @@ from typing import Sequence
 
 from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Listener, Note, Step, ignore
-from alexnet_export.exporter.onnx import ExportResult, export_onnx
+from alexnet_export.exporter.onnx.convert import ExportResult, export_onnx
 from alexnet_export.models.spec import ArtifactMetadata, default_labels
 from alexnet_export.models.precisions import FP32
 from alexnet_export.runtimes.base import Runtime
@@ -37,7 +37,7 @@ class ModelToExport:
 
 def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = ignore) -> ModelToExport:
     """The eager model and the metadata its files will carry."""
-    from alexnet_export.exporter.onnx import tool_versions
+    from alexnet_export.exporter.onnx.convert import tool_versions
     from alexnet_export.models.labels import read_labels_file
     from alexnet_export.models.weights import load_alexnet
 
@@ -70,7 +70,7 @@ def fp32_start(fp32_onnx: Path | None, source: ModelSource | None, export_path: 
 
 def fp32_reference(path: Path) -> Runtime:
     """The FP32 .onnx as the reference runtime (CPU, the verification setting), refusing other files."""
-    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 
     reference = OnnxRuntime(path, providers=["CPUExecutionProvider"])
     if reference.metadata.preprocessing.takes_pixels:
@@ -84,6 +84,6 @@ def fp32_reference(path: Path) -> Runtime:
 
 
 def torch_reference(model) -> Runtime:
-    from alexnet_export.runtimes.torch import TorchRuntime
+    from alexnet_export.runtimes.torch.runtime import TorchRuntime
 
     return TorchRuntime(model)

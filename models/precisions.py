@@ -32,7 +32,7 @@ class PrecisionError(ArgumentError):
 
 @dataclass(frozen=True)
 class ParityGate:
-    """How close a file must stay to its reference's logits (runtimes/parity.py measures)."""
+    """How close a file must stay to its reference's logits (runtimes/verification/parity.py measures)."""
 
     name: str
     min_cosine: float  # every input's cosine similarity
@@ -49,7 +49,7 @@ FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
 # BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
 BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
 INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
-# INT4 weights (fc6-fc8, block-wise scales; exporter/int4.py): rounding 47 million weights to 16
+# INT4 weights (fc6-fc8, block-wise scales; exporter/onnx/int4.py): rounding 47 million weights to 16
 # levels alone sets the logits' cosine to FP32 near 0.99 (measured 0.9926 mean, 0.992 min on the
 # seeded 1000-class model), so the gate sits below INT8's; it catches a broken file (wrong scales or
 # layout fall far below it), and `optimize` decides on task accuracy (top-1 on labelled images).

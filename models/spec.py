@@ -32,13 +32,13 @@ TOOL_VERSIONS_KEY = _KEY_PREFIX + "tool_versions"
 PRECISION_KEY = _KEY_PREFIX + "precision"
 INPUT_KEY = _KEY_PREFIX + "input"
 OUTPUT_KEY = _KEY_PREFIX + "output"
-LRN_KEY = _KEY_PREFIX + "lrn"  # "native" or "pooled" (exporter/lrn_pooled.py)
+LRN_KEY = _KEY_PREFIX + "lrn"  # "native" or "pooled" (exporter/rewrites/lrn_pooled.py)
 CALIBRATION_KEY = _KEY_PREFIX + "calibration"  # method and ranges file of an INT8 file
 FLOAT_LAYERS_KEY = _KEY_PREFIX + "float_layers"  # layers an INT8 file keeps in float: "conv4,fc8"
 
 # What a file's input takes: FLOAT_INPUT, the normalised float32 NCHW batch; or PIXEL_INPUT, the
 # uint8 RGB pixels (batch, crop, crop, 3) of images already resized and cropped, which the graph
-# scales and normalises itself (exporter/pixels.py), so an app needs no numerics of its own.
+# scales and normalises itself (exporter/onnx/pixels.py), so an app needs no numerics of its own.
 FLOAT_INPUT, PIXEL_INPUT = "float32", "uint8"
 INPUT_FORMATS = (FLOAT_INPUT, PIXEL_INPUT)
 

@@ -187,12 +187,12 @@ def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str 
     if candidate.calibrated and not calibrating:
         return "needs calibration images (calib_dir)"
     if candidate.format == LITERT:
-        from alexnet_export.exporter.litert import MAX_BATCH_LIMIT
+        from alexnet_export.exporter.litert.convert import MAX_BATCH_LIMIT
 
         if batch > MAX_BATCH_LIMIT:
             return f"a .tflite's batch is fixed, at most {MAX_BATCH_LIMIT}; the run times batch {batch}"
     if candidate.precision == BF16:
-        from alexnet_export.runtimes.openvino import cpu_supports, import_openvino
+        from alexnet_export.runtimes.openvino.runtime import cpu_supports, import_openvino
 
         if not cpu_supports(import_openvino().Core(), "CPU", BF16):
             return "this CPU has no BF16 instructions (AVX512_BF16 or AMX), so a BF16 IR can neither be verified nor run"

@@ -12,7 +12,7 @@ from typing import Sequence
 from alexnet_export.bench.accuracy import ImageSet, image_set
 from alexnet_export.errors import AlexNetExportError, ArgumentError, InputError, ParityError
 from alexnet_export.events import Listener, Note, Step, ignore
-from alexnet_export.exporter.auto_keep import MAX_KEPT, Int8GateError
+from alexnet_export.exporter.onnx.auto_keep import MAX_KEPT, Int8GateError
 from alexnet_export.exporter.pipeline import CalibrationOptions, ModelSource, load_model
 from alexnet_export.exporter.source import torch_reference
 from alexnet_export.hashing import file_sha256
@@ -157,7 +157,7 @@ def _check(weights, images: Path, output: Path, budget, objective, batch_size, t
 
 
 def _check_calibration(calibration: CalibrationOptions) -> None:
-    from alexnet_export.exporter.calibration import MIN_IMAGES
+    from alexnet_export.exporter.calibration.ranges import MIN_IMAGES
     from alexnet_export.runtimes.preprocess import find_images
 
     if calibration.folder is None:

@@ -98,7 +98,7 @@ def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
 
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     """One RGB image -> the model's input row: float32 (3, crop, crop), or for a file that takes
-    pixels, uint8 (crop, crop, 3), which its graph normalises (exporter/pixels.py)."""
+    pixels, uint8 (crop, crop, 3), which its graph normalises (exporter/onnx/pixels.py)."""
     pixels = resize_and_crop(image, spec)
     return pixels if spec.takes_pixels else normalise(pixels, spec)
 
@@ -122,7 +122,7 @@ def resize_and_crop(image: Image.Image, spec: Preprocessing) -> np.ndarray:
 
 def normalise(pixels: np.ndarray, spec: Preprocessing) -> np.ndarray:
     """uint8 (crop, crop, 3) -> float32 (3, crop, crop): scaled, normalised, CHW. A pixel file's
-    graph does the same float32 operations in the same order (exporter/pixels.py)."""
+    graph does the same float32 operations in the same order (exporter/onnx/pixels.py)."""
     values = pixels.astype(np.float32) * np.float32(spec.scale)
     values = (values - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     return np.ascontiguousarray(values.transpose(2, 0, 1))

@@ -1,7 +1,7 @@
-"""Opening a model file: the backend its suffix names (runtimes/backends.py), the options it takes,
+"""Opening a model file: the backend its suffix names (runtimes/table.py), the options it takes,
 and, when a trusted key is given or set, its signature verified before anything of it is read.
 
-The table itself lives in runtimes/backends.py and is re-exported here, so callers keep one
+The table itself lives in runtimes/table.py and is re-exported here, so callers keep one
 import for "which backend" and "open it".
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alexnet_export.runtimes.backends import (  # noqa: F401 (re-exported: the table's public names)
+from alexnet_export.runtimes.table import (  # noqa: F401 (re-exported: the table's public names)
     BACKENDS,
     CHECKPOINT,
     ENGINE,
@@ -25,7 +25,7 @@ from alexnet_export.runtimes.backends import (  # noqa: F401 (re-exported: the t
     model_files,
 )
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.verification import check_before_open
+from alexnet_export.runtimes.signing.verify import check_before_open
 
 
 def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, backend: Backend | None = None,
@@ -33,7 +33,7 @@ def open_runtime(path: str | Path, *, trusted_key: str | Path | None = None, bac
     """The runtime for `path` (OnnxRuntime, TorchRuntime, TensorRTRuntime, OpenVinoRuntime, ExecuTorchRuntime
     or LiteRtRuntime, by suffix) with `options`. An option its backend does not take is an OptionError before anything
     loads; then `path` is verified against `trusted_key`, or $ALEXNET_EXPORT_TRUSTED_KEY when that is
-    set (runtimes/verification.py), before the runtime class is even imported.
+    set (runtimes/signing/verify.py), before the runtime class is even imported.
     backend: for a file whose name does not say (the exporter's staged .partial files)."""
     backend = backend or backend_for(path)
     backend.check_options(path, options)

@@ -23,7 +23,7 @@ _CHILD = r"""
 import sys
 from alexnet_export.errors import AlexNetExportError
 try:
-    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
     runtime = OnnxRuntime(sys.argv[1], providers=["CPUExecutionProvider"], threads=1)
     runtime.predict(runtime.zeros())
 except AlexNetExportError as exc:
@@ -73,7 +73,7 @@ def load_untrusted(path: str | Path, *, timeout_s: float = 120, memory_mb: int =
     result = probe(path, timeout_s=timeout_s, memory_mb=memory_mb)
     if result.outcome != RAN:
         raise ModelLoadError(f"refused {path}: in a sandboxed trial it gave a {result.outcome} ({result.detail})")
-    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 
     return OnnxRuntime(path, **options)
 

@@ -62,7 +62,7 @@ def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port
           access_log: bool = False, say: Callable[[str], None] = print, trusted_key: Path | None = None) -> None:
     """Load `model`, listen, serve until SIGTERM or Ctrl-C, answer what is in flight, return.
     trusted_key: the model's signature must verify with it before it is loaded (None: the file
-    $ALEXNET_EXPORT_TRUSTED_KEY names, when set; runtimes/signing.py)."""
+    $ALEXNET_EXPORT_TRUSTED_KEY names, when set; runtimes/signing/sign.py)."""
     import uvicorn
 
     backend = backend_for(model)

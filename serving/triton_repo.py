@@ -10,7 +10,7 @@
         labels.txt
         1/model.plan
 
-A signed model (runtimes/signing.py) keeps its own file names in the version folder, with its
+A signed model (runtimes/signing/sign.py) keeps its own file names in the version folder, with its
 companion files and its signature, since the signature names them: 1/alexnet.onnx and
 1/alexnet.onnx.sig, and config.pbtxt names the file (default_model_filename), so
 `alexnet-export verify-signature repo/` checks every model before a server starts from it.
@@ -87,7 +87,7 @@ def model_name(path: Path, suffix: str = "") -> str:
 
 
 def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
-    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 
     runtime = OnnxRuntime(onnx_path, providers=["CPUExecutionProvider"])
     if runtime.bounds.maximum is not None:
@@ -101,8 +101,8 @@ def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: boo
 
 
 def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
-    from alexnet_export.runtimes.engine_sidecar import builder_description, read_sidecar
-    from alexnet_export.runtimes.tensorrt_support import TENSORRT
+    from alexnet_export.runtimes.tensorrt.sidecar import builder_description, read_sidecar
+    from alexnet_export.runtimes.tensorrt.support import TENSORRT
 
     if options.kind != "gpu":
         raise RepositoryError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")

@@ -80,7 +80,7 @@ def small_model():
 
 @pytest.fixture(scope="session")
 def small_metadata(small_model):
-    from alexnet_export.exporter.onnx import tool_versions
+    from alexnet_export.exporter.onnx.convert import tool_versions
     from alexnet_export.models.spec import ArtifactMetadata, default_labels
 
     return ArtifactMetadata(SMALL_CLASSES, default_labels(SMALL_CLASSES), "random init, seed 3", tool_versions=tool_versions())
@@ -89,7 +89,7 @@ def small_metadata(small_model):
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory, small_model, small_metadata):
     """A verified dynamic-batch export of the 10-class model, made through the Python API."""
-    from alexnet_export.exporter.onnx import export_onnx
+    from alexnet_export.exporter.onnx.convert import export_onnx
 
     path = tmp_path_factory.mktemp("small") / "small.onnx"
     return export_onnx(small_model, path, small_metadata)
@@ -110,7 +110,7 @@ def onnx_runtime(small_onnx):
 @pytest.fixture(scope="session")
 def pixel_onnx(tmp_path_factory, small_onnx) -> Path:
     """small_onnx taking uint8 RGB pixels (batch, 224, 224, 3): what `onnx --input-format uint8` writes."""
-    from alexnet_export.exporter.pixels import write_pixel_file
+    from alexnet_export.exporter.onnx.pixels import write_pixel_file
 
     path = tmp_path_factory.mktemp("pixels") / "small.uint8.onnx"
     write_pixel_file(small_onnx, path)
@@ -296,7 +296,7 @@ KEPT_FLOAT = ("conv1", "fc8")  # the first layer, which reads the input, and the
 def precision_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> dict[str, Path]:
     """The exporter's verified FP16, INT8 (TensorRT's Q/DQ) and keep-float INT8 files of the 10-class model."""
     from alexnet_export.exporter.pipeline import make_precision_file
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     folder = tmp_path_factory.mktemp("precision-onnx")
     calibration = CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)
@@ -312,7 +312,7 @@ def precision_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -
 def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> Path:
     """The exporter's verified INT8 CPU file (`onnx --precision int8`) of the 10-class model."""
     from alexnet_export.exporter.pipeline import make_precision_file
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     folder = tmp_path_factory.mktemp("int8-cpu-onnx")
     return make_precision_file(small_onnx, "int8-cpu", folder / "small.int8-cpu.onnx",
@@ -321,7 +321,7 @@ def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) ->
 
 def import_rtx():
     """TensorRT for RTX's module, or a skip that says how to get it."""
-    from alexnet_export.runtimes.tensorrt_support import TENSORRT_RTX, TensorRTUnavailable, import_builder
+    from alexnet_export.runtimes.tensorrt.support import TENSORRT_RTX, TensorRTUnavailable, import_builder
 
     try:
         return import_builder(TENSORRT_RTX)
@@ -337,7 +337,7 @@ def rtx():
 @pytest.fixture(scope="session")
 def trt_engines(rtx, tmp_path_factory, small_onnx, pixel_onnx, precision_onnx) -> dict:
     """EngineResults by kind (fp32, fp16, int8, int8-kept, pixels), each built once, with its sidecar."""
-    from alexnet_export.exporter.tensorrt import BuildSettings, build_engine
+    from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine
 
     folder = tmp_path_factory.mktemp("engines")
     sources = {"fp32": small_onnx, **precision_onnx, "pixels": pixel_onnx}
@@ -490,7 +490,7 @@ def fp16_tflite(tmp_path_factory):
 @pytest.fixture(scope="session")
 def int8_tflite(tmp_path_factory, calib_dir):
     """The exporter's INT8 .tflite, calibrated on 64 images of calib_dir and verified on the rest."""
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     return _export_litert(tmp_path_factory.mktemp("tflite8"), "small.int8.tflite", precision="int8-litert",
                           calibration=CalibrationOptions(calib_dir, 64))
@@ -522,7 +522,7 @@ def fp32_pte(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def int8_pte(tmp_path_factory, calib_dir):
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     return _export_pte(tmp_path_factory.mktemp("pte8"), "small.int8.pte", precision="int8-executorch",
                        calibration=CalibrationOptions(calib_dir, 64))

@@ -29,8 +29,9 @@ def _source_tree(into: Path) -> Path:
     folders = PYPROJECT["tool"]["setuptools"]["package-dir"]
     top = into / PACKAGE
     top.mkdir()
-    for module in (ROOT / folders[PACKAGE]).glob("*.py"):
-        (top / module.name).symlink_to(module)
+    for entry in (ROOT / folders[PACKAGE]).iterdir():
+        if entry.suffix == ".py" or (entry / "__init__.py").is_file():
+            (top / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
     for package, folder in folders.items():
         if package != PACKAGE:
             (top / package.split(".")[-1]).symlink_to(ROOT / folder, target_is_directory=True)
@@ -90,7 +91,7 @@ def _lint(lint: str, tree: Path) -> subprocess.CompletedProcess:
 
 def test_every_module_of_the_package_root_has_a_layer():
     root_modules = {f"{PACKAGE}.{p.stem}" for p in (ROOT / "core").glob("*.py") if p.stem != "__init__"}
-    packages = {f"{PACKAGE}.{name.split('.')[-1]}" for name in PYPROJECT["tool"]["setuptools"]["packages"][1:]}
+    packages = {name for name in PYPROJECT["tool"]["setuptools"]["packages"] if name.count(".") == 1}
     assert root_modules | packages == _layered_modules() - {PACKAGE}
 
 

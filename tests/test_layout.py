@@ -26,7 +26,7 @@ def _over(paths: list[Path], limit: int) -> dict[str, int]:
 
 def test_the_source_tree_is_found():
     modules = {str(path.relative_to(ROOT)) for path in _source_modules(ROOT)}
-    assert {"exporter/pipeline.py", "runtimes/registry.py", "core/cli.py", "batch/ray_job.py"} <= modules
+    assert {"exporter/pipeline.py", "runtimes/registry.py", "core/cli/main.py", "batch/ray_job.py"} <= modules
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in modules)
 
 

@@ -12,17 +12,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_only_alexnet_export_is_importable_from_the_install(tmp_path):
     # A fresh interpreter outside the source tree, so only site-packages can answer.
     code = ("import importlib.util, json; print(json.dumps({n: importlib.util.find_spec(n) is not None"
-            " for n in ('models', 'runtimes', 'exporter', 'alexnet_export', 'alexnet_export.runtimes.onnx')}))")
+            " for n in ('models', 'runtimes', 'exporter', 'alexnet_export', 'alexnet_export.runtimes.onnx.runtime')}))")
     found = json.loads(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                                       text=True, check=True).stdout)
     assert found == {"models": False, "runtimes": False, "exporter": False,
-                     "alexnet_export": True, "alexnet_export.runtimes.onnx": True}
+                     "alexnet_export": True, "alexnet_export.runtimes.onnx.runtime": True}
 
 
 def test_distribution_declares_the_console_script_and_ships_the_labels():
     dist = distribution("alexnet-export")
     scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
-    assert scripts == {"alexnet-export": "alexnet_export.cli:main"}
+    assert scripts == {"alexnet-export": "alexnet_export.cli.main:main"}
     requirements = " ".join(dist.requires or [])
     for needed in ("onnxruntime-gpu", "click", "numpy", "pillow"):
         assert needed in requirements

@@ -132,7 +132,7 @@ class Absent(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {"torch", "onnx", "onnxscript", "safetensors", "pyarrow"}:
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Absent())
-from alexnet_export.cli import main
+from alexnet_export.cli.main import main
 model, images, folder = sys.argv[1:]
 main(["classify", model, images, "-o", folder + "/out.jsonl"], standalone_mode=False)
 try:

@@ -224,7 +224,7 @@ class Absent(importlib.abc.MetaPathFinder):
         if name.split(".")[0] == "ray":
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, Absent())
-from alexnet_export.cli import main
+from alexnet_export.cli.main import main
 main(["classify", *sys.argv[1:]])
 """
 

@@ -3,7 +3,7 @@
 from alexnet_export.bench.recommend import GateCheck, check_gates, recommend
 from alexnet_export.bench.results import Row
 from alexnet_export.models.alexnet import seeded_alexnet
-from alexnet_export.exporter.precision import to_fp16
+from alexnet_export.exporter.onnx.quantize import to_fp16
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 
 

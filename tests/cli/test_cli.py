@@ -155,7 +155,7 @@ def test_trt_without_tensorrt_leaves_the_verified_onnx(cli, tmp_path, calib_dir,
 def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_onnx, one_line_error):
     import shutil
 
-    from alexnet_export.exporter.precision import to_fp16
+    from alexnet_export.exporter.onnx.quantize import to_fp16
 
     shutil.copy(small_onnx, tmp_path / "model.onnx")
     to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")

@@ -2,8 +2,8 @@
 
 import json
 
-from alexnet_export.exporter.calibration import calibration_ranges, load_calibration_set
-from alexnet_export.exporter.precision import to_int8_tensorrt
+from alexnet_export.exporter.calibration.ranges import calibration_ranges, load_calibration_set
+from alexnet_export.exporter.onnx.quantize import to_int8_tensorrt
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from alexnet_export.runtimes.engine_sidecar import read_sidecar
-from alexnet_export.runtimes.tensorrt_support import has_gpu
+from alexnet_export.runtimes.tensorrt.sidecar import read_sidecar
+from alexnet_export.runtimes.tensorrt.support import has_gpu
 
 
 def test_trt_builds_a_pixel_engine_ahead_of_time(cli, rtx, tmp_path, small_onnx):

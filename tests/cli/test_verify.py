@@ -60,7 +60,7 @@ def test_gates_fail_after_printing_the_report(cli, small_onnx, calib_dir, torch_
 
 def test_agreement_with_a_different_model_is_measured_not_assumed(cli, small_onnx, calib_dir, tmp_path, torch_runtime,
                                                                   small_metadata):
-    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.verification.parity import compare_logits
     from alexnet_export.models.alexnet import seeded_alexnet
     from alexnet_export.runtimes import TorchRuntime
 
@@ -92,7 +92,7 @@ def test_a_gate_fails_when_images_could_not_be_read(cli, small_onnx, calib_dir, 
 
 
 def test_gate_thresholds_are_not_missed_by_rounding():
-    from alexnet_export.cli_verify import below
+    from alexnet_export.cli.verify import below
 
     assert not below(974 / 1000, 97.4) and not below(57 / 100, 57) and not below(471 / 500, 94.2)
     assert below(973 / 1000, 97.4) and below(0.0, 0.001)

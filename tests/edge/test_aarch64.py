@@ -18,7 +18,7 @@ from alexnet_export.bench.aarch64 import run_files, stage_toolkit
 from alexnet_export.bench.aarch64_wheels import LAYERS, pins, wheel_requirements
 from alexnet_export.models.precisions import gate_for
 from alexnet_export.runtimes import OnnxRuntime
-from alexnet_export.runtimes.parity import compare_logits
+from alexnet_export.runtimes.verification.parity import compare_logits
 from alexnet_export.runtimes.preprocess import preprocess_readable
 
 # Emulated, AlexNet takes about 3 s per image in FP32 and 11 s in FP16 on a shared 2-core machine:
@@ -39,7 +39,7 @@ SCRIPT = files("alexnet_export.bench") / "aarch64_sandbox.sh"
 @pytest.fixture(scope="module")
 def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) -> Path:
     from alexnet_export.exporter.pipeline import make_precision_file
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     path = tmp_path_factory.mktemp("int8-cpu") / "small.int8-cpu.onnx"
     return make_precision_file(small_onnx, "int8-cpu", path,

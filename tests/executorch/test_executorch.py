@@ -41,8 +41,8 @@ def test_int8_export_passes_the_int8_gate_on_held_out_images_fully_delegated(int
 def test_the_runtime_matches_eager_at_the_smallest_and_largest_batch(fp32_pte, int8_pte, small_model, real_images):
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import TorchRuntime, open_runtime
-    from alexnet_export.runtimes.executorch import ExecuTorchRuntime
-    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.executorch.runtime import ExecuTorchRuntime
+    from alexnet_export.runtimes.verification.parity import compare_logits
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
     inputs = preprocess_batch(real_images[: MAX_BATCH + 1], Preprocessing())
@@ -96,12 +96,12 @@ def test_a_failed_gate_leaves_no_file_and_keeps_the_old_one(fp32_pte, small_meta
     """The verify-and-rename step with a real program (the shared export's bytes) and a reference it
     cannot match: another seed's weights."""
     from alexnet_export.errors import ParityError
-    from alexnet_export.exporter.executorch import write_verified_pte
+    from alexnet_export.exporter.executorch.convert import write_verified_pte
     from alexnet_export.models.alexnet import seeded_alexnet
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import TorchRuntime
     from alexnet_export.runtimes.preprocess import preprocess_batch
-    from alexnet_export.runtimes.samples import synthetic_images
+    from alexnet_export.runtimes.verification.samples import synthetic_images
 
     target = tmp_path / "model.pte"
     target.write_bytes(b"an older good program")
@@ -117,7 +117,7 @@ def test_a_failed_gate_leaves_no_file_and_keeps_the_old_one(fp32_pte, small_meta
 
 def test_a_program_for_batch_one_is_static_and_fully_delegated(small_model):
     """--max-batch 1 (a phone): torch.export takes no batch range of one size, so the program is static."""
-    from alexnet_export.exporter.executorch import lower
+    from alexnet_export.exporter.executorch.convert import lower
 
     _, delegation = lower(small_model, "fp32", 1)
     assert delegation.complete and delegation.delegated["aten_convolution_default"] == 7

@@ -1,10 +1,10 @@
-"""The LRN rewrite the ExecuTorch export uses (exporter/lrn_banded.py): the same numbers as the
+"""The LRN rewrite the ExecuTorch export uses (exporter/rewrites/lrn_banded.py): the same numbers as the
 seed's nn.LocalResponseNorm in eager PyTorch, without the avg_pool3d XNNPACK lacks. Needs torch only."""
 
 import torch
 from torch import nn
 
-from alexnet_export.exporter.lrn_banded import BandedLRN, banded_weight, for_executorch
+from alexnet_export.exporter.rewrites.lrn_banded import BandedLRN, banded_weight, for_executorch
 from alexnet_export.models.alexnet import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, seeded_alexnet
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alexnet_export.exporter.calibration import (
+from alexnet_export.exporter.calibration.ranges import (
     MIN_IMAGES,
     CalibrationError,
     calibration_ranges,
@@ -118,7 +118,7 @@ def test_entropy_and_percentile_search_inside_the_observed_range(small_onnx, cal
 
 
 def test_the_methods_options_are_part_of_the_cache_key(small_onnx, calib_dir, tmp_path, monkeypatch):
-    import alexnet_export.exporter.calibration as calibration_module
+    import alexnet_export.exporter.calibration.ranges as calibration_module
 
     calibration = load_calibration_set(calib_dir, 64, SPEC)
     first = calibration_ranges(small_onnx, calibration, "percentile", tmp_path)

@@ -7,12 +7,12 @@ import shutil
 import pytest
 
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.exporter.inspect_engine import inspect_model
-from alexnet_export.runtimes.layers import LAYERS, WEIGHTED
-from alexnet_export.exporter.tensorrt import default_targets
+from alexnet_export.exporter.tensorrt.inspect import inspect_model
+from alexnet_export.runtimes.verification.layers import LAYERS, WEIGHTED
+from alexnet_export.exporter.tensorrt.convert import default_targets
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
-from alexnet_export.runtimes.engine_sidecar import Targets, read_sidecar, sidecar_path
-from alexnet_export.runtimes.onnx_graph import read_graph_facts
+from alexnet_export.runtimes.tensorrt.sidecar import Targets, read_sidecar, sidecar_path
+from alexnet_export.runtimes.onnx.reader import read_graph_facts
 
 POOLS = ("pool1", "pool2", "pool5")
 NORMS = ("norm1", "norm2")

@@ -1,4 +1,4 @@
-"""INT4 block-wise weights for fc6-fc8 (exporter/int4.py): the Gemm -> MatMul rewrite keeps the
+"""INT4 block-wise weights for fc6-fc8 (exporter/onnx/int4.py): the Gemm -> MatMul rewrite keeps the
 arithmetic, the file holds three MatMulNBits, reads back as int4 everywhere and passes its gate."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alexnet_export.models.precisions import INT4
 
 
 def test_gemm_to_matmul_rewrite_keeps_the_logits(tmp_path, small_onnx, onnx_runtime):
-    from alexnet_export.exporter.int4 import gemms_to_matmuls
-    from alexnet_export.runtimes.onnx import OnnxRuntime
+    from alexnet_export.exporter.onnx.int4 import gemms_to_matmuls
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 
     model = onnx.load(str(small_onnx))
     assert gemms_to_matmuls(model) == 3
@@ -27,8 +27,8 @@ def test_gemm_to_matmul_rewrite_keeps_the_logits(tmp_path, small_onnx, onnx_runt
 def test_int4_file_has_three_matmulnbits_reads_back_as_int4_and_passes_its_gate(tmp_path, small_onnx):
     from alexnet_export.exporter.pipeline import make_precision_file
     from alexnet_export.models.precisions import precision
-    from alexnet_export.runtimes.onnx import OnnxRuntime
-    from alexnet_export.runtimes.onnx_graph import read_graph_facts
+    from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
+    from alexnet_export.runtimes.onnx.reader import read_graph_facts
 
     result = make_precision_file(small_onnx, INT4, tmp_path / "small.int4.onnx")
     assert result.path.name == "small.int4.onnx" and result.precision == INT4

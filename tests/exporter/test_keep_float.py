@@ -4,9 +4,9 @@ conv4 /300): what the files hold, their gates, and the automatic search."""
 import onnx
 import pytest
 
-from alexnet_export.runtimes.layers import find_layers
+from alexnet_export.runtimes.verification.layers import find_layers
 from alexnet_export.exporter.pipeline import make_precision_file
-from alexnet_export.exporter.variants import CalibrationOptions
+from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 
 KEPT = ("conv1", "conv4", "fc6")  # after the graph input, after a Conv, after pool5 and its flattening

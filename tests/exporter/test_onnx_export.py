@@ -7,7 +7,7 @@ import torch
 from onnx import helper
 
 from alexnet_export.errors import ArgumentError, ExportError, ParityError
-from alexnet_export.exporter.onnx import export_onnx
+from alexnet_export.exporter.onnx.convert import export_onnx
 from alexnet_export.models.alexnet import AlexNet, seeded_alexnet
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
@@ -152,7 +152,7 @@ def test_failed_parity_names_the_first_layer_that_departs(tmp_path, small_metada
 
 
 def test_a_good_export_matches_eager_at_every_layer(small_model, small_onnx, real_images):
-    from alexnet_export.runtimes.layer_errors import (
+    from alexnet_export.runtimes.verification.layer_errors import (
         FP32_LAYER_MAX_REL,
         FP32_LAYER_MIN_COSINE,
         compare_layers,
@@ -163,7 +163,7 @@ def test_a_good_export_matches_eager_at_every_layer(small_model, small_onnx, rea
     report = compare_layers(eager_layers(small_model), onnx_layers(small_onnx),
                             [preprocess_batch(real_images[:8], Preprocessing())])
     assert report.first_diverging(FP32_LAYER_MAX_REL, FP32_LAYER_MIN_COSINE) is None
-    # The thresholds sit well clear of float reordering (runtimes/layer_errors.py's comment).
+    # The thresholds sit well clear of float reordering (runtimes/verification/layer_errors.py's comment).
     assert max(f.max_rel for f in report.layers) < 3e-6 and min(f.min_cosine for f in report.layers) > 0.999999
 
 

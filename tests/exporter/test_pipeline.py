@@ -15,12 +15,12 @@ from alexnet_export.exporter.pipeline import (
     export_onnx_file,
     make_precision_file,
 )
-from alexnet_export.exporter.tensorrt import build_engine
-from alexnet_export.exporter.variants import CalibrationOptions
+from alexnet_export.exporter.tensorrt.convert import build_engine
+from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
-from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable
+from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable
 
 HAS_TENSORRT = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
 
@@ -106,7 +106,7 @@ def test_make_precision_file_from_an_fp32_onnx(tmp_path, small_onnx, real_images
 
 
 def test_engine_build_refuses_a_fixed_batch_fp32(tmp_path, small_model, small_metadata):
-    from alexnet_export.exporter.onnx import export_onnx
+    from alexnet_export.exporter.onnx.convert import export_onnx
 
     fixed = export_onnx(small_model, tmp_path / "b4.onnx", small_metadata, batch=4, verify=False).path
     with pytest.raises(PipelineError, match="fixed batch of 4"):

@@ -69,7 +69,7 @@ def test_cli_exports_an_fp16_pixel_file_named_by_format(cli, tmp_path):
 def test_trt_pipeline_makes_the_pixel_onnx_the_engine_is_built_from(tmp_path, small_onnx):
     from alexnet_export.exporter.pipeline import build_tensorrt_engine
     from alexnet_export.runtimes import OnnxRuntime
-    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
+    from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable, import_tensorrt
 
     try:
         import_tensorrt()

@@ -5,9 +5,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from alexnet_export.exporter.calibration import calibration_ranges, load_calibration_set
-from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
-from alexnet_export.runtimes.parity import compare_runtimes, enforce
+from alexnet_export.exporter.calibration.ranges import calibration_ranges, load_calibration_set
+from alexnet_export.exporter.onnx.quantize import to_fp16, to_int8_cpu, to_int8_tensorrt
+from alexnet_export.runtimes.verification.parity import compare_runtimes, enforce
 from alexnet_export.models.precisions import FP16_GATE, INT8_GATE
 from alexnet_export.runtimes import OnnxRuntime
 

@@ -14,7 +14,7 @@ from alexnet_export.atomic import atomic_output
 from alexnet_export.exporter.pipeline import ModelSource, build_tensorrt_engine, export_onnx_file, make_precision_file
 from alexnet_export.runtimes.registry import open_runtime
 from alexnet_export.runtimes.signing import SignatureError, signature_path, signed_outputs, verify_model
-from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable
+from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable
 
 HAS_BUILDER = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
 
@@ -104,7 +104,7 @@ def test_a_bad_key_fails_before_any_work(tmp_path, small_onnx, key):
 
 
 def test_an_engine_and_its_sidecar_are_signed_as_each_goes_in(tmp_path, signing_keys):
-    """An engine's two files go in one after the other (exporter/tensorrt.py: the old sidecar is
+    """An engine's two files go in one after the other (exporter/tensorrt/convert.py: the old sidecar is
     removed, the engine written, then its sidecar): each step's signature covers what is new,
     never the old sidecar, which is refused until the new one replaces it."""
     engine, sidecar = tmp_path / "m.engine", tmp_path / "m.engine.json"

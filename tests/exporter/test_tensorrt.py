@@ -18,8 +18,8 @@ from onnx import TensorProto, helper
 
 from alexnet_export.errors import ArgumentError, ExportError, ModelLoadError, ProviderError
 from alexnet_export.events import Note
-from alexnet_export.exporter.tensorrt import BuildSettings, build_engine, builder_capabilities, default_targets
-from alexnet_export.runtimes.engine_sidecar import (
+from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine, builder_capabilities, default_targets
+from alexnet_export.runtimes.tensorrt.sidecar import (
     Targets,
     check_runs_here,
     new_sidecar,
@@ -27,8 +27,8 @@ from alexnet_export.runtimes.engine_sidecar import (
     runs_with,
     sidecar_path,
 )
-from alexnet_export.runtimes.onnx_graph import read_graph_facts
-from alexnet_export.runtimes.tensorrt_support import Gpu, TensorRTUnavailable, gpu_identity, has_gpu
+from alexnet_export.runtimes.onnx.reader import read_graph_facts
+from alexnet_export.runtimes.tensorrt.support import Gpu, TensorRTUnavailable, gpu_identity, has_gpu
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 needs_tensorrt = pytest.mark.skipif(not HAS_TENSORRT, reason="TensorRT is not installed (needs an NVIDIA GPU machine)")

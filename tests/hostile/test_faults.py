@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from alexnet_export.errors import ExportError
-from alexnet_export.exporter.onnx import export_onnx
+from alexnet_export.exporter.onnx.convert import export_onnx
 from alexnet_export.runtimes import OnnxRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
 

@@ -71,7 +71,7 @@ def loads(monkeypatch):
     (the real one is made), ("engine", file) when the engine runtime is entered (then stopped)."""
     import onnxruntime
 
-    from alexnet_export.runtimes.tensorrt import TensorRTRuntime
+    from alexnet_export.runtimes.tensorrt.runtime import TensorRTRuntime
 
     reached = []
     real_session = onnxruntime.InferenceSession

@@ -69,8 +69,8 @@ def _foreign(module, example, path, sidecar):
     """`module` converted by litert-torch (someone else's .tflite), with a sidecar of the right size."""
     import litert_torch
 
-    from alexnet_export.exporter.litert import converter_quiet
-    from alexnet_export.runtimes.model_sidecar import write_sidecar
+    from alexnet_export.exporter.litert.convert import converter_quiet
+    from alexnet_export.runtimes.sidecar import write_sidecar
 
     with converter_quiet():
         path.write_bytes(litert_torch.convert(module.eval(), example).model_content())

@@ -13,7 +13,7 @@ pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip i
 
 
 def test_fp32_file_holds_builtin_operators_only_without_a_transpose(fp32_tflite):
-    from alexnet_export.runtimes.litert_model import read_tflite_facts
+    from alexnet_export.runtimes.litert.reader import read_tflite_facts
 
     facts = read_tflite_facts(fp32_tflite.path)  # read back from the flatbuffer, not the exporter's memory
     assert facts.not_builtin == {} and facts.operators == fp32_tflite.operators
@@ -33,7 +33,7 @@ def test_fp32_file_holds_builtin_operators_only_without_a_transpose(fp32_tflite)
 
 
 def test_int8_file_has_int8_weights_and_activations_under_60_mb(int8_tflite, fp32_tflite):
-    from alexnet_export.runtimes.litert_model import read_tflite_facts
+    from alexnet_export.runtimes.litert.reader import read_tflite_facts
 
     facts = read_tflite_facts(int8_tflite.path)
     assert facts.not_builtin == {}
@@ -45,7 +45,7 @@ def test_int8_file_has_int8_weights_and_activations_under_60_mb(int8_tflite, fp3
 
 
 def test_fp16_file_stores_fp16_weights_at_half_the_size(fp16_tflite, fp32_tflite):
-    from alexnet_export.runtimes.litert_model import read_tflite_facts
+    from alexnet_export.runtimes.litert.reader import read_tflite_facts
 
     facts = read_tflite_facts(fp16_tflite.path)
     assert facts.not_builtin == {} and facts.arithmetic == "fp16" and facts.inputs[0].dtype == "FLOAT32"
@@ -58,7 +58,7 @@ def test_the_runtime_feeds_the_toolkits_nchw_batches_and_matches_eager(fp32_tfli
                                                                        small_model, real_images):
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import LiteRtRuntime, TorchRuntime, open_runtime
-    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.verification.parity import compare_logits
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
     inputs = preprocess_batch(real_images[:5], Preprocessing())
@@ -83,12 +83,12 @@ def test_an_nchw_file_is_fed_nchw(fp32_tflite, small_model, real_images, tmp_pat
     import litert_torch
     import torch
 
-    from alexnet_export.exporter.litert import converter_quiet
-    from alexnet_export.exporter.lrn_banded import for_executorch
+    from alexnet_export.exporter.litert.convert import converter_quiet
+    from alexnet_export.exporter.rewrites.lrn_banded import for_executorch
     from alexnet_export.models.spec import Preprocessing
     from alexnet_export.runtimes import LiteRtRuntime
-    from alexnet_export.runtimes.litert_model import read_tflite_facts
-    from alexnet_export.runtimes.model_sidecar import write_sidecar
+    from alexnet_export.runtimes.litert.reader import read_tflite_facts
+    from alexnet_export.runtimes.sidecar import write_sidecar
     from alexnet_export.runtimes.preprocess import preprocess_batch
 
     with converter_quiet():
@@ -225,8 +225,8 @@ def test_the_seed_converted_as_it_is_would_be_refused(small_model):
     import torch
 
     from alexnet_export.errors import ExportError
-    from alexnet_export.exporter.litert import converter_quiet, check_builtin
-    from alexnet_export.runtimes.litert_model import facts_of
+    from alexnet_export.exporter.litert.convert import converter_quiet, check_builtin
+    from alexnet_export.runtimes.litert.reader import facts_of
 
     with converter_quiet():
         flatbuffer = litert_torch.convert(small_model, (torch.zeros(1, 3, 224, 224),)).model_content()

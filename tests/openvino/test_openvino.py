@@ -6,12 +6,12 @@ import pytest
 ov = pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install '.[openvino]')")
 
 from alexnet_export.errors import ProviderError  # noqa: E402
-from alexnet_export.exporter.openvino import staged_ir, write_ir  # noqa: E402
+from alexnet_export.exporter.openvino.convert import staged_ir, write_ir  # noqa: E402
 from alexnet_export.errors import ArgumentError  # noqa: E402
 from alexnet_export.exporter.pipeline import PipelineError, export_openvino_ir  # noqa: E402
-from alexnet_export.exporter.variants import CalibrationOptions  # noqa: E402
+from alexnet_export.exporter.onnx.variants import CalibrationOptions  # noqa: E402
 from alexnet_export.runtimes import OnnxRuntime  # noqa: E402
-from alexnet_export.runtimes.openvino import OpenVinoRuntime, OpenVinoUnavailable  # noqa: E402
+from alexnet_export.runtimes.openvino.runtime import OpenVinoRuntime, OpenVinoUnavailable  # noqa: E402
 from alexnet_export.runtimes.preprocess import preprocess_batch  # noqa: E402
 from alexnet_export.runtimes.registry import open_runtime  # noqa: E402
 

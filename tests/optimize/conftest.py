@@ -32,12 +32,12 @@ def outlier_checkpoint(tmp_path_factory, small_model, make_outlier_model):
 
 @pytest.fixture(scope="session")
 def labelled_images(tmp_path_factory, outlier_checkpoint) -> Path:
-    """Photo-like images (runtimes/samples.py), each in the folder of the label the FP32 model gives it
+    """Photo-like images (runtimes/verification/samples.py), each in the folder of the label the FP32 model gives it
     (class_0 .. class_9), the decisive ones only."""
     from alexnet_export.models.spec import Preprocessing, default_labels
     from alexnet_export.runtimes.preprocess import preprocess_batch
-    from alexnet_export.runtimes.samples import synthetic_images
-    from alexnet_export.runtimes.torch import TorchRuntime
+    from alexnet_export.runtimes.verification.samples import synthetic_images
+    from alexnet_export.runtimes.torch.runtime import TorchRuntime
 
     _, model = outlier_checkpoint
     images = synthetic_images(IMAGES, seed=IMAGE_SEED)

@@ -21,7 +21,7 @@ CANDIDATES = ("onnx:fp32", "onnx:int8-cpu")
 
 @pytest.fixture(scope="module")
 def calibration(calib_dir, calibration_cache):
-    from alexnet_export.exporter.variants import CalibrationOptions
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     return CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)
 

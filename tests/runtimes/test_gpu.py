@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import InputError, ModelLoadError
-from alexnet_export.runtimes.parity import compare_runtimes, enforce
+from alexnet_export.runtimes.verification.parity import compare_runtimes, enforce
 from alexnet_export.models.precisions import FP16_GATE, FP32_GATE, INT8_GATE
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
@@ -24,7 +24,7 @@ def _torch_cuda() -> bool:
 
 
 def _ort_cuda_loads() -> bool:
-    from alexnet_export.runtimes.onnx_providers import provider_loads
+    from alexnet_export.runtimes.onnx.providers import provider_loads
 
     import onnxruntime as ort
 
@@ -98,7 +98,7 @@ def test_eager_torch_on_cuda(small_model, reference, batches, options, gate):
 @pytest.fixture(scope="session")  # session-wide, so that it is asked before the session's engines are built
 def engine_gpu():
     """The GPU here, or a skip saying what is missing to run an engine (asked first: no build without it)."""
-    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, gpu_identity, import_cudart
+    from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable, gpu_identity, import_cudart
 
     try:
         gpu = gpu_identity()
@@ -114,9 +114,9 @@ def test_ci_built_engines_run_where_they_target(engine_gpu, trt_engines, kind, p
     """The engines every test run builds ahead of time (TensorRT for RTX, tests/conftest.py) against
     ONNX Runtime on the CPU running their source ONNX; a GPU outside their targets is refused
     before loading, and the test says so."""
-    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.verification.parity import compare_logits
     from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
-    from alexnet_export.runtimes.tensorrt import TensorRTRuntime
+    from alexnet_export.runtimes.tensorrt.runtime import TensorRTRuntime
 
     gpu, engine = engine_gpu, trt_engines[kind]
     if not engine.targets.admits(gpu):
@@ -145,7 +145,7 @@ def test_ci_built_engines_run_where_they_target(engine_gpu, trt_engines, kind, p
 def test_pixel_file_on_cuda(pixel_onnx, pixel_runtime, real_images):
     """A uint8 pixel file (onnx --input-format uint8) through ONNX Runtime's CUDA provider (strict FP32):
     the pixel file's CPU logits (its engine: test_ci_built_engines_run_where_they_target)."""
-    from alexnet_export.runtimes.parity import compare_logits
+    from alexnet_export.runtimes.verification.parity import compare_logits
     from alexnet_export.runtimes.preprocess import load_image, resize_and_crop
 
     spec = pixel_runtime.metadata.preprocessing

@@ -3,7 +3,7 @@
 import onnx
 import pytest
 
-from alexnet_export.runtimes.layers import LAYERS, WEIGHTED, LayerError, find_layers, weighted_layers
+from alexnet_export.runtimes.verification.layers import LAYERS, WEIGHTED, LayerError, find_layers, weighted_layers
 
 
 def test_layer_names_map_to_the_exported_nodes_by_weight_and_by_order(small_onnx):

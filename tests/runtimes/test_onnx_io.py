@@ -8,7 +8,7 @@ import torch
 
 from alexnet_export.errors import InputError, OptionError, ProviderError
 from alexnet_export.runtimes import OnnxRuntime
-from alexnet_export.runtimes.onnx_io import FINITE_CHECK_MODEL, FiniteCheck
+from alexnet_export.runtimes.onnx.arrays import FINITE_CHECK_MODEL, FiniteCheck
 
 CUDA_IN_BUILD = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -88,7 +88,7 @@ def test_tf32_given_twice_differently_is_refused_before_loading(small_onnx):
 def test_without_any_tensorrt_the_error_names_both_builders():
     import importlib.util
 
-    from alexnet_export.runtimes.tensorrt_support import TensorRTUnavailable, import_tensorrt
+    from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable, import_tensorrt
 
     if any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings")):
         pytest.skip("a TensorRT is installed here")

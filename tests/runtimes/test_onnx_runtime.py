@@ -103,7 +103,7 @@ def test_bad_inputs_are_named_before_onnx_runtime_sees_them(onnx_runtime, batch,
 
 
 def test_fixed_batch_model_names_its_batch(tmp_path, small_model, small_metadata, batch):
-    from alexnet_export.exporter.onnx import export_onnx
+    from alexnet_export.exporter.onnx.convert import export_onnx
 
     fixed = OnnxRuntime(export_onnx(small_model, tmp_path / "b2.onnx", small_metadata, batch=2, verify=False).path)
     with pytest.raises(InputError, match="batch size is 4; this model takes a batch of exactly 2"):

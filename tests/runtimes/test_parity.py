@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from alexnet_export.errors import ParityError
-from alexnet_export.runtimes.parity import compare_logits, enforce
+from alexnet_export.runtimes.verification.parity import compare_logits, enforce
 from alexnet_export.models.precisions import FP32_GATE, ParityGate
 
 

@@ -9,12 +9,12 @@ from alexnet_export.errors import ModelLoadError
 from alexnet_export.models.spec import PRECISION_KEY
 from alexnet_export.models.precisions import FOREIGN_INT8, FP16, FP32, INT8_CPU, INT8_TENSORRT
 from alexnet_export.runtimes import OnnxRuntime
-from alexnet_export.runtimes.onnx_graph import read_graph_facts
+from alexnet_export.runtimes.onnx.reader import read_graph_facts
 
 
 @pytest.fixture(scope="module")
 def ranges(small_onnx, calib_dir, small_metadata, calibration_cache):
-    from alexnet_export.exporter.calibration import calibration_ranges, load_calibration_set
+    from alexnet_export.exporter.calibration.ranges import calibration_ranges, load_calibration_set
 
     calibration_set = load_calibration_set(calib_dir, 64, small_metadata.preprocessing)
     return calibration_ranges(small_onnx, calibration_set, "percentile", calibration_cache)
@@ -23,7 +23,7 @@ def ranges(small_onnx, calib_dir, small_metadata, calibration_cache):
 @pytest.fixture(scope="module")
 def made_here(small_onnx, ranges, tmp_path_factory):
     """The exporter's FP16 and two INT8 files of the 10-class model, by precision."""
-    from alexnet_export.exporter.precision import to_fp16, to_int8_cpu, to_int8_tensorrt
+    from alexnet_export.exporter.onnx.quantize import to_fp16, to_int8_cpu, to_int8_tensorrt
 
     folder = tmp_path_factory.mktemp("precisions")
     to_fp16(small_onnx, folder / "fp16.onnx")

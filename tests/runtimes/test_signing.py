@@ -1,4 +1,4 @@
-"""Signing and verifying model files (runtimes/signing.py): the format is model-signing's own, a
+"""Signing and verifying model files (runtimes/signing/sign.py): the format is model-signing's own, a
 signature covers exactly a model and its companions, and keys and certificates are checked."""
 
 import base64

@@ -11,7 +11,7 @@ import pytest
 def write_tensorrt_engine(path: Path, labels: list[str], max_batch: int = 32) -> Path:
     """Engine bytes and the sidecar of a TensorRT build (its older format), enough for a Triton
     repository's tensorrt_plan model: Triton is not run here, so the bytes are never loaded."""
-    from alexnet_export.runtimes.engine_sidecar import sidecar_path
+    from alexnet_export.runtimes.tensorrt.sidecar import sidecar_path
 
     path.write_bytes(b"engine bytes")
     sidecar_path(path).write_text(json.dumps({

@@ -332,7 +332,7 @@ def test_connections_past_the_limit_get_503_and_the_server_recovers(console, sma
 
 
 def test_a_fixed_batch_model_is_padded_and_split(console, tmp_path, small_model, small_metadata, onnx_runtime, server_process):
-    from alexnet_export.exporter.onnx import export_onnx
+    from alexnet_export.exporter.onnx.convert import export_onnx
 
     fixed = export_onnx(small_model, tmp_path / "batch3.onnx", small_metadata, batch=3, verify=False).path
     server = server_process(console, fixed, "--max-batch", 8, "--max-queue-delay-ms", 50)
@@ -506,7 +506,7 @@ def test_serving_an_onnx_model_never_imports_torch(small_onnx, photos):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(out["top"]) == 2 and out["heavy"] == []
-    light = subprocess.run([sys.executable, "-c", "import sys, alexnet_export.cli, alexnet_export.serving.triton_repo;"
+    light = subprocess.run([sys.executable, "-c", "import sys, alexnet_export.cli.main, alexnet_export.serving.triton_repo;"
                             "print(sorted(m for m in ('starlette', 'uvicorn', 'torch') if m in sys.modules))"],
                            capture_output=True, text=True, timeout=60)
     assert light.stdout.strip() == "[]", light.stderr

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import text_format
 
 from alexnet_export.runtimes.signing import sign_model, verify_tree
-from alexnet_export.runtimes.engine_sidecar import sidecar_path
+from alexnet_export.runtimes.tensorrt.sidecar import sidecar_path
 from alexnet_export.serving.triton_repo import ServingOptions, add_engine, add_onnx
 
 

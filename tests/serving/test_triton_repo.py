@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 from alexnet_export.serving.triton_repo import RepositoryError, ServingOptions, add_engine, add_onnx
-from alexnet_export.runtimes.engine_sidecar import sidecar_path
+from alexnet_export.runtimes.tensorrt.sidecar import sidecar_path
 
 
 def _parse(pb2, folder):

@@ -1,0 +1,16 @@
+"""ExecuTorch: checkpoint -> a verified .pte for XNNPACK, FP32 or INT8 (command.py: the library call;
+convert.py: lowering, quantizing, verifying)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from alexnet_export.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from alexnet_export.exporter.executorch.command import export_executorch
+
+__all__ = ["export_executorch"]
+__getattr__ = lazy_names(__name__, {
+    "export_executorch": "command",
+})

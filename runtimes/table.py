@@ -1,0 +1,109 @@
+"""The one table of backends: which files each runs, with which runtime, options and companions.
+
+Everything that picks a runtime for a file (the CLI, bench, serve, the Triton repository,
+signing) asks this table; adding a backend is a row here and its runtime's module. Opening a file
+is runtimes/registry.py's job, which verifies a signature first; this module imports nothing
+that opens or verifies, so signing can read the table without a circle. Runtime classes are
+imported when a file is opened, so importing this module imports neither torch nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+from alexnet_export.errors import ModelLoadError, OptionError
+from alexnet_export.models.spec import CHECKPOINT_SUFFIXES
+from alexnet_export.runtimes.base import Runtime
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "onnx", "checkpoint", "engine", "openvino", "executorch", "litert"
+    description: str  # what its files are, for messages: "a PyTorch checkpoint"
+    suffixes: tuple[str, ...]  # lower case, with the dot
+    runtime: str  # "module:Class", imported when a file is opened
+    options: frozenset[str]  # the keyword options its runtime takes (tests/runtimes/test_registry.py keeps them true)
+    platform: str  # the platform it serves as, in Triton's words (the KServe v2 model metadata's "platform")
+    # Files that belong to a model file, as patterns of its name: "{name}.data" (ONNX external
+    # weights), "{stem}.bin" (an IR's weights), "{name}.json" (an engine's, a .pte's or a .tflite's sidecar).
+    companions: tuple[str, ...] = ()
+
+    def files(self, path: str | Path) -> list[Path]:
+        """`path` and those of its companion files that exist."""
+        path = Path(path)
+        found = [path.with_name(pattern.format(name=path.name, stem=path.stem)) for pattern in self.companions]
+        return [path, *(companion for companion in found if companion.is_file())]
+
+    def takes(self, option: str) -> bool:
+        return option in self.options
+
+    def taken(self, **options) -> dict:
+        """The `options` this backend takes, for settings that apply only where they do (e.g. threads)."""
+        return {name: value for name, value in options.items() if self.takes(name)}
+
+    def check_options(self, path: str | Path, options) -> None:
+        """OptionError for an option in `options` this backend does not take (reads no file)."""
+        for option in options:
+            if not self.takes(option):
+                raise OptionError(f"option {option!r} does not apply to {Path(path).name}, {self.description};"
+                                  f" it takes {', '.join(sorted(self.options))}", argument=option)
+
+    def runtime_class(self) -> type[Runtime]:
+        module, name = self.runtime.split(":")
+        return getattr(import_module(module), name)
+
+
+_ONNX_RUNTIME_OPTIONS = frozenset({"providers", "threads", "spinning", "session_options", "tensorrt_cache_dir", "tf32",
+                                   "enable_cuda_graph"})
+ONNX = Backend(
+    "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx.runtime:OnnxRuntime", _ONNX_RUNTIME_OPTIONS,
+    "onnxruntime_onnx", ("{name}.data",))
+# ONNX Runtime's own format (flatbuffers, what ONNX Runtime Mobile loads): the same runtime, but no
+# protobuf to read, no external data, and not a file Triton's ONNX backend is given.
+ORT_FORMAT = Backend(
+    "ort", "an ONNX Runtime format model", (".ort",), "alexnet_export.runtimes.onnx.runtime:OnnxRuntime",
+    _ONNX_RUNTIME_OPTIONS, "onnxruntime_onnx", ("{stem}.required_operators.config",))
+CHECKPOINT = Backend(
+    "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch.runtime:TorchRuntime",
+    frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch")
+ENGINE = Backend(
+    "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt.runtime:TensorRTRuntime",
+    frozenset({"device"}), "tensorrt_plan", ("{name}.json",))
+OPENVINO = Backend(
+    "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino.runtime:OpenVinoRuntime",
+    frozenset({"threads", "device"}), "openvino", ("{stem}.bin",))
+# No Triton backend runs .pte files; "executorch" is the platform `serve` reports for them.
+EXECUTORCH = Backend(
+    "executorch", "an ExecuTorch program", (".pte",), "alexnet_export.runtimes.executorch.runtime:ExecuTorchRuntime",
+    frozenset({"threads"}), "executorch", ("{name}.json",))
+# LiteRT (.tflite): Google's interpreter from ai-edge-litert; no Triton backend of NVIDIA's runs them.
+LITERT = Backend(
+    "litert", "a LiteRT model", (".tflite",), "alexnet_export.runtimes.litert.runtime:LiteRtRuntime",
+    frozenset({"threads"}), "litert", ("{name}.json",))
+BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT)
+KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
+
+
+def backend_for(path: str | Path) -> Backend:
+    """The backend that runs `path`, by its suffix; ModelLoadError for a file no backend runs."""
+    suffix = Path(path).suffix.lower()
+    for backend in BACKENDS:
+        if suffix in backend.suffixes:
+            return backend
+    raise ModelLoadError(
+        f"don't know how to run {path}: suffix {Path(path).suffix or '(none)'!r};"
+        f" expected one of {', '.join(KNOWN_SUFFIXES)}"
+    )
+
+
+def backends_taking(option: str) -> str:
+    """Which files take `option`, for messages: "a PyTorch checkpoint (.pt, .pth, .safetensors)"."""
+    return " or ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.takes(option))
+
+
+def model_files() -> str:
+    """Every kind of file the registry opens, for help texts: "an ONNX model (.onnx), ... or an OpenVINO IR (.xml)"."""
+    kinds = [f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS]
+    return ", ".join(kinds[:-1]) + " or " + kinds[-1]
