@@ -38,7 +38,7 @@ from alexnet_export.runtimes.preprocess import preprocess_readable
 
 PLATFORM = "aarch64"
 DEFAULT_FOLDER_ENV = "ALEXNET_EXPORT_AARCH64_DIR"
-# The backends whose files the check runs there (runtimes/registry.py names): those whose runtime is in the sandbox.
+# The backends whose files the check runs there (runtimes/table.py's names): those whose runtime is in the sandbox.
 RUNS_THERE = ("onnx", "ort", "litert", "executorch")
 # The runner's layers: what the emulated interpreter imports of the toolkit.
 RUNNER_PACKAGES = ("alexnet_export.models", "alexnet_export.runtimes", "alexnet_export.bench")

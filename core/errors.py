@@ -27,7 +27,7 @@ class WeightsError(AlexNetExportError, ValueError):
 
 
 class ModelLoadError(AlexNetExportError, ValueError):
-    """A model file (ONNX, engine) could not be loaded."""
+    """A model file of any kind the backend table (runtimes/table.py) opens could not be loaded."""
 
 
 class ProviderError(AlexNetExportError, RuntimeError):

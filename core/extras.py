@@ -25,6 +25,10 @@ EXTRA_OF = {
     "matplotlib": ("matplotlib", "bench"),
     "pyarrow": ("pyarrow", "batch"),
     "executorch": ("executorch", "executorch"),
+    "tensorrt": ("tensorrt", "trt"),
+    "cuda": ("cuda-python", "trt"),  # cuda-python's bindings, which running an engine needs
+    "tensorrt_rtx": ("tensorrt-rtx", "tensorrt-rtx"),  # NVIDIA's name; the PyPI wheels install the next one
+    "tensorrt_rtx_bindings": ("tensorrt-rtx", "tensorrt-rtx"),
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "litert_torch": ("litert-torch", "litert-export"),
     "ray": ("ray", "ray"),

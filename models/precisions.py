@@ -22,7 +22,7 @@ INT4 = "int4"
 # A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
 FOREIGN_INT8 = "int8"
 
-# File formats, by the registry's backend names (runtimes/registry.py) where they have one.
+# File formats, by the backend table's names (runtimes/table.py) where they have one.
 ONNX, ENGINE, IR, EXECUTORCH, LITERT = "onnx", "engine", "openvino", "executorch", "litert"
 
 

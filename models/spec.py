@@ -17,7 +17,7 @@ CHANNELS = 3
 IMAGE_SIZE = 224
 IMAGE_DIMS = (CHANNELS, IMAGE_SIZE, IMAGE_SIZE)  # one input row; the batch dimension comes first
 DEFAULT_NUM_CLASSES = 1000
-# Checkpoint files the toolkit reads (models/weights.py) and runs eagerly (runtimes/registry.py).
+# Checkpoint files the toolkit reads (models/weights.py) and runs eagerly (the checkpoint row of runtimes/table.py).
 PICKLE_SUFFIXES = (".pt", ".pth")
 SAFETENSORS_SUFFIXES = (".safetensors",)
 CHECKPOINT_SUFFIXES = PICKLE_SUFFIXES + SAFETENSORS_SUFFIXES

@@ -73,7 +73,7 @@ Make = Callable[[Work, Path], Sequence[str]]  # writes the file; returns the lay
 @dataclass(frozen=True)
 class Candidate:
     id: str  # "onnx:int8-cpu": format and precision word
-    format: str  # the registry's backend name: onnx, ort, openvino, executorch, litert
+    format: str  # the backend table's name (runtimes/table.py): onnx, ort, openvino, executorch, litert
     precision: str  # models/precisions.py's word
     file: str  # its name in OUTDIR
     make: Make = field(repr=False, compare=False)

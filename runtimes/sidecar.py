@@ -1,7 +1,7 @@
 """The JSON sidecar beside a model file that carries no metadata of ours (an ExecuTorch `.pte`, a
 LiteRT `.tflite`): `<name>.json` with the toolkit's metadata props, the precision, the batch range
 and the model file's byte count. One reader for both formats, so their checks cannot drift; the
-registry names the sidecar as the file's companion, so signing covers it.
+backend table (runtimes/table.py) names the sidecar as the file's companion, so signing covers it.
 
 No numpy, no torch: apps read sidecars on the light install.
 """

@@ -22,7 +22,7 @@ def test_only_alexnet_export_is_importable_from_the_install(tmp_path):
 def test_distribution_declares_the_console_script_and_ships_the_labels():
     dist = distribution("alexnet-export")
     scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
-    assert scripts == {"alexnet-export": "alexnet_export.cli.main:main"}
+    assert scripts == {"alexnet-export": "alexnet_export.cli:main"}
     requirements = " ".join(dist.requires or [])
     for needed in ("onnxruntime-gpu", "click", "numpy", "pillow"):
         assert needed in requirements

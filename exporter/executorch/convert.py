@@ -72,7 +72,7 @@ class PteResult:
     delegation: DelegationReport
     report: ParityReport
     verified_on: str
-    seconds: float = 0.0  # the whole export, set by exporter.pipeline.export_executorch
+    seconds: float = 0.0  # the whole export, set by export_executorch (exporter/executorch/command.py)
 
 
 def lower(model, precision: str, max_batch: int, calibration: np.ndarray | None = None,

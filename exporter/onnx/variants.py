@@ -1,5 +1,5 @@
-"""From a verified FP32 ONNX to a verified FP16 or INT8 ONNX: the step that the `onnx` and
-`trt` pipelines (exporter/pipeline.py) share."""
+"""From a verified FP32 ONNX to a verified FP16 or INT8 ONNX: the step that the `onnx`,
+`trt` and `openvino` pipelines (exporter/<kind>/command.py) share."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def make_variant(
 ) -> VariantResult:
     """Write `output` in `precision` (FP16, INT4, INT8_TENSORRT or INT8_CPU) and gate it.
 
-    The pipeline's step (exporter/pipeline.py), which has checked the arguments: the precision
+    A pipeline's step (exporter/<kind>/command.py), which has checked the arguments: the precision
     one the ONNX exporter writes, calibration images for INT8, keep_float from check_float_layers.
 
     keep_float: INT8 only, layer names (runtimes/verification/layers.py: conv1..conv5, fc6..fc8) whose weights

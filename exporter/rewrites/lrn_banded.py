@@ -1,4 +1,5 @@
-"""LRN in operators ExecuTorch's XNNPACK delegate runs, for the ExecuTorch export only.
+"""LRN in operators that ExecuTorch's XNNPACK delegate and LiteRT's builtin operators run: the ExecuTorch
+export takes it through `for_executorch`, the LiteRT export through `for_litert`.
 
 PyTorch decomposes `nn.LocalResponseNorm` into `avg_pool3d` over the channel axis, which neither
 XNNPACK nor ExecuTorch's portable kernels have: the seed model as exported does not load

@@ -59,8 +59,8 @@ def build_tensorrt_engine(
     precision: FP32, FP16 or INT8_TENSORRT (TensorRT's Q/DQ rules; needs calibration.folder).
     The ONNX files are kept beside the engine under their default names (alexnet.onnx,
     alexnet.fp16.onnx, alexnet.int8-tensorrt.onnx for alexnet.engine). Without the builder
-    (settings.builder; TensorRT for RTX needs no GPU, TensorRT does) this raises TensorRTUnavailable
-    after the verified ONNX is written, naming its path.
+    (settings.builder; TensorRT for RTX needs no GPU, TensorRT does) this raises TensorRTNotInstalled
+    (a MissingDependencyError, and a TensorRTUnavailable) after the verified ONNX is written, naming its path.
     timing_cache: None keeps it beside the engine (alexnet.timing.cache), for TensorRT; TensorRT for RTX has none.
     input_format: PIXEL_INPUT builds the engine from the pixel version of the precision ONNX
     (alexnet.uint8.onnx, alexnet.fp16.uint8.onnx ...; exporter/onnx/pixels.py), kept beside it too.
@@ -92,8 +92,8 @@ def build_tensorrt_engine(
     on_event(Step(f"{precision} ONNX for TensorRT, verified: {onnx_path}"))
     try:
         import_tensorrt(settings.builder)
-    except TensorRTUnavailable as exc:
-        raise TensorRTUnavailable(f"{exc}; the verified {precision} ONNX is at {onnx_path}") from None
+    except TensorRTUnavailable as exc:  # TensorRTNotInstalled (an ImportError) stays one
+        raise type(exc)(f"{exc}; the verified {precision} ONNX is at {onnx_path}") from None
     engine = build_engine(onnx_path, output, settings=settings,
                           timing_cache_path=timing_cache or output.with_suffix(".timing.cache"), on_event=on_event)
     return EngineBuild(engine, onnx_path, precision, fp32_result, variant, time.perf_counter() - started)

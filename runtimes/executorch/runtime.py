@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, one_line
+from alexnet_export.errors import InferenceError, MissingDependencyError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
 from alexnet_export.models.precisions import EXECUTORCH
 from alexnet_export.models.spec import ArtifactMetadata
@@ -28,8 +28,8 @@ METHOD = "forward"
 BYTES_KEY = "pte_bytes"
 
 
-class ExecuTorchUnavailable(AlexNetExportError, RuntimeError):
-    """executorch is not installed."""
+class ExecuTorchUnavailable(MissingDependencyError):
+    """executorch (or its Python bindings) is not installed (an ImportError naming the extra)."""
 
 
 def import_executorch():

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from alexnet_export.errors import ModelLoadError, one_line
+from alexnet_export.errors import MissingDependencyError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
 
@@ -70,11 +70,15 @@ class TfliteFacts:
         return ", ".join(f"{name} x{count}" for name, count in sorted(self.operators.items()))
 
 
+class LiteRtUnavailable(MissingDependencyError):
+    """ai-edge-litert is not installed (an ImportError naming the extra)."""
+
+
 def schema():
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError as exc:
-        raise ModelLoadError(f"reading a .tflite needs ai-edge-litert ({exc}); run: {install_hint('litert')}") from None
+        raise LiteRtUnavailable(f"reading a .tflite needs ai-edge-litert ({exc}); run: {install_hint('litert')}") from None
     return schema_py_generated
 
 

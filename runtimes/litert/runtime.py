@@ -17,21 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, one_line
+from alexnet_export.errors import InferenceError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
 from alexnet_export.models.precisions import LITERT, precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as model_sidecar
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.litert.reader import NHWC, TfliteFacts, read_tflite_facts
+from alexnet_export.runtimes.litert.reader import NHWC, LiteRtUnavailable, TfliteFacts, read_tflite_facts
 
 INSTALL_HINT = install_hint("litert")
 BYTES_KEY = "tflite_bytes"
 _DTYPES = {"FLOAT32": np.float32, "INT8": np.int8}
-
-
-class LiteRtUnavailable(AlexNetExportError, RuntimeError):
-    """ai-edge-litert is not installed."""
 
 
 def import_interpreter():

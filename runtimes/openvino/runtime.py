@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.errors import AlexNetExportError, InferenceError, ModelLoadError, ProviderError, one_line
+from alexnet_export.errors import (
+    AlexNetExportError,
+    InferenceError,
+    MissingDependencyError,
+    ModelLoadError,
+    ProviderError,
+    one_line,
+)
 from alexnet_export.extras import install_hint
 from alexnet_export.models.precisions import BF16, FOREIGN_INT8, FP32, INT8_OPENVINO, precision as precision_row
 from alexnet_export.models.spec import IMAGE_DIMS, PRECISION_KEY, ArtifactMetadata
@@ -27,14 +34,20 @@ RT_INFO_SECTION = "alexnet_export"  # rt_info[alexnet_export][<key>] holds each 
 
 
 class OpenVinoUnavailable(AlexNetExportError, RuntimeError):
-    """openvino is not installed, or this CPU cannot run what the IR asks for."""
+    """OpenVINO cannot run here: this CPU lacks what the IR asks for (BF16), or (OpenVinoNotInstalled)
+    openvino is not installed."""
+
+
+class OpenVinoNotInstalled(MissingDependencyError, OpenVinoUnavailable):
+    """openvino is not installed: an ImportError naming the extra, and an OpenVinoUnavailable."""
 
 
 def import_openvino():
+    """The `openvino` package, or OpenVinoNotInstalled in one line naming the extra that installs it."""
     try:
         import openvino
     except ImportError as exc:
-        raise OpenVinoUnavailable(f"OpenVINO is not installed ({exc}); run: {INSTALL_HINT}") from None
+        raise OpenVinoNotInstalled(f"OpenVINO is not installed ({exc}); run: {INSTALL_HINT}") from None
     return openvino
 
 

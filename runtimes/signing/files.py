@@ -1,6 +1,7 @@
 """What a model's signature covers: `<model file name>.sig` beside the model, over the model file and
-every companion file the backend table names for it that exists (ONNX external data, an IR's .bin,
-an engine's or a .pte's sidecar), by file name within the folder.
+those of its companion files that exist, by file name within the folder. The companions are the ones
+the model's row in the backend table (runtimes/table.py) names, e.g. ONNX external data, an .ort's
+required-operators config, an IR's .bin, and an engine's, a .pte's or a .tflite's JSON sidecar.
 
 The signature is in the OpenSSF model-signing format (a Sigstore bundle holding a DSSE-signed
 in-toto statement that lists each file's SHA-256), so model-signing's own CLI verifies it too:

@@ -15,7 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Iterable
 
-from alexnet_export.errors import AlexNetExportError, one_line
+from alexnet_export.errors import AlexNetExportError, MissingDependencyError, one_line
 from alexnet_export.extras import install_hint
 
 INSTALL_HINT = install_hint("signing")
@@ -26,8 +26,8 @@ class SignatureError(AlexNetExportError, ValueError):
     """A model is unsigned, altered, or signed by another key; or a key cannot be used."""
 
 
-class SigningUnavailable(AlexNetExportError, RuntimeError):
-    """model-signing is not installed."""
+class SigningUnavailable(MissingDependencyError):
+    """model-signing is not installed (an ImportError naming the extra)."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from alexnet_export.runtimes.tensorrt.sidecar import (
 )
 from alexnet_export.runtimes.tensorrt.support import (
     Gpu,
+    TensorRTNotInstalled,
     TensorRTUnavailable,
     builder_named,
     cuda_call,
@@ -183,20 +184,18 @@ def _gpu(device: int, sidecar: dict, path: Path) -> Gpu:
 
 
 def _builder_module(sidecar: dict, path: Path):
-    """The builder that made the engine (its runtime is the only one that reads it), imported."""
+    """The builder that made the engine (its runtime is the only one that reads it), imported;
+    TensorRTNotInstalled (an ImportError) naming the engine and the extra where it is missing."""
     builder = builder_named(sidecar["builder"]["name"])
     try:
         return import_builder(builder)
-    except TensorRTUnavailable as exc:
-        raise ProviderError(f"{path} was built by {builder_description(sidecar)}; {exc}") from None
+    except TensorRTNotInstalled as exc:
+        raise TensorRTNotInstalled(f"{path} was built by {builder_description(sidecar)}; {exc}") from None
 
 
 def _load_cudart(device: int):
-    """cuda-python's runtime with `device` made current; a missing one is a provider problem here."""
-    try:
-        cudart = import_cudart()
-    except TensorRTUnavailable as exc:
-        raise ProviderError(str(exc)) from None
+    """cuda-python's runtime with `device` made current (TensorRTNotInstalled without cuda-python)."""
+    cudart = import_cudart()
     cuda_call(cudart, cudart.cudaSetDevice(device), f"no usable NVIDIA GPU: cudaSetDevice({device})", ProviderError)
     return cudart
 

@@ -18,16 +18,23 @@ import re
 import sys
 from dataclasses import dataclass
 
-from alexnet_export.errors import AlexNetExportError
+from alexnet_export.errors import AlexNetExportError, MissingDependencyError
 from alexnet_export.events import Listener, Note, ignore
+from alexnet_export.extras import install_hint
 from alexnet_export.models.spec import INPUT_NAME
 
 ENGINE_INPUT = INPUT_NAME
-INSTALL_HINT = "on a machine with an NVIDIA GPU run: pip install 'alexnet-export[trt]'"
+INSTALL_HINT = f"on a machine with an NVIDIA GPU run: {install_hint('trt')}"
 
 
 class TensorRTUnavailable(AlexNetExportError, RuntimeError):
-    """TensorRT, cuda-python or a usable NVIDIA GPU is missing."""
+    """TensorRT cannot run here: no usable NVIDIA GPU or driver, a TensorRT too old, a builder
+    word that names none; or (TensorRTNotInstalled) TensorRT or cuda-python is not installed."""
+
+
+class TensorRTNotInstalled(MissingDependencyError, TensorRTUnavailable):
+    """A builder's module or cuda-python is not installed: an ImportError naming the extra, and a
+    TensorRTUnavailable (what callers that fall back without TensorRT catch)."""
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,10 @@ class Builder:
     ahead_of_time: bool
 
 
-TENSORRT = Builder("TensorRT", "tensorrt", ("tensorrt",), "pip install 'alexnet-export[trt]'", False)
+TENSORRT = Builder("TensorRT", "tensorrt", ("tensorrt",), install_hint("trt"), False)
 # NVIDIA's pages import tensorrt_rtx; the tensorrt-rtx wheels on PyPI (cu13 bindings) name it tensorrt_rtx_bindings.
 TENSORRT_RTX = Builder("TensorRT for RTX", "tensorrt-rtx", ("tensorrt_rtx", "tensorrt_rtx_bindings"),
-                       "pip install 'alexnet-export[tensorrt-rtx]'", True)
+                       install_hint("tensorrt-rtx"), True)
 BUILDERS = (TENSORRT, TENSORRT_RTX)
 BUILDER_WORDS = tuple(builder.word for builder in BUILDERS)
 
@@ -62,19 +69,20 @@ def builder_named(word_or_name: str) -> Builder:
 
 
 def import_builder(builder: Builder):
-    """The module of `builder`; TensorRTUnavailable with its install command if it is missing."""
+    """The module of `builder`; TensorRTNotInstalled with its install command if it is missing."""
     for module in builder.modules:
         try:
             return importlib.import_module(module)
         except ImportError:
             continue
-    raise TensorRTUnavailable(f"{builder.name} is not installed (no module {' or '.join(builder.modules)});"
-                              f" {builder.install}")
+    raise TensorRTNotInstalled(f"{builder.name} is not installed (no module {' or '.join(builder.modules)});"
+                               f" {builder.install}")
 
 
 def import_tensorrt(builder: str | None = None):
     """The builder named `builder` ("tensorrt", "tensorrt-rtx"); None: TensorRT (10 or newer) if it
-    is installed, else TensorRT for RTX; TensorRTUnavailable naming both if neither imports."""
+    is installed, else TensorRT for RTX; TensorRTNotInstalled naming both if neither imports (an unknown
+    `builder` or a TensorRT older than 10: TensorRTUnavailable)."""
     if builder is not None:
         chosen = builder_named(builder)
         trt = import_builder(chosen)
@@ -84,8 +92,8 @@ def import_tensorrt(builder: str | None = None):
     except ImportError as exc:
         try:
             return import_builder(TENSORRT_RTX)
-        except TensorRTUnavailable:
-            raise TensorRTUnavailable(
+        except TensorRTNotInstalled:
+            raise TensorRTNotInstalled(
                 f"TensorRT is not installed ({exc}), nor TensorRT for RTX ({', '.join(TENSORRT_RTX.modules)});"
                 f" {INSTALL_HINT}, or anywhere, with or without a GPU: {TENSORRT_RTX.install}") from None
     return _check_new_enough(trt)
@@ -171,8 +179,9 @@ def import_cudart():
         try:
             from cuda import cudart
         except ImportError as exc:
-            raise TensorRTUnavailable(f"cuda-python is not installed ({exc}); running an engine needs it:"
-                                      " pip install 'cuda-python>=12'") from None
+            raise TensorRTNotInstalled(f"cuda-python is not installed ({exc}); running an engine needs it:"
+                                       f" {install_hint('trt')} (beside TensorRT for RTX: pip install"
+                                       " 'cuda-python>=12')") from None
     return cudart
 
 

@@ -183,9 +183,26 @@ def test_bad_opset_batch_and_folder_write_nothing(tmp_path, small_model, small_m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_eager_model_is_left_untouched(small_model):
-    assert any(isinstance(m, torch.nn.LocalResponseNorm) for m in small_model.modules())
-    assert isinstance(TorchRuntime(small_model).model.features[3], torch.nn.LocalResponseNorm)
+def test_eager_model_is_left_untouched(tmp_path, small_metadata, real_images):
+    """Export swaps LRN for its exportable forms on a copy: the caller's model is the same after."""
+    model = seeded_alexnet(10, seed=3)  # its own model: exported here, shared with no other test
+    modules_before = [(name, module, type(module)) for name, module in model.named_modules()]
+    weights_before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    inputs = preprocess_batch(real_images[:2], small_metadata.preprocessing)
+    logits_before = TorchRuntime(model).predict(inputs)
+
+    for lrn in ("native", "pooled"):
+        result = export_onnx(model, tmp_path / f"{lrn}.onnx", small_metadata, lrn=lrn)
+        assert result.path.is_file() and result.report.samples > 0
+
+    assert [(name, module, type(module)) for name, module in model.named_modules()] == modules_before
+    assert sum(type(m) is torch.nn.LocalResponseNorm for _, m, _ in modules_before) == 2
+    weights_after = model.state_dict()
+    assert list(weights_after) == list(weights_before)
+    for name, tensor in weights_before.items():
+        assert torch.equal(weights_after[name], tensor), name
+    assert not model.training
+    np.testing.assert_array_equal(TorchRuntime(model).predict(inputs), logits_before)
 
 
 def test_pooled_lrn_export_matches_eager_without_lrn_nodes(tmp_path, small_model, small_metadata, real_images):

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from alexnet_export.errors import ArgumentError, ExportError, ModelLoadError, ProviderError
+from alexnet_export.errors import ArgumentError, ExportError, ModelLoadError
 from alexnet_export.events import Note
 from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine, builder_capabilities, default_targets
 from alexnet_export.runtimes.tensorrt.sidecar import (
@@ -28,7 +28,7 @@ from alexnet_export.runtimes.tensorrt.sidecar import (
     sidecar_path,
 )
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
-from alexnet_export.runtimes.tensorrt.support import Gpu, TensorRTUnavailable, gpu_identity, has_gpu
+from alexnet_export.runtimes.tensorrt.support import Gpu, TensorRTNotInstalled, TensorRTUnavailable, gpu_identity, has_gpu
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 needs_tensorrt = pytest.mark.skipif(not HAS_TENSORRT, reason="TensorRT is not installed (needs an NVIDIA GPU machine)")
@@ -315,5 +315,5 @@ def test_opening_needs_the_builder_that_made_the_engine(tmp_path):
                                                         hardware_compatibility="none")))
     if HAS_TENSORRT:
         pytest.skip("TensorRT is installed here")
-    with pytest.raises(ProviderError, match=r"was built by TensorRT 10.13.0, on .*TensorRT is not installed"):
-        TensorRTRuntime(engine)
+    with pytest.raises(TensorRTNotInstalled, match=r"was built by TensorRT 10.13.0, on .*TensorRT is not installed"):
+        TensorRTRuntime(engine)  # an ImportError naming the extra (tests/runtimes/test_missing_extras.py)

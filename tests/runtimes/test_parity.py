@@ -20,7 +20,11 @@ def test_identical_logits_are_perfect(logits):
 
 def test_small_noise_passes_and_large_noise_fails_with_figures(logits):
     rng = np.random.default_rng(1)
-    assert enforce(compare_logits(logits, logits + rng.normal(0, 1e-6, logits.shape)), FP32_GATE, "x")
+    close = compare_logits(logits, logits + rng.normal(0, 1e-6, logits.shape))
+    assert enforce(close, FP32_GATE, "x") is close  # passed: the report comes back, nothing raised
+    assert close.failures(FP32_GATE) == []
+    assert 1e-7 < close.max_abs <= FP32_GATE.max_abs and close.max_rel <= FP32_GATE.max_rel
+    assert close.min_cosine > 0.9999999 and close.top1_agreement == close.decisive_top1_agreement == 1
     noisy = logits + rng.normal(0, 1e-2, logits.shape).astype(np.float32)
     with pytest.raises(ParityError, match=r"max abs error .* > 0\.0001; relative error .* > 1e-05") as caught:
         enforce(compare_logits(logits, noisy), FP32_GATE, "candidate")

@@ -13,9 +13,12 @@ from alexnet_export.runtimes.registry import (
     BACKENDS,
     CHECKPOINT,
     ENGINE,
+    EXECUTORCH,
     KNOWN_SUFFIXES,
+    LITERT,
     ONNX,
     OPENVINO,
+    ORT_FORMAT,
     backend_for,
     open_runtime,
 )
@@ -28,19 +31,48 @@ def test_each_backend_lists_exactly_the_options_its_runtime_takes(backend):
     assert backend.options == {p.name for p in parameters[1:]}
 
 
-@pytest.mark.parametrize("name, backend", [("m.onnx", ONNX), ("M.ONNX", ONNX), ("w.pt", CHECKPOINT), ("w.pth", CHECKPOINT),
-                                           ("w.safetensors", CHECKPOINT), ("a.engine", ENGINE), ("a.plan", ENGINE),
-                                           ("a.xml", OPENVINO)])
-def test_backend_by_suffix(name, backend):
-    assert backend_for(name) is backend
+# Which backend each suffix must open, written out so a row that moves or steals a suffix fails here.
+SUFFIX_BACKENDS = {".onnx": ONNX, ".ort": ORT_FORMAT, ".pt": CHECKPOINT, ".pth": CHECKPOINT, ".safetensors": CHECKPOINT,
+                   ".engine": ENGINE, ".plan": ENGINE, ".xml": OPENVINO, ".pte": EXECUTORCH, ".tflite": LITERT}
+
+
+def test_the_expected_suffixes_are_every_suffix_of_the_table():
+    # A backend added to the table without an expectation above fails here, not silently untested.
+    assert sorted(SUFFIX_BACKENDS) == sorted(KNOWN_SUFFIXES)
+
+
+@pytest.mark.parametrize("suffix", KNOWN_SUFFIXES)
+def test_backend_by_suffix_in_any_case(suffix):
+    assert backend_for(f"m{suffix}") is SUFFIX_BACKENDS[suffix]
+    assert backend_for(f"dir.v2/M{suffix.upper()}") is SUFFIX_BACKENDS[suffix]
 
 
 def test_companion_files_count_where_they_exist(tmp_path):
-    for name in ("m.onnx", "m.onnx.data", "m.xml", "m.bin", "e.engine"):
+    for name in ("m.onnx", "m.onnx.data", "m.xml", "m.bin", "e.engine", "o.ort", "o.required_operators.config",
+                 "p.pte", "p.pte.json", "t.tflite", "t.tflite.json"):
         (tmp_path / name).write_bytes(b"x")
     assert ONNX.files(tmp_path / "m.onnx") == [tmp_path / "m.onnx", tmp_path / "m.onnx.data"]
     assert OPENVINO.files(tmp_path / "m.xml") == [tmp_path / "m.xml", tmp_path / "m.bin"]
     assert ENGINE.files(tmp_path / "e.engine") == [tmp_path / "e.engine"]  # its sidecar is missing
+    assert ORT_FORMAT.files(tmp_path / "o.ort") == [tmp_path / "o.ort", tmp_path / "o.required_operators.config"]
+    assert EXECUTORCH.files(tmp_path / "p.pte") == [tmp_path / "p.pte", tmp_path / "p.pte.json"]
+    assert LITERT.files(tmp_path / "t.tflite") == [tmp_path / "t.tflite", tmp_path / "t.tflite.json"]
+    assert CHECKPOINT.files(tmp_path / "w.pt") == [tmp_path / "w.pt"]  # no companions, and not read
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_every_backends_companions_count_only_where_they_exist(tmp_path, backend):
+    for suffix in backend.suffixes:
+        model = tmp_path / f"model{suffix}"
+        model.write_bytes(b"x")
+        assert backend.files(model) == [model]  # none written yet
+        companions = [model.with_name(p.format(name=model.name, stem=model.stem)) for p in backend.companions]
+        assert all(c.parent == tmp_path and c != model for c in companions)
+        for companion in companions:
+            companion.write_bytes(b"x")
+        assert backend.files(model) == [model, *companions]
+        for companion in companions:
+            companion.unlink()
 
 
 def test_every_suffix_has_one_backend():

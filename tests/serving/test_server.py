@@ -303,20 +303,39 @@ def test_without_batching_every_request_runs_alone(console, small_onnx, onnx_run
         assert server.stop() == 0, "".join(server.log)
 
 
+def _in_flight(connection: http.client.HTTPConnection) -> float:
+    """alexnet_export_requests_in_flight for infer, scraped on `connection` (kept alive: no new connection)."""
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    body = response.read()
+    assert response.status == 200, body
+    return sum(sample.value for family in text_string_to_metric_families(body.decode()) for sample in family.samples
+               if sample.name == "alexnet_export_requests_in_flight" and sample.labels.get("endpoint") == "infer")
+
+
 def test_connections_past_the_limit_get_503_and_the_server_recovers(console, small_onnx, server_process):
-    server = server_process(console, small_onnx, "--max-connections", 2)
+    # Three connections: one kept alive to watch the server, two clients that open a request and never
+    # finish its body. Each client must be admitted before the next connection opens: one that opens
+    # first counts against the client still being admitted, which would get the 503.
+    server = server_process(console, small_onnx, "--max-connections", 3)
+    watcher = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     held = []
     try:
-        for _ in range(2):  # clients that open a request and never finish its body
+        assert _in_flight(watcher) == 0
+        for admitted in (1, 2):
             client = socket.create_connection(("127.0.0.1", server.port), timeout=30)
             client.sendall(f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode())
             held.append(client)
-            time.sleep(0.3)  # admitted one after the other
+            deadline = time.monotonic() + 10
+            while (in_flight := _in_flight(watcher)) < admitted:  # its handler waits for the body
+                assert time.monotonic() < deadline, f"client {admitted} was not admitted: {in_flight} in flight"
+                time.sleep(0.01)
+            assert in_flight == admitted
         for client in held:  # both admitted: waiting for their bodies, not answered
             client.settimeout(0.2)
             with pytest.raises(socket.timeout):
                 client.recv(100)
-        status, _, _ = server.request("GET", "/v2/health/ready")
+        status, _, _ = server.request("GET", "/v2/health/ready")  # the fourth connection
         assert status == 503
         for client in held:
             client.close()
@@ -326,6 +345,7 @@ def test_connections_past_the_limit_get_503_and_the_server_recovers(console, sma
             assert time.monotonic() < deadline, "the server did not recover once the connections closed"
             time.sleep(0.1)
     finally:
+        watcher.close()
         for client in held:
             client.close()
         assert server.stop() == 0, "".join(server.log)
