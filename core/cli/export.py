@@ -17,11 +17,11 @@ from alexnet_export.cli.options import (
     print_layer_search,
     sign_key_option,
 )
-from alexnet_export.models.precisions import ENGINE, ONNX, command_words
+from alexnet_export.models.precisions import ENGINE_FORMAT, ONNX_FORMAT, command_words
 
 # Each command's precision words -> the library's (models/precisions.py).
-ONNX_PRECISIONS = command_words(ONNX)
-TRT_PRECISIONS = command_words(ENGINE)
+ONNX_PRECISIONS = command_words(ONNX_FORMAT)
+TRT_PRECISIONS = command_words(ENGINE_FORMAT)
 
 
 class _BatchType(click.ParamType):

@@ -28,7 +28,7 @@ from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 from alexnet_export.runtimes.tensorrt.sidecar import Targets, builder_description, read_sidecar
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
-from alexnet_export.runtimes.registry import ENGINE, ONNX
+from alexnet_export.runtimes.table import ENGINE, ONNX
 from alexnet_export.runtimes.tensorrt.support import (
     TensorRTUnavailable,
     builder_named,

@@ -9,16 +9,8 @@ import pytest
 
 from alexnet_export.errors import ModelLoadError, OptionError
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
-from alexnet_export.runtimes.registry import (
-    BACKENDS,
-    CHECKPOINT,
-    ENGINE,
-    KNOWN_SUFFIXES,
-    ONNX,
-    OPENVINO,
-    backend_for,
-    open_runtime,
-)
+from alexnet_export.runtimes.table import BACKENDS, CHECKPOINT, ENGINE, KNOWN_SUFFIXES, ONNX, OPENVINO, backend_for
+from alexnet_export.runtimes.registry import open_runtime
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
