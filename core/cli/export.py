@@ -172,7 +172,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --sign-key private.pem   # signs the engine and its ONNX
     """
     from alexnet_export.exporter.pipeline import build_tensorrt_engine
-    from alexnet_export.exporter.tensorrt.convert import BuildSettings
+    from alexnet_export.exporter.tensorrt.settings import BuildSettings
 
     precision = precision or "fp32"
     settings = BuildSettings(min_batch, opt_batch, max_batch, workspace, builder, compute_capabilities,

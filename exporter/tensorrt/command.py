@@ -13,7 +13,8 @@ from alexnet_export.exporter.arguments import DEFAULT_STEM, PipelineError, check
 from alexnet_export.exporter.onnx.convert import DEFAULT_OPSET, ExportResult
 from alexnet_export.exporter.onnx.pixels import write_pixel_file
 from alexnet_export.exporter.source import ModelSource, fp32_start
-from alexnet_export.exporter.tensorrt.convert import BuildSettings, EngineResult, build_engine, check_build_settings
+from alexnet_export.exporter.tensorrt.convert import EngineResult, build_engine
+from alexnet_export.exporter.tensorrt.settings import BuildSettings, check_build_settings
 from alexnet_export.exporter.onnx.variants import VariantResult, make_variant
 from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.precisions import ENGINE_FORMAT, FP32

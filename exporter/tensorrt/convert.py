@@ -29,11 +29,9 @@ from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.precisions import ENGINE_FORMAT, words
 from alexnet_export.models.spec import ArtifactMetadata
-from alexnet_export.exporter.tensorrt.settings import (  # noqa: F401 (re-exported: the settings' public names)
+from alexnet_export.exporter.tensorrt.settings import (
     BuildSettings,
-    builder_capabilities,
     check_build_settings,
-    default_targets,
     gpu_targets,
     rtx_targets,
 )
