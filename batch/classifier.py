@@ -24,7 +24,8 @@ from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes.base import Runtime, top_predictions
 from alexnet_export.runtimes.preprocess import load_image, preprocess
-from alexnet_export.runtimes.registry import backend_for, open_runtime
+from alexnet_export.runtimes.table import backend_for
+from alexnet_export.runtimes.registry import open_runtime
 
 
 @dataclass

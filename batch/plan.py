@@ -15,7 +15,7 @@ from alexnet_export.batch.classifier import Classifier
 from alexnet_export.batch.inputs import DEFAULT_PATH_COLUMN, collect_paths
 from alexnet_export.batch.output import ExistingOutput, Format, output_format, read_existing
 from alexnet_export.errors import ArgumentError
-from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.table import backend_for
 
 
 @dataclass(frozen=True)

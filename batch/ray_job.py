@@ -59,7 +59,7 @@ from alexnet_export.batch.schema import ERROR, PRECISION
 from alexnet_export.errors import ArgumentError, ExportError
 from alexnet_export.events import Advance, Listener, Note, Step, ignore
 from alexnet_export.extras import require
-from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.table import backend_for
 
 # Two batches in flight per actor, in two threads: one decodes (Pillow releases the GIL) while the other
 # runs the model, as the local job's decode pool does: 136 against 83 images/s for one FP32 worker on two

@@ -12,7 +12,7 @@ from pathlib import Path
 from alexnet_export.batch.classifier import Classifier
 from alexnet_export.batch.ray_cluster import what_nodes_see
 from alexnet_export.errors import ExportError
-from alexnet_export.runtimes.registry import backend_for
+from alexnet_export.runtimes.table import backend_for
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,6 @@ from alexnet_export.runtimes.preprocess import preprocess_readable
 
 PLATFORM = "aarch64"
 DEFAULT_FOLDER_ENV = "ALEXNET_EXPORT_AARCH64_DIR"
-# The backends whose files the check runs there (runtimes/table.py's names): those whose runtime is in the sandbox.
-RUNS_THERE = ("onnx", "ort", "litert", "executorch")
 # The runner's layers: what the emulated interpreter imports of the toolkit.
 RUNNER_PACKAGES = ("alexnet_export.models", "alexnet_export.runtimes", "alexnet_export.bench")
 CANNOT_BUILD_HERE = 2  # the script's exit status for "this machine cannot make the sandbox"
@@ -199,14 +197,15 @@ def run_files(sandbox: Sandbox, toolkit: Path, items: Sequence[dict], arrays: di
 
 def check_on_aarch64(model: str | Path, images: Sequence[str | Path], *, folder: str | Path | None = None,
                      trusted_key: str | Path | None = None, on_event: Listener = ignore) -> PlatformCheck:
-    """Runs `model` (an .onnx, .ort, .tflite or .pte) on `images` here, on the CPU, and on aarch64 under
+    """Runs `model` (a kind the backend table marks `aarch64`: .onnx, .ort, .tflite, .pte) on `images` here, on the CPU, and on aarch64 under
     emulation, and compares the logits by the gate of the file's precision (models/precisions.py)."""
-    from alexnet_export.runtimes.registry import BACKENDS, backend_for, open_runtime
+    from alexnet_export.runtimes.table import BACKENDS, backend_for, file_kinds
+    from alexnet_export.runtimes.registry import open_runtime
 
     model = Path(model)
     backend = backend_for(model)
-    if backend.name not in RUNS_THERE:
-        kinds = ", ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.name in RUNS_THERE)
+    if not backend.aarch64:
+        kinds = file_kinds([b for b in BACKENDS if b.aarch64])
         raise ArgumentError(f"{model} is {backend.description}; the {PLATFORM} check runs {kinds}",
                             argument="model")
     # This machine's CPU kernels against aarch64's: a GPU here would measure the GPU instead.

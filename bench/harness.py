@@ -25,7 +25,8 @@ from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Advance, Listener, Step, ignore
 from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.registry import backend_for, open_runtime
+from alexnet_export.runtimes.table import backend_for
+from alexnet_export.runtimes.registry import open_runtime
 from alexnet_export.runtimes.verification.timing import interleaved_rounds
 
 __all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]

@@ -52,7 +52,8 @@ def main() -> None:
 
     from alexnet_export.exporter.pipeline import export_onnx_file, make_precision_file
     from alexnet_export.exporter.onnx.pixels import write_pixel_file
-    from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine
+    from alexnet_export.exporter.tensorrt.convert import build_engine
+    from alexnet_export.exporter.tensorrt.settings import BuildSettings
     from alexnet_export.exporter.calibration.images import CalibrationOptions
 
     with tempfile.TemporaryDirectory() as temporary:

@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from alexnet_export.runtimes.registry import backend_for
+    from alexnet_export.runtimes.table import backend_for
     from alexnet_export.runtimes.signing import sign_model, verify_model
 
     print(f"CPU: {cpu()}; load average before: {load()}")

@@ -39,5 +39,7 @@ _HOMES = {
     "DEFAULT_ENGINE": "tensorrt.command", "EngineBuild": "tensorrt.command", "build_tensorrt_engine": "tensorrt.command",
     "export_executorch": "executorch.command", "export_litert": "litert.command",
 }
-__all__ = sorted(_HOMES)
+__all__ = ["DEFAULT_ENGINE", "DEFAULT_STEM", "CalibrationOptions", "EngineBuild", "IrFile", "ModelSource", "OnnxFile",
+           "PipelineError", "build_tensorrt_engine", "export_executorch", "export_litert", "export_onnx_file",
+           "export_openvino_ir", "export_ort_file", "load_model", "make_precision_file"]
 __getattr__ = lazy_names(__name__, _HOMES, base="alexnet_export.exporter")

@@ -22,8 +22,9 @@ INT4 = "int4"
 # A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
 FOREIGN_INT8 = "int8"
 
-# File formats, by the backend table's names (runtimes/table.py) where they have one.
-ONNX, ENGINE, IR, EXECUTORCH, LITERT = "onnx", "engine", "openvino", "executorch", "litert"
+# File formats, by the backend table's names (runtimes/table.py): the keys of a row's `formats`.
+ONNX_FORMAT, ENGINE_FORMAT, OPENVINO_FORMAT = "onnx", "engine", "openvino"
+EXECUTORCH_FORMAT, LITERT_FORMAT = "executorch", "litert"
 
 
 class PrecisionError(ArgumentError):
@@ -75,27 +76,27 @@ class Precision:
 
 
 PRECISIONS: tuple[Precision, ...] = (
-    Precision(FP32, "", FP32_GATE, False, {ONNX: "fp32", ENGINE: "fp32", IR: "fp32", EXECUTORCH: "fp32",
-                                        LITERT: "fp32"}, "f32", "FP32",
+    Precision(FP32, "", FP32_GATE, False, {ONNX_FORMAT: "fp32", ENGINE_FORMAT: "fp32", OPENVINO_FORMAT: "fp32", EXECUTORCH_FORMAT: "fp32",
+                                        LITERT_FORMAT: "fp32"}, "f32", "FP32",
               "float32 throughout"),
-    Precision(FP16, "fp16", FP16_GATE, False, {ONNX: "fp16", ENGINE: "fp16", LITERT: "fp16"}, None, "FP16",
+    Precision(FP16, "fp16", FP16_GATE, False, {ONNX_FORMAT: "fp16", ENGINE_FORMAT: "fp16", LITERT_FORMAT: "fp16"}, None, "FP16",
               "FP16 Conv/Gemm, FP32 inputs, outputs and LRN (a .tflite: FP16 weights, which LiteRT's CPU kernels"
               " widen to FP32 when it loads)"),
-    Precision(BF16, "bf16", BF16_GATE, False, {IR: "bf16"}, "bf16", "FP32",
+    Precision(BF16, "bf16", BF16_GATE, False, {OPENVINO_FORMAT: "bf16"}, "bf16", "FP32",
               "an FP32 IR that OpenVINO runs in BF16 (CPUs with AVX512_BF16 or AMX)"),
-    Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, {ONNX: "int8"}, None, "INT8",
+    Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, {ONNX_FORMAT: "int8"}, None, "INT8",
               "UINT8 activations, INT8 per-channel weights, LRN as pooled float ops: ONNX Runtime's fast CPU INT8"),
-    Precision(INT8_TENSORRT, "int8-tensorrt", INT8_GATE, True, {ONNX: "int8-tensorrt", ENGINE: "int8"}, None, "INT8",
+    Precision(INT8_TENSORRT, "int8-tensorrt", INT8_GATE, True, {ONNX_FORMAT: "int8-tensorrt", ENGINE_FORMAT: "int8"}, None, "INT8",
               "TensorRT's Q/DQ rules: symmetric INT8, per-tensor activations, per-channel weights"),
-    Precision(INT8_OPENVINO, "int8", INT8_GATE, True, {IR: "int8"}, "f32", "INT8",
+    Precision(INT8_OPENVINO, "int8", INT8_GATE, True, {OPENVINO_FORMAT: "int8"}, "f32", "INT8",
               "TensorRT-rule Q/DQ as FakeQuantize, run by OpenVINO's CPU plugin in INT8"),
-    Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, {EXECUTORCH: "int8"}, None, "INT8",
+    Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, {EXECUTORCH_FORMAT: "int8"}, None, "INT8",
               "PyTorch's PT2E flow with XNNPACK's quantizer: symmetric INT8, per-channel weights, run by ExecuTorch's"
               " XNNPACK delegate"),
-    Precision(INT8_LITERT, "int8", INT8_GATE, True, {LITERT: "int8"}, None, "INT8",
+    Precision(INT8_LITERT, "int8", INT8_GATE, True, {LITERT_FORMAT: "int8"}, None, "INT8",
               "PT2E with litert-torch's quantizer: symmetric INT8 activations, per-channel weights, INT8 input and"
               " output tensors, run by LiteRT's XNNPACK delegate and builtin kernels"),
-    Precision(INT4, "int4", INT4_GATE, False, {ONNX: "int4"}, None, "FP32",
+    Precision(INT4, "int4", INT4_GATE, False, {ONNX_FORMAT: "int4"}, None, "FP32",
               "INT4 block-wise weights for fc6-fc8 (ONNX Runtime's MatMulNBits), FP32 convolutions, pooled LRN:"
               " weight-only, no calibration images"),
     Precision(FOREIGN_INT8, "int8", INT8_GATE, True, {}, None, "INT8",

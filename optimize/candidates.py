@@ -28,7 +28,7 @@ from alexnet_export.exporter.pipeline import (
 from alexnet_export.extras import require
 from alexnet_export.models.precisions import (
     BF16,
-    EXECUTORCH,
+    EXECUTORCH_FORMAT,
     FP16,
     FP32,
     INT4,
@@ -37,9 +37,9 @@ from alexnet_export.models.precisions import (
     INT8_LITERT,
     INT8_OPENVINO,
     INT8_TENSORRT,
-    IR,
-    LITERT,
-    ONNX,
+    OPENVINO_FORMAT,
+    LITERT_FORMAT,
+    ONNX_FORMAT,
 )
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import precision_file_name
@@ -131,26 +131,26 @@ def _tflite(precision: str) -> Make:
 def _row(fmt: str, precision: str, extension: str, make: Make, needs: tuple[str, ...] = ()) -> Candidate:
     """A candidate named by its format and the word that format's command takes (the ONNX
     file's by the library's word, which tells the two INT8 files apart)."""
-    word = precision if fmt == ONNX else precision_row(precision).formats[fmt]
+    word = precision if fmt == ONNX_FORMAT else precision_row(precision).formats[fmt]
     return Candidate(f"{fmt}:{word}", fmt, precision, precision_file_name(STEM, precision, extension), make, needs)
 
 
 CANDIDATES: tuple[Candidate, ...] = (
-    _row(ONNX, FP32, "onnx", _onnx(FP32)),
-    _row(ONNX, FP16, "onnx", _onnx(FP16)),
-    _row(ONNX, INT8_CPU, "onnx", _onnx(INT8_CPU)),
-    Candidate(KEEP_FLOAT, ONNX, INT8_CPU, KEEP_FLOAT_FILE, _keep_float),
-    _row(ONNX, INT8_TENSORRT, "onnx", _onnx(INT8_TENSORRT)),
-    _row(ONNX, INT4, "onnx", _onnx(INT4)),
+    _row(ONNX_FORMAT, FP32, "onnx", _onnx(FP32)),
+    _row(ONNX_FORMAT, FP16, "onnx", _onnx(FP16)),
+    _row(ONNX_FORMAT, INT8_CPU, "onnx", _onnx(INT8_CPU)),
+    Candidate(KEEP_FLOAT, ONNX_FORMAT, INT8_CPU, KEEP_FLOAT_FILE, _keep_float),
+    _row(ONNX_FORMAT, INT8_TENSORRT, "onnx", _onnx(INT8_TENSORRT)),
+    _row(ONNX_FORMAT, INT4, "onnx", _onnx(INT4)),
     Candidate("ort:fp32", "ort", FP32, f"{STEM}.ort", _ort),
-    _row(IR, FP32, "xml", _ir(FP32), ("openvino",)),
-    _row(IR, BF16, "xml", _ir(BF16), ("openvino",)),
-    _row(IR, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
-    _row(EXECUTORCH, FP32, "pte", _pte(FP32), ("executorch",)),
-    _row(EXECUTORCH, INT8_EXECUTORCH, "pte", _pte(INT8_EXECUTORCH), ("executorch",)),
-    _row(LITERT, FP32, "tflite", _tflite(FP32), ("litert_torch", "ai_edge_litert")),
-    _row(LITERT, FP16, "tflite", _tflite(FP16), ("litert_torch", "ai_edge_litert")),
-    _row(LITERT, INT8_LITERT, "tflite", _tflite(INT8_LITERT), ("litert_torch", "ai_edge_litert")),
+    _row(OPENVINO_FORMAT, FP32, "xml", _ir(FP32), ("openvino",)),
+    _row(OPENVINO_FORMAT, BF16, "xml", _ir(BF16), ("openvino",)),
+    _row(OPENVINO_FORMAT, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
+    _row(EXECUTORCH_FORMAT, FP32, "pte", _pte(FP32), ("executorch",)),
+    _row(EXECUTORCH_FORMAT, INT8_EXECUTORCH, "pte", _pte(INT8_EXECUTORCH), ("executorch",)),
+    _row(LITERT_FORMAT, FP32, "tflite", _tflite(FP32), ("litert_torch", "ai_edge_litert")),
+    _row(LITERT_FORMAT, FP16, "tflite", _tflite(FP16), ("litert_torch", "ai_edge_litert")),
+    _row(LITERT_FORMAT, INT8_LITERT, "tflite", _tflite(INT8_LITERT), ("litert_torch", "ai_edge_litert")),
 )
 FIRST = CANDIDATES[0]  # the FP32 .onnx: always made, the others are converted from it
 # Files optimize cannot time here, with why (a row in the report's `skipped`).
@@ -186,7 +186,7 @@ def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str 
         return str(exc)
     if candidate.calibrated and not calibrating:
         return "needs calibration images (calib_dir)"
-    if candidate.format == LITERT:
+    if candidate.format == LITERT_FORMAT:
         from alexnet_export.exporter.litert.convert import MAX_BATCH_LIMIT
 
         if batch > MAX_BATCH_LIMIT:

@@ -13,7 +13,8 @@ from alexnet_export.bench.accuracy import Evaluation, ImageSet, evaluate
 from alexnet_export.bench.harness import Settings, run_benchmark
 from alexnet_export.bench.results import BenchResult
 from alexnet_export.events import Listener, counter, ignore
-from alexnet_export.runtimes.registry import backend_for, open_runtime
+from alexnet_export.runtimes.table import backend_for
+from alexnet_export.runtimes.registry import open_runtime
 
 # verify's default batch size: the same batches give the same logits.
 EVALUATION_BATCH = 32

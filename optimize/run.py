@@ -20,7 +20,7 @@ from alexnet_export.optimize import candidates as table
 from alexnet_export.optimize.measure import Accuracy, file_bytes, time_files, top1_of_file, top1_of_model
 from alexnet_export.optimize.progress import FAILED, MADE, Progress, Record, settings_key
 from alexnet_export.optimize.report import Report, Row, write_report
-from alexnet_export.runtimes.registry import ONNX, backend_for
+from alexnet_export.runtimes.table import ONNX, backend_for
 
 OBJECTIVES = ("latency", "size")
 MIN_LABELLED_IMAGES = 20

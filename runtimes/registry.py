@@ -1,29 +1,14 @@
 """Opening a model file: the backend its suffix names (runtimes/table.py), the options it takes,
 and, when a trusted key is given or set, its signature verified before anything of it is read.
 
-The table itself lives in runtimes/table.py and is re-exported here, so callers keep one
-import for "which backend" and "open it".
+The table itself lives in runtimes/table.py, below signing, which reads its companion files.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alexnet_export.runtimes.table import (  # noqa: F401 (re-exported: the table's public names)
-    BACKENDS,
-    CHECKPOINT,
-    ENGINE,
-    EXECUTORCH,
-    KNOWN_SUFFIXES,
-    LITERT,
-    ONNX,
-    OPENVINO,
-    ORT_FORMAT,
-    Backend,
-    backend_for,
-    backends_taking,
-    model_files,
-)
+from alexnet_export.runtimes.table import Backend, backend_for
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.signing.verify import check_before_open
 

@@ -1,10 +1,13 @@
-"""The one table of backends: which files each runs, with which runtime, options and companions.
+"""The one table of backends, the only place that knows every file kind: its suffixes, companion
+files, runtime class and options, the extra that runs it, the exporter package that makes it, and
+whether `verify --on aarch64` runs it.
 
-Everything that picks a runtime for a file (the CLI, bench, serve, the Triton repository,
-signing) asks this table; adding a backend is a row here and its runtime's module. Opening a file
-is runtimes/registry.py's job, which verifies a signature first; this module imports nothing
-that opens or verifies, so signing can read the table without a circle. Runtime classes are
-imported when a file is opened, so importing this module imports neither torch nor onnxruntime.
+Everything that picks a runtime for a file (the CLI, bench, serve, the Triton repository, signing,
+`verify --on aarch64`, the help texts) asks this table; adding a backend is a row here and its two
+packages (exporter/<name>/, runtimes/<name>/). Opening a file is runtimes/registry.py's job, which
+verifies a signature first; this module imports nothing that opens or verifies, so signing can read
+the table without a circle. Runtime classes and exporter packages are named as strings and imported
+when used, so importing this module imports neither torch nor any backend's library.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ class Backend:
     # Files that belong to a model file, as patterns of its name: "{name}.data" (ONNX external
     # weights), "{stem}.bin" (an IR's weights), "{name}.json" (an engine's, a .pte's or a .tflite's sidecar).
     companions: tuple[str, ...] = ()
+    extra: str | None = None  # the install extra its runtime needs (None: the light install runs it)
+    # The package that makes its files (exporter/<name>/), whose face names the export call; None: the
+    # file is made from another kind's (a .ort from an .onnx) or by the user (a checkpoint).
+    exporter: str | None = None
+    aarch64: bool = False  # `verify --on aarch64` runs it under emulation (bench/aarch64.py)
 
     def files(self, path: str | Path) -> list[Path]:
         """`path` and those of its companion files that exist."""
@@ -59,51 +67,66 @@ _ONNX_RUNTIME_OPTIONS = frozenset({"providers", "threads", "spinning", "session_
                                    "enable_cuda_graph"})
 ONNX = Backend(
     "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx.runtime:OnnxRuntime", _ONNX_RUNTIME_OPTIONS,
-    "onnxruntime_onnx", ("{name}.data",))
+    "onnxruntime_onnx", ("{name}.data",), exporter="alexnet_export.exporter.onnx", aarch64=True)
 # ONNX Runtime's own format (flatbuffers, what ONNX Runtime Mobile loads): the same runtime, but no
 # protobuf to read, no external data, and not a file Triton's ONNX backend is given.
 ORT_FORMAT = Backend(
     "ort", "an ONNX Runtime format model", (".ort",), "alexnet_export.runtimes.onnx.runtime:OnnxRuntime",
-    _ONNX_RUNTIME_OPTIONS, "onnxruntime_onnx", ("{stem}.required_operators.config",))
+    _ONNX_RUNTIME_OPTIONS, "onnxruntime_onnx", ("{stem}.required_operators.config",), aarch64=True)
 CHECKPOINT = Backend(
     "checkpoint", "a PyTorch checkpoint", CHECKPOINT_SUFFIXES, "alexnet_export.runtimes.torch.runtime:TorchRuntime",
-    frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch")
+    frozenset({"num_classes", "seed", "labels", "threads", "device", "dtype", "channels_last", "tf32"}), "pytorch",
+    extra="export")
 ENGINE = Backend(
     "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt.runtime:TensorRTRuntime",
-    frozenset({"device"}), "tensorrt_plan", ("{name}.json",))
+    frozenset({"device"}), "tensorrt_plan", ("{name}.json",), extra="trt", exporter="alexnet_export.exporter.tensorrt")
 OPENVINO = Backend(
     "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino.runtime:OpenVinoRuntime",
-    frozenset({"threads", "device"}), "openvino", ("{stem}.bin",))
+    frozenset({"threads", "device"}), "openvino", ("{stem}.bin",), extra="openvino",
+    exporter="alexnet_export.exporter.openvino")
 # No Triton backend runs .pte files; "executorch" is the platform `serve` reports for them.
 EXECUTORCH = Backend(
     "executorch", "an ExecuTorch program", (".pte",), "alexnet_export.runtimes.executorch.runtime:ExecuTorchRuntime",
-    frozenset({"threads"}), "executorch", ("{name}.json",))
+    frozenset({"threads"}), "executorch", ("{name}.json",), extra="executorch",
+    exporter="alexnet_export.exporter.executorch", aarch64=True)
 # LiteRT (.tflite): Google's interpreter from ai-edge-litert; no Triton backend of NVIDIA's runs them.
 LITERT = Backend(
     "litert", "a LiteRT model", (".tflite",), "alexnet_export.runtimes.litert.runtime:LiteRtRuntime",
-    frozenset({"threads"}), "litert", ("{name}.json",))
+    frozenset({"threads"}), "litert", ("{name}.json",), extra="litert", exporter="alexnet_export.exporter.litert",
+    aarch64=True)
 BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
 
 
 def backend_for(path: str | Path) -> Backend:
-    """The backend that runs `path`, by its suffix; ModelLoadError for a file no backend runs."""
-    suffix = Path(path).suffix.lower()
-    for backend in BACKENDS:
-        if suffix in backend.suffixes:
-            return backend
+    """The backend that runs `path`, by how its name ends (a suffix may hold two dots: ".ncnn.param");
+    ModelLoadError for a file no backend runs."""
+    backend = _by_name(path)
+    if backend is not None:
+        return backend
     raise ModelLoadError(
         f"don't know how to run {path}: suffix {Path(path).suffix or '(none)'!r};"
         f" expected one of {', '.join(KNOWN_SUFFIXES)}"
     )
 
 
+def is_model_file(path: str | Path) -> bool:
+    """Whether some backend opens `path`, by its name (hidden files are not models)."""
+    return not Path(path).name.startswith(".") and _by_name(path) is not None
+
+
+def _by_name(path: str | Path) -> Backend | None:
+    name = Path(path).name.lower()
+    return next((backend for backend in BACKENDS if name.endswith(backend.suffixes)), None)
+
+
+def file_kinds(backends=BACKENDS) -> str:
+    """The kinds of file `backends` open, for help texts and messages: "an ONNX model (.onnx), ... or an
+    OpenVINO IR (.xml)"."""
+    kinds = [f"{b.description} ({', '.join(b.suffixes)})" for b in backends]
+    return ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else kinds[0]
+
+
 def backends_taking(option: str) -> str:
     """Which files take `option`, for messages: "a PyTorch checkpoint (.pt, .pth, .safetensors)"."""
     return " or ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.takes(option))
-
-
-def model_files() -> str:
-    """Every kind of file the registry opens, for help texts: "an ONNX model (.onnx), ... or an OpenVINO IR (.xml)"."""
-    kinds = [f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS]
-    return ", ".join(kinds[:-1]) + " or " + kinds[-1]

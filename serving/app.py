@@ -24,7 +24,7 @@ from alexnet_export import __version__
 from alexnet_export.errors import AlexNetExportError, InputError, one_line
 from alexnet_export.runtimes.base import Runtime, top_predictions
 from alexnet_export.runtimes.preprocess import preprocess_batch
-from alexnet_export.runtimes.registry import ONNX
+from alexnet_export.runtimes.table import ONNX
 from alexnet_export.serving import protocol
 from alexnet_export.serving.batcher import DynamicBatcher
 from alexnet_export.serving.http import guard, http_error, internal_error, read_body

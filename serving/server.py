@@ -11,7 +11,8 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-from alexnet_export.runtimes.registry import backend_for, open_runtime
+from alexnet_export.runtimes.table import backend_for
+from alexnet_export.runtimes.registry import open_runtime
 from alexnet_export.serving.app import ServeError, ServeSettings, create_app
 from alexnet_export.serving.tensors import warmup_sizes
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from alexnet_export.errors import AlexNetExportError
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, ArtifactMetadata
-from alexnet_export.runtimes.registry import ENGINE, ONNX, backend_for
+from alexnet_export.runtimes.table import ENGINE, ONNX, backend_for
 from alexnet_export.runtimes.signing import model_files, signature_path
 from alexnet_export.serving.tensors import DATATYPE, input_tensor, warmup_sizes
 

@@ -337,7 +337,8 @@ def rtx():
 @pytest.fixture(scope="session")
 def trt_engines(rtx, tmp_path_factory, small_onnx, pixel_onnx, precision_onnx) -> dict:
     """EngineResults by kind (fp32, fp16, int8, int8-kept, pixels), each built once, with its sidecar."""
-    from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine
+    from alexnet_export.exporter.tensorrt.convert import build_engine
+    from alexnet_export.exporter.tensorrt.settings import BuildSettings
 
     folder = tmp_path_factory.mktemp("engines")
     sources = {"fp32": small_onnx, **precision_onnx, "pixels": pixel_onnx}

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from alexnet_export.cli.options import TerminalReporter, duration, lists_model_files, say, trusted_key_option
-from alexnet_export.runtimes.registry import backends_taking
+from alexnet_export.runtimes.table import backends_taking
 
 
 @click.command("classify")

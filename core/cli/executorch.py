@@ -12,10 +12,10 @@ from alexnet_export.cli.options import (
     sign_key_option,
     source_options,
 )
-from alexnet_export.models.precisions import EXECUTORCH, command_words
+from alexnet_export.models.precisions import EXECUTORCH_FORMAT, command_words
 
 # The command's precision words -> the library's (models/precisions.py).
-PTE_PRECISIONS = command_words(EXECUTORCH)
+PTE_PRECISIONS = command_words(EXECUTORCH_FORMAT)
 
 
 @click.command("executorch")

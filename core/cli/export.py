@@ -17,11 +17,11 @@ from alexnet_export.cli.options import (
     print_layer_search,
     sign_key_option,
 )
-from alexnet_export.models.precisions import ENGINE, ONNX, command_words
+from alexnet_export.models.precisions import ENGINE_FORMAT, ONNX_FORMAT, command_words
 
 # Each command's precision words -> the library's (models/precisions.py).
-ONNX_PRECISIONS = command_words(ONNX)
-TRT_PRECISIONS = command_words(ENGINE)
+ONNX_PRECISIONS = command_words(ONNX_FORMAT)
+TRT_PRECISIONS = command_words(ENGINE_FORMAT)
 
 
 class _BatchType(click.ParamType):
@@ -172,7 +172,7 @@ def trt_command(output, precision, fp32_onnx, weights, num_classes, seed, opset,
       alexnet-export trt --fp16 --onnx alexnet.onnx --sign-key private.pem   # signs the engine and its ONNX
     """
     from alexnet_export.exporter.pipeline import build_tensorrt_engine
-    from alexnet_export.exporter.tensorrt.convert import BuildSettings
+    from alexnet_export.exporter.tensorrt.settings import BuildSettings
 
     precision = precision or "fp32"
     settings = BuildSettings(min_batch, opt_batch, max_batch, workspace, builder, compute_capabilities,

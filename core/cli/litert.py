@@ -12,10 +12,10 @@ from alexnet_export.cli.options import (
     sign_key_option,
     source_options,
 )
-from alexnet_export.models.precisions import LITERT, command_words
+from alexnet_export.models.precisions import LITERT_FORMAT, command_words
 
 # The command's precision words -> the library's (models/precisions.py).
-TFLITE_PRECISIONS = command_words(LITERT)
+TFLITE_PRECISIONS = command_words(LITERT_FORMAT)
 
 
 @click.command("litert")

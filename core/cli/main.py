@@ -135,7 +135,8 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
       alexnet-export predict alexnet.onnx cat.jpg --trusted-key public.pem   # refused unless signed with its key
     """
-    from alexnet_export.runtimes.registry import ONNX, backend_for, backends_taking, open_runtime
+    from alexnet_export.runtimes.table import ONNX, backend_for, backends_taking
+    from alexnet_export.runtimes.registry import open_runtime
 
     backend = backend_for(model)
     options = {}

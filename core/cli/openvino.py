@@ -14,10 +14,10 @@ from alexnet_export.cli.options import (
     model_source,
     sign_key_option,
 )
-from alexnet_export.models.precisions import IR, command_words
+from alexnet_export.models.precisions import OPENVINO_FORMAT, command_words
 
 # The command's precision words -> the library's (models/precisions.py).
-IR_PRECISIONS = command_words(IR)
+IR_PRECISIONS = command_words(OPENVINO_FORMAT)
 
 
 @click.command("openvino")

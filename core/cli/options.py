@@ -37,9 +37,9 @@ def batch_sizes_option(value: str) -> tuple[int, ...]:
 def lists_model_files(command):
     """Fills MODEL_FILES in a command's help with the kinds of file the backend registry opens
     (applied under @click.command, so the help is complete when Click reads it)."""
-    from alexnet_export.runtimes.registry import model_files
+    from alexnet_export.runtimes.table import file_kinds
 
-    command.__doc__ = command.__doc__.replace("MODEL_FILES", model_files())
+    command.__doc__ = command.__doc__.replace("MODEL_FILES", file_kinds())
     return command
 
 

@@ -65,7 +65,8 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
     """
     from alexnet_export.bench.accuracy import evaluate, image_set
     from alexnet_export.models.labels import read_labels_file
-    from alexnet_export.runtimes.registry import backend_for, backends_taking, open_runtime
+    from alexnet_export.runtimes.table import backend_for, backends_taking
+    from alexnet_export.runtimes.registry import open_runtime
 
     if per_layer and reference is None:
         raise click.UsageError("--per-layer needs --reference FP32.onnx (the file to compare each layer with)")

@@ -28,7 +28,7 @@ from alexnet_export.events import Listener, Step, Verified, ignore
 from alexnet_export.models.precisions import FP16, FP32_GATE
 from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 from alexnet_export.runtimes.verification.parity import ParityReport, compare_in_batches, enforce
-from alexnet_export.runtimes.registry import ONNX, ORT_FORMAT
+from alexnet_export.runtimes.table import ONNX, ORT_FORMAT
 
 CONFIG_SUFFIX = ".required_operators.config"  # the converter's name for it, beside the model
 

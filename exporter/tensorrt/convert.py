@@ -27,13 +27,11 @@ from alexnet_export.atomic import atomic_output
 from alexnet_export.errors import ExportError
 from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.hashing import file_sha256
-from alexnet_export.models.precisions import ENGINE, words
+from alexnet_export.models.precisions import ENGINE_FORMAT, words
 from alexnet_export.models.spec import ArtifactMetadata
-from alexnet_export.exporter.tensorrt.settings import (  # noqa: F401 (re-exported: the settings' public names)
+from alexnet_export.exporter.tensorrt.settings import (
     BuildSettings,
-    builder_capabilities,
     check_build_settings,
-    default_targets,
     gpu_targets,
     rtx_targets,
 )
@@ -92,9 +90,9 @@ def build_engine(
         raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file", argument="onnx_path")
     facts = read_graph_facts(onnx_path)
     precision = facts.precision
-    if precision not in words(ENGINE):  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
+    if precision not in words(ENGINE_FORMAT):  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
         raise ExportError(f"{onnx_path.name} is a {precision} file, which TensorRT does not build;"
-                          f" expected one of {', '.join(words(ENGINE))}", argument="onnx_path")
+                          f" expected one of {', '.join(words(ENGINE_FORMAT))}", argument="onnx_path")
     trt = import_tensorrt(settings.builder)
     check_build_settings(trt, settings)
     # TensorRT times kernels on the GPU it builds on; TensorRT for RTX never asks for one.

@@ -23,12 +23,13 @@ import numpy as np
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.events import Listener, ignore
 from alexnet_export.runtimes.verification.layers import WEIGHTED, find_layers
-from alexnet_export.exporter.tensorrt.convert import BuildSettings, default_targets, parse_onnx
+from alexnet_export.exporter.tensorrt.convert import parse_onnx
+from alexnet_export.exporter.tensorrt.settings import BuildSettings, default_targets
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 from alexnet_export.runtimes.tensorrt.sidecar import Targets, builder_description, read_sidecar
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
-from alexnet_export.runtimes.registry import ENGINE, ONNX
+from alexnet_export.runtimes.table import ENGINE, ONNX
 from alexnet_export.runtimes.tensorrt.support import (
     TensorRTUnavailable,
     builder_named,

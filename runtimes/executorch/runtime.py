@@ -18,7 +18,7 @@ import numpy as np
 
 from alexnet_export.errors import InferenceError, MissingDependencyError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
-from alexnet_export.models.precisions import EXECUTORCH
+from alexnet_export.models.precisions import EXECUTORCH_FORMAT
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as model_sidecar
 from alexnet_export.runtimes.base import Runtime
@@ -61,7 +61,7 @@ def new_sidecar(*, precision: str, batch: tuple[int, int], pte_bytes: int, pte_s
 
 def read_sidecar(pte_path: str | Path) -> dict:
     """The sidecar beside `pte_path`, checked for what the runtime needs and that it belongs to this file."""
-    return model_sidecar.read_sidecar(pte_path, fmt=EXECUTORCH, bytes_key=BYTES_KEY, command="executorch")
+    return model_sidecar.read_sidecar(pte_path, fmt=EXECUTORCH_FORMAT, bytes_key=BYTES_KEY, command="executorch")
 
 
 class ExecuTorchRuntime(Runtime):

@@ -19,7 +19,7 @@ import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, one_line
 from alexnet_export.extras import install_hint
-from alexnet_export.models.precisions import LITERT, precision as precision_row
+from alexnet_export.models.precisions import LITERT_FORMAT, precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as model_sidecar
 from alexnet_export.runtimes.base import Runtime
@@ -50,7 +50,7 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def read_sidecar(path: str | Path) -> dict:
-    return model_sidecar.read_sidecar(path, fmt=LITERT, bytes_key=BYTES_KEY, command="litert")
+    return model_sidecar.read_sidecar(path, fmt=LITERT_FORMAT, bytes_key=BYTES_KEY, command="litert")
 
 
 def check_facts(facts: TfliteFacts, sidecar: dict, name: str) -> None:

@@ -10,7 +10,6 @@ from alexnet_export.runtimes.signing.files import (
     SIGNATURE_SUFFIX,
     SignatureCheck,
     check_external_data,
-    is_model,
     links,
     model_files,
     models_owning,
@@ -28,6 +27,6 @@ from alexnet_export.runtimes.signing.verify import (
 )
 
 __all__ = ["SIGNATURE_SUFFIX", "TRUSTED_KEY_ENV", "SignatureCheck", "SignatureError", "SigningKey", "SigningUnavailable",
-           "TreeCheck", "check_before_open", "check_external_data", "is_model", "links", "model_files", "models_owning",
+           "TreeCheck", "check_before_open", "check_external_data", "links", "model_files", "models_owning",
            "sign_model", "signature_first", "signature_path", "signed_outputs", "signer", "signs_outputs",
            "trusted_key_from", "verify_model", "verify_tree"]

@@ -20,7 +20,7 @@ from typing import Mapping
 
 from alexnet_export.atomic import atomic_output
 from alexnet_export.errors import one_line
-from alexnet_export.runtimes.table import BACKENDS, KNOWN_SUFFIXES, ONNX, Backend, backend_for
+from alexnet_export.runtimes.table import BACKENDS, ONNX, Backend, backend_for
 from alexnet_export.runtimes.signing.keys import SignatureError, exact_files
 
 SIGNATURE_SUFFIX = ".sig"
@@ -117,7 +117,3 @@ def check_external_data(model: Path, files: Mapping[str, Path], action: str, rea
 def links(files: Mapping[str, Path]) -> list[str]:
     """Symbolic links among `files` (model-signing refuses them; one could be re-pointed after a check)."""
     return [name for name, path in files.items() if path.is_symlink()]
-
-
-def is_model(path: Path) -> bool:
-    return path.suffix.lower() in KNOWN_SUFFIXES and not path.name.startswith(".")

@@ -20,11 +20,10 @@ from typing import Mapping
 
 from alexnet_export.errors import one_line
 from alexnet_export.hashing import file_sha256
-from alexnet_export.runtimes.table import KNOWN_SUFFIXES
+from alexnet_export.runtimes.table import KNOWN_SUFFIXES, is_model_file
 from alexnet_export.runtimes.signing.files import (
     SignatureCheck,
     check_external_data,
-    is_model,
     links,
     model_files,
     signature_path,
@@ -99,7 +98,7 @@ def verify_tree(root: str | Path, trusted_key: str | Path) -> TreeCheck:
     if root.is_file():
         models = [root]
     elif root.is_dir():
-        models = sorted(path for path in root.rglob("*") if path.is_file() and is_model(path))
+        models = sorted(path for path in root.rglob("*") if path.is_file() and is_model_file(path))
         if not models:
             raise SignatureError(f"{root} holds no model file ({', '.join(KNOWN_SUFFIXES)})", argument="root")
     else:

@@ -9,7 +9,7 @@ import pytest
 from alexnet_export.errors import ModelLoadError
 from alexnet_export.exporter.tensorrt.inspect import inspect_model
 from alexnet_export.runtimes.verification.layers import LAYERS, WEIGHTED
-from alexnet_export.exporter.tensorrt.convert import default_targets
+from alexnet_export.exporter.tensorrt.settings import default_targets
 from alexnet_export.models.spec import FLOAT_LAYERS_KEY
 from alexnet_export.runtimes.tensorrt.sidecar import Targets, read_sidecar, sidecar_path
 from alexnet_export.runtimes.onnx.reader import read_graph_facts

@@ -9,7 +9,7 @@ from alexnet_export.exporter.onnx.ort_format import config_path
 from alexnet_export.exporter.pipeline import export_ort_file
 from alexnet_export.runtimes import open_runtime
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
-from alexnet_export.runtimes.registry import ORT_FORMAT, backend_for
+from alexnet_export.runtimes.table import ORT_FORMAT, backend_for
 from alexnet_export.runtimes.verification.samples import synthetic_images
 
 

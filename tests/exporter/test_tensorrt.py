@@ -18,7 +18,8 @@ from onnx import TensorProto, helper
 
 from alexnet_export.errors import ArgumentError, ExportError, ModelLoadError
 from alexnet_export.events import Note
-from alexnet_export.exporter.tensorrt.convert import BuildSettings, build_engine, builder_capabilities, default_targets
+from alexnet_export.exporter.tensorrt.convert import build_engine
+from alexnet_export.exporter.tensorrt.settings import BuildSettings, builder_capabilities, default_targets
 from alexnet_export.runtimes.tensorrt.sidecar import (
     Targets,
     check_runs_here,

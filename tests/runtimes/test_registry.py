@@ -9,7 +9,8 @@ import pytest
 
 from alexnet_export.errors import ModelLoadError, OptionError
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
-from alexnet_export.runtimes.registry import (
+from alexnet_export.runtimes.registry import open_runtime
+from alexnet_export.runtimes.table import (
     BACKENDS,
     CHECKPOINT,
     ENGINE,
@@ -20,7 +21,6 @@ from alexnet_export.runtimes.registry import (
     OPENVINO,
     ORT_FORMAT,
     backend_for,
-    open_runtime,
 )
 
 
