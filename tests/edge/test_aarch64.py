@@ -151,7 +151,7 @@ def test_verify_on_aarch64_takes_files_its_runtimes_run(cli, tmp_path, photos, o
     (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
     result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
     one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs an ONNX model \(\.onnx\), an ONNX"
-                           r" Runtime format model \(\.ort\), an ExecuTorch program \(\.pte\), a LiteRT model"
+                           r" Runtime format model \(\.ort\), an ExecuTorch program \(\.pte\) or a LiteRT model"
                            r" \(\.tflite\)$", code=2)
 
 
