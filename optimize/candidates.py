@@ -15,11 +15,10 @@ from typing import Callable, Sequence
 
 from alexnet_export.errors import ArgumentError, MissingDependencyError
 from alexnet_export.events import Listener, ignore
+from alexnet_export.exporter.commands import ExportCommand, declared_commands
 from alexnet_export.exporter.pipeline import (
     CalibrationOptions,
     ModelSource,
-    export_executorch,
-    export_litert,
     export_onnx_file,
     export_openvino_ir,
     export_ort_file,
@@ -28,20 +27,17 @@ from alexnet_export.exporter.pipeline import (
 from alexnet_export.extras import require
 from alexnet_export.models.precisions import (
     BF16,
-    EXECUTORCH_FORMAT,
     FP16,
     FP32,
     INT4,
     INT8_CPU,
-    INT8_EXECUTORCH,
-    INT8_LITERT,
     INT8_OPENVINO,
     INT8_TENSORRT,
     OPENVINO_FORMAT,
-    LITERT_FORMAT,
     ONNX_FORMAT,
 )
 from alexnet_export.models.precisions import precision as precision_row
+from alexnet_export.models.precisions import precisions_for
 from alexnet_export.models.spec import precision_file_name
 
 STEM = "alexnet"
@@ -112,18 +108,13 @@ def _ir(precision: str) -> Make:
     return make
 
 
-def _pte(precision: str) -> Make:
+def _declared(spec: ExportCommand, precision: str) -> Make:
+    """A file kind whose exporter package declares its command (exporter/commands.py): made by that call, with
+    its size options set from the run (the timed batch, the largest batch)."""
     def make(work: Work, output: Path) -> Sequence[str]:
-        export_executorch(output, work.source, precision=precision, calibration=work.calibration,
-                          max_batch=work.max_batch, threads=work.threads, on_event=work.on_event)
-        return ()
-    return make
-
-
-def _tflite(precision: str) -> Make:
-    def make(work: Work, output: Path) -> Sequence[str]:
-        export_litert(output, work.source, precision=precision, calibration=work.calibration, batch=work.batch,
-                      threads=work.threads, on_event=work.on_event)
+        sizes = {option.argument: getattr(work, option.optimize_value) for option in spec.options}
+        spec.export_call()(output, work.source, precision=precision, calibration=work.calibration,
+                           threads=work.threads, on_event=work.on_event, **sizes)
         return ()
     return make
 
@@ -146,11 +137,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     _row(OPENVINO_FORMAT, FP32, "xml", _ir(FP32), ("openvino",)),
     _row(OPENVINO_FORMAT, BF16, "xml", _ir(BF16), ("openvino",)),
     _row(OPENVINO_FORMAT, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
-    _row(EXECUTORCH_FORMAT, FP32, "pte", _pte(FP32), ("executorch",)),
-    _row(EXECUTORCH_FORMAT, INT8_EXECUTORCH, "pte", _pte(INT8_EXECUTORCH), ("executorch",)),
-    _row(LITERT_FORMAT, FP32, "tflite", _tflite(FP32), ("litert_torch", "ai_edge_litert")),
-    _row(LITERT_FORMAT, FP16, "tflite", _tflite(FP16), ("litert_torch", "ai_edge_litert")),
-    _row(LITERT_FORMAT, INT8_LITERT, "tflite", _tflite(INT8_LITERT), ("litert_torch", "ai_edge_litert")),
+    *(_row(spec.name, row.word, spec.extension, _declared(spec, row.word), spec.needs)
+      for spec in declared_commands() for row in precisions_for(spec.name)),
 )
 FIRST = CANDIDATES[0]  # the FP32 .onnx: always made, the others are converted from it
 # Files optimize cannot time here, with why (a row in the report's `skipped`).
@@ -186,11 +174,10 @@ def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str 
         return str(exc)
     if candidate.calibrated and not calibrating:
         return "needs calibration images (calib_dir)"
-    if candidate.format == LITERT_FORMAT:
-        from alexnet_export.exporter.litert.convert import MAX_BATCH_LIMIT
-
-        if batch > MAX_BATCH_LIMIT:
-            return f"a .tflite's batch is fixed, at most {MAX_BATCH_LIMIT}; the run times batch {batch}"
+    spec = next((spec for spec in declared_commands() if spec.name == candidate.format), None)
+    for option in spec.options if spec else ():
+        if option.optimize_value == "batch" and batch > option.maximum:
+            return f"a .{spec.extension}'s {option.argument} is fixed, at most {option.maximum}; the run times batch {batch}"
     if candidate.precision == BF16:
         from alexnet_export.runtimes.openvino.runtime import cpu_supports, import_openvino
 

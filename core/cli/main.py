@@ -83,10 +83,10 @@ def main():
 def _register_commands():
     from alexnet_export.cli.bench import bench_command
     from alexnet_export.cli.classify import classify_command
-    from alexnet_export.cli.executorch import executorch_command
     from alexnet_export.cli.export import onnx_command, ort_command, trt_command
+    from alexnet_export.cli.exports import export_command
+    from alexnet_export.exporter.commands import declared_commands
     from alexnet_export.cli.inspect import inspect_command
-    from alexnet_export.cli.litert import litert_command
     from alexnet_export.cli.openvino import openvino_command
     from alexnet_export.cli.optimize import optimize_command
     from alexnet_export.cli.serve import serve_command, triton_command
@@ -98,8 +98,8 @@ def _register_commands():
     main.add_command(ort_command)
     main.add_command(inspect_command)
     main.add_command(openvino_command)
-    main.add_command(executorch_command)
-    main.add_command(litert_command)
+    for spec in declared_commands():  # executorch, litert, ...: declared by their exporter packages
+        main.add_command(export_command(spec))
     main.add_command(bench_command)
     main.add_command(triton_command)
     main.add_command(serve_command)

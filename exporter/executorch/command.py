@@ -38,7 +38,8 @@ def export_executorch(
     per core). Returns exporter.executorch.PteResult, with the report of which operators XNNPACK
     runs (`delegation`). Needs `pip install 'alexnet-export[executorch]'`, checked before any work.
     """
-    from alexnet_export.exporter.executorch.convert import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT, export_verified_pte
+    from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT
+    from alexnet_export.exporter.executorch.convert import export_verified_pte
     from alexnet_export.runtimes.executorch.runtime import import_executorch
 
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "pte"))
@@ -61,3 +62,10 @@ def export_executorch(
                                  inputs, verified_on, max_batch=max_batch, threads=threads,
                                  calibration=calibration_set.images if row.calibrated else None, on_event=on_event)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
+
+
+def summary(result, precision_word: str) -> list[str]:
+    """What `alexnet-export executorch` prints after the export (exporter/commands.py)."""
+    return [f"{result.path.name}: {result.delegation.describe()}",
+            f"wrote {result.path} and {result.sidecar.name} ({precision_word}, batch {result.batch[0]}..{result.batch[1]},"
+            f" {result.size_bytes / 1e6:.1f} MB) in {result.seconds:.1f}s"]

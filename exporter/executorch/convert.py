@@ -21,6 +21,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from alexnet_export.quiet import quiet
+from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH
 from alexnet_export.atomic import staged_with_companions
 from alexnet_export.errors import ExportError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
@@ -31,8 +32,6 @@ from alexnet_export.runtimes.executorch.runtime import ExecuTorchRuntime, execut
 from alexnet_export.runtimes.sidecar import write_sidecar
 from alexnet_export.runtimes.verification.parity import VERIFY_BATCH, ParityReport, compare_runtimes, enforce
 
-DEFAULT_MAX_BATCH = 32
-MAX_BATCH_LIMIT = 1024  # memory is planned for the largest batch: about 4 MB of activations per image
 CALIBRATION_BATCH = 16
 # Nodes the delegation report leaves out: reading the delegate's outputs, not an operator.
 _STRUCTURAL = {"getitem"}

@@ -38,7 +38,8 @@ def export_litert(
     the interpreter's threads while verifying (None: LiteRT's default). Returns
     exporter.litert.TfliteResult. Needs `pip install 'alexnet-export[litert-export]'`, checked before any work.
     """
-    from alexnet_export.exporter.litert.convert import MAX_BATCH_LIMIT, convert, write_verified_tflite
+    from alexnet_export.exporter.litert import MAX_BATCH_LIMIT
+    from alexnet_export.exporter.litert.convert import convert, write_verified_tflite
     from alexnet_export.extras import require
 
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "tflite"))
@@ -60,3 +61,11 @@ def export_litert(
     result = write_verified_tflite(flatbuffer, output, precision, loaded.metadata, torch_reference(loaded.model),
                                    inputs, verified_on, batch=batch, threads=threads, on_event=on_event)
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
+
+
+def summary(result, precision_word: str) -> list[str]:
+    """What `alexnet-export litert` prints after the export (exporter/commands.py)."""
+    operators = sum(result.operators.values())
+    return [f"{result.path.name}: {operators} builtin operators, {result.layout} input",
+            f"wrote {result.path} and {result.sidecar.name} ({precision_word}, batch {result.batch},"
+            f" {result.size_bytes / 1e6:.1f} MB) in {result.seconds:.1f}s"]

@@ -37,7 +37,6 @@ from alexnet_export.runtimes.litert.runtime import BYTES_KEY, LiteRtRuntime, che
 from alexnet_export.runtimes.litert.reader import TfliteFacts, read_tflite_facts
 from alexnet_export.runtimes.verification.parity import ParityReport, compare_logits, enforce
 
-MAX_BATCH_LIMIT = 64
 # ai-edge-quantizer's recipe for FP16 weights: Conv and FullyConnected weights stored as FLOAT16,
 # DEQUANTIZE ops in front, arithmetic in FP32.
 FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
