@@ -38,7 +38,7 @@ def export_executorch(
     per core). Returns exporter.executorch.PteResult, with the report of which operators XNNPACK
     runs (`delegation`). Needs `pip install 'alexnet-export[executorch]'`, checked before any work.
     """
-    from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT
+    from alexnet_export.exporter.executorch.spec import DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT
     from alexnet_export.exporter.executorch.convert import export_verified_pte
     from alexnet_export.runtimes.executorch.runtime import import_executorch
 

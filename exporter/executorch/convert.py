@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from alexnet_export.quiet import quiet
-from alexnet_export.exporter.executorch import DEFAULT_MAX_BATCH
+from alexnet_export.exporter.executorch.spec import DEFAULT_MAX_BATCH
 from alexnet_export.atomic import staged_with_companions
 from alexnet_export.errors import ExportError, one_line
 from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore

@@ -38,7 +38,7 @@ def export_litert(
     the interpreter's threads while verifying (None: LiteRT's default). Returns
     exporter.litert.TfliteResult. Needs `pip install 'alexnet-export[litert-export]'`, checked before any work.
     """
-    from alexnet_export.exporter.litert import MAX_BATCH_LIMIT
+    from alexnet_export.exporter.litert.spec import MAX_BATCH_LIMIT
     from alexnet_export.exporter.litert.convert import convert, write_verified_tflite
     from alexnet_export.extras import require
 
