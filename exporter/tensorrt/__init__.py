@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from alexnet_export.exporter.tensorrt.inspect import inspect_model
     from alexnet_export.exporter.tensorrt.command import DEFAULT_ENGINE, EngineBuild, build_tensorrt_engine
 
-__all__ = ["DEFAULT_ENGINE", "EngineBuild", "build_tensorrt_engine"]
+__all__ = ["inspect_model", "DEFAULT_ENGINE", "EngineBuild", "build_tensorrt_engine"]
 __getattr__ = lazy_names(__name__, {
+    "inspect_model": "inspect",
     "DEFAULT_ENGINE": "command",
     "EngineBuild": "command",
     "build_tensorrt_engine": "command",
