@@ -8,6 +8,7 @@ one place that knows which.
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.util import find_spec
 
 from alexnet_export.errors import MissingDependencyError
@@ -38,6 +39,16 @@ EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extr
 
 def install_hint(extra: str) -> str:
     return f"pip install 'alexnet-export[{extra}]'"
+
+
+def import_extra(module: str, what: str, error: type[MissingDependencyError] = MissingDependencyError):
+    """`module` imported; else `error`, in one line: "<what> (<why>); run: pip install ..." with the extra
+    this table names for it."""
+    parts = module.split(".")
+    try:  # package by package, as `import a.b` does, so a missing package is named as itself
+        return [import_module(".".join(parts[:end])) for end in range(1, len(parts) + 1)][-1]
+    except ImportError as exc:
+        raise error(f"{what} ({exc}); run: {install_hint(EXTRA_OF[module.split('.')[0]][1])}") from None
 
 
 def missing_message(module: str, purpose: str) -> str | None:

@@ -74,6 +74,7 @@ class Candidate:
     file: str  # its name in OUTDIR
     make: Make = field(repr=False, compare=False)
     needs: tuple[str, ...] = ()  # modules of core/extras.py's table it needs beyond the export extra
+    declared: ExportCommand | None = field(default=None, repr=False, compare=False)  # its kind's declared command
 
     @property
     def calibrated(self) -> bool:
@@ -119,11 +120,13 @@ def _declared(spec: ExportCommand, precision: str) -> Make:
     return make
 
 
-def _row(fmt: str, precision: str, extension: str, make: Make, needs: tuple[str, ...] = ()) -> Candidate:
+def _row(fmt: str, precision: str, extension: str, make: Make, needs: tuple[str, ...] = (),
+         declared: ExportCommand | None = None) -> Candidate:
     """A candidate named by its format and the word that format's command takes (the ONNX
     file's by the library's word, which tells the two INT8 files apart)."""
     word = precision if fmt == ONNX_FORMAT else precision_row(precision).formats[fmt]
-    return Candidate(f"{fmt}:{word}", fmt, precision, precision_file_name(STEM, precision, extension), make, needs)
+    return Candidate(f"{fmt}:{word}", fmt, precision, precision_file_name(STEM, precision, extension), make, needs,
+                     declared)
 
 
 CANDIDATES: tuple[Candidate, ...] = (
@@ -137,7 +140,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     _row(OPENVINO_FORMAT, FP32, "xml", _ir(FP32), ("openvino",)),
     _row(OPENVINO_FORMAT, BF16, "xml", _ir(BF16), ("openvino",)),
     _row(OPENVINO_FORMAT, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
-    *(_row(spec.name, row.word, spec.extension, _declared(spec, row.word), spec.needs)
+    *(_row(spec.name, row.word, spec.extension, _declared(spec, row.word), spec.needs, spec)
       for spec in declared_commands() for row in precisions_for(spec.name)),
 )
 FIRST = CANDIDATES[0]  # the FP32 .onnx: always made, the others are converted from it
@@ -174,7 +177,7 @@ def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str 
         return str(exc)
     if candidate.calibrated and not calibrating:
         return "needs calibration images (calib_dir)"
-    spec = next((spec for spec in declared_commands() if spec.name == candidate.format), None)
+    spec = candidate.declared
     for option in spec.options if spec else ():
         if option.optimize_value == "batch" and batch > option.maximum:
             return f"a .{spec.extension}'s {option.argument} is fixed, at most {option.maximum}; the run times batch {batch}"

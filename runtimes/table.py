@@ -44,6 +44,11 @@ class Backend:
         found = [path.with_name(pattern.format(name=path.name, stem=path.stem)) for pattern in self.companions]
         return [path, *(companion for companion in found if companion.is_file())]
 
+    @property
+    def kind(self) -> str:
+        """What its files are, with their suffixes, for messages: "an ONNX model (.onnx)"."""
+        return f"{self.description} ({', '.join(self.suffixes)})"
+
     def takes(self, option: str) -> bool:
         return option in self.options
 
@@ -123,10 +128,10 @@ def _by_name(path: str | Path) -> Backend | None:
 def file_kinds(backends=BACKENDS) -> str:
     """The kinds of file `backends` open, for help texts and messages: "an ONNX model (.onnx), ... or an
     OpenVINO IR (.xml)"."""
-    kinds = [f"{b.description} ({', '.join(b.suffixes)})" for b in backends]
+    kinds = [b.kind for b in backends]
     return ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else kinds[0]
 
 
 def backends_taking(option: str) -> str:
     """Which files take `option`, for messages: "a PyTorch checkpoint (.pt, .pth, .safetensors)"."""
-    return " or ".join(f"{b.description} ({', '.join(b.suffixes)})" for b in BACKENDS if b.takes(option))
+    return " or ".join(b.kind for b in BACKENDS if b.takes(option))

@@ -146,7 +146,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
         options["num_classes"] = num_classes
     if sandbox:
         if backend is not ONNX:  # the sandbox probes ONNX Runtime's native code
-            raise click.BadParameter(f"applies to {ONNX.description} ({', '.join(ONNX.suffixes)})",
+            raise click.BadParameter(f"applies to {ONNX.kind}",
                                      param_hint="--sandbox")
         from alexnet_export.runtimes.untrusted import load_untrusted
 

@@ -12,18 +12,18 @@ ExecuTorch's C++ runtime with the XNNPACK backend linked in, no Python and no to
 from __future__ import annotations
 
 import threading
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
 from alexnet_export.errors import InferenceError, MissingDependencyError, ModelLoadError, one_line
-from alexnet_export.extras import install_hint
+from alexnet_export.extras import import_extra
 from alexnet_export.models.precisions import EXECUTORCH_FORMAT
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as model_sidecar
 from alexnet_export.runtimes.base import Runtime
 
-INSTALL_HINT = install_hint("executorch")
 METHOD = "forward"
 BYTES_KEY = "pte_bytes"
 
@@ -34,12 +34,9 @@ class ExecuTorchUnavailable(MissingDependencyError):
 
 def import_executorch():
     """The `executorch` package, or one line naming the extra that installs it."""
-    try:
-        import executorch
-        import executorch.runtime  # noqa: F401  (the Python bindings: the part that fails without the wheel's libraries)
-    except ImportError as exc:
-        raise ExecuTorchUnavailable(f"ExecuTorch is not installed ({exc}); run: {INSTALL_HINT}") from None
-    return executorch
+    # The Python bindings are the part that fails without the wheel's libraries.
+    import_extra("executorch.runtime", "ExecuTorch is not installed", ExecuTorchUnavailable)
+    return import_module("executorch")
 
 
 def executorch_version() -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import MissingDependencyError, ModelLoadError, one_line
-from alexnet_export.extras import install_hint
+from alexnet_export.extras import import_extra
 from alexnet_export.models.spec import CHANNELS, IMAGE_SIZE
 
 NHWC, NCHW = "NHWC", "NCHW"
@@ -75,11 +75,7 @@ class LiteRtUnavailable(MissingDependencyError):
 
 
 def schema():
-    try:
-        from ai_edge_litert import schema_py_generated
-    except ImportError as exc:
-        raise LiteRtUnavailable(f"reading a .tflite needs ai-edge-litert ({exc}); run: {install_hint('litert')}") from None
-    return schema_py_generated
+    return import_extra("ai_edge_litert.schema_py_generated", "reading a .tflite needs ai-edge-litert", LiteRtUnavailable)
 
 
 def read_tflite_facts(path: str | Path) -> TfliteFacts:

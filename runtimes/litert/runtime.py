@@ -18,25 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, one_line
-from alexnet_export.extras import install_hint
+from alexnet_export.extras import import_extra
 from alexnet_export.models.precisions import LITERT_FORMAT, precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as model_sidecar
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.litert.reader import NHWC, LiteRtUnavailable, TfliteFacts, read_tflite_facts
 
-INSTALL_HINT = install_hint("litert")
 BYTES_KEY = "tflite_bytes"
 _DTYPES = {"FLOAT32": np.float32, "INT8": np.int8}
 
 
 def import_interpreter():
     """ai_edge_litert.interpreter.Interpreter, or one line naming the extra that installs it."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:
-        raise LiteRtUnavailable(f"LiteRT is not installed ({exc}); run: {INSTALL_HINT}") from None
-    return Interpreter
+    return import_extra("ai_edge_litert.interpreter", "LiteRT is not installed", LiteRtUnavailable).Interpreter
 
 
 def litert_version() -> str:

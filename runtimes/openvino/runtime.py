@@ -23,13 +23,12 @@ from alexnet_export.errors import (
     ProviderError,
     one_line,
 )
-from alexnet_export.extras import install_hint
+from alexnet_export.extras import import_extra
 from alexnet_export.models.precisions import BF16, FOREIGN_INT8, FP32, INT8_OPENVINO, precision as precision_row
 from alexnet_export.models.spec import IMAGE_DIMS, PRECISION_KEY, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.checks import BatchBounds
 
-INSTALL_HINT = install_hint("openvino")
 RT_INFO_SECTION = "alexnet_export"  # rt_info[alexnet_export][<key>] holds each metadata_props entry
 
 
@@ -44,11 +43,7 @@ class OpenVinoNotInstalled(MissingDependencyError, OpenVinoUnavailable):
 
 def import_openvino():
     """The `openvino` package, or OpenVinoNotInstalled in one line naming the extra that installs it."""
-    try:
-        import openvino
-    except ImportError as exc:
-        raise OpenVinoNotInstalled(f"OpenVINO is not installed ({exc}); run: {INSTALL_HINT}") from None
-    return openvino
+    return import_extra("openvino", "OpenVINO is not installed", OpenVinoNotInstalled)
 
 
 def ir_metadata(model) -> dict[str, str]:
