@@ -32,6 +32,7 @@ EXTRA_OF = {
     "tensorrt_rtx_bindings": ("tensorrt-rtx", "tensorrt-rtx"),
     "ai_edge_litert": ("ai-edge-litert", "litert"),
     "litert_torch": ("litert-torch", "litert-export"),
+    "ncnn": ("ncnn", "ncnn"),
     "ray": ("ray", "ray"),
 }
 EXPORT_MODULES = tuple(module for module, (_, extra) in EXTRA_OF.items() if extra == "export")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
+import sys
+import tempfile
+import threading
 import warnings
 from typing import Iterator
 
@@ -26,3 +31,36 @@ def quiet(*logger_names: str) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+_STDERR = threading.RLock()  # file descriptor 2 and sys.stderr are the process's: one capture at a time
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[io.StringIO]:
+    """What is written to stderr inside the block, by Python (`sys.stderr`) or by native code (file
+    descriptor 2), kept in the yielded buffer instead of printed (native text after Python's).
+
+    For a native loader that logs each failure before it raises (ExecuTorch's bindings write their
+    C++ log through `sys.stderr`; other libraries write to fd 2): the caller folds what matters into
+    its one-line error. Process-wide while it runs, as stderr is: keep the block to one short step.
+    Captures take turns (one lock), so two threads loading at once cannot restore each other's fd."""
+    captured = io.StringIO()
+    with _STDERR, tempfile.TemporaryFile() as native:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (a daemon with it closed): Python's stream only
+            saved = None
+        if saved is not None:
+            os.dup2(native.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(captured):
+                yield captured
+        finally:
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+                native.seek(0)
+                captured.write(native.read().decode("utf-8", "replace"))

@@ -19,7 +19,7 @@ from alexnet_export.exporter.source import ModelSource  # noqa: E402
 from alexnet_export.exporter.onnx.variants import check_float_layers  # noqa: E402
 from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.precisions import Precision  # noqa: E402
-from alexnet_export.models.precisions import precision as precision_row  # noqa: E402
+from alexnet_export.runtimes.table import backend_named  # noqa: E402
 from alexnet_export.models.spec import INPUT_FORMATS  # noqa: E402
 
 DEFAULT_STEM = "alexnet"
@@ -29,13 +29,13 @@ class PipelineError(ArgumentError):
     """The arguments of a pipeline call do not fit together (found before any work)."""
 
 
-def check_arguments(fmt: str, precision: str, calibration: CalibrationOptions, output: Path, input_format: str,
+def check_arguments(kind: str, precision: str, calibration: CalibrationOptions, output: Path, input_format: str,
                     keep_float: Sequence[str], auto_keep_float: bool, *, fp32_onnx: Path | None = None,
                     source: ModelSource | None = None) -> tuple[Precision, tuple[str, ...]]:
     """Every argument the commands share, checked once and before any work: the precision's row
-    (a precision `fmt` carries) and the kept-float layers in network order, or a PipelineError
+    (a precision the backend table's `kind` row writes) and the kept-float layers in network order, or a PipelineError
     naming the argument."""
-    row = precision_row(precision, fmt)
+    row = backend_named(kind).precision(precision)
     if input_format not in INPUT_FORMATS:
         raise PipelineError(f"input_format {input_format!r} is unknown; expected one of {', '.join(INPUT_FORMATS)}",
                             argument="input_format")

@@ -1,16 +1,18 @@
 """The one table of precisions: what each precision word means, everywhere in the toolkit.
 
 A row says how a file in that precision is named, which gate it must pass against its FP32
-reference, whether it is calibrated on images, which file formats carry it (and the word each
-format's command uses for it), and what OpenVINO and TensorRT/Triton call it. Code that needs
-any of these asks the table; adding a precision is adding a row (and the step that makes it).
+reference, whether it is calibrated on images, and what OpenVINO and TensorRT/Triton call it.
+Which file kinds carry it, and the word each kind's command takes for it, is the backend table's
+(runtimes/table.py `Backend.precisions`). Code that needs any of these asks the table; adding a
+precision is adding a row (and the step that makes it). A backend that quantizes with its own tool
+names its INT8 "int8-<backend>" and needs no row here (`own_int8`).
 
 No torch, no numpy: apps import this through models/spec.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from alexnet_export.errors import ArgumentError
 
@@ -22,13 +24,11 @@ INT4 = "int4"
 # A file quantized by another tool: its Q/DQ layout is unknown, so it is only "int8".
 FOREIGN_INT8 = "int8"
 
-# File formats, by the backend table's names (runtimes/table.py): the keys of a row's `formats`.
-ONNX_FORMAT, ENGINE_FORMAT, OPENVINO_FORMAT = "onnx", "engine", "openvino"
-EXECUTORCH_FORMAT, LITERT_FORMAT = "executorch", "litert"
+OWN_INT8_PREFIX = "int8-"  # "int8-<backend>": INT8 made by that backend's own quantizer
 
 
 class PrecisionError(ArgumentError):
-    """A precision word that is unknown, or that the asked-for format cannot carry."""
+    """A precision word that is unknown, or that the asked-for file kind cannot carry."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,6 @@ class Precision:
     name_part: str  # in default file names: alexnet.<part>.onnx ("" for FP32)
     gate: ParityGate
     calibrated: bool  # made from calibration images (INT8)
-    # Formats that carry it -> the word that format's command takes for it (`trt --int8`,
-    # `openvino --precision int8`, `onnx --precision int8` each mean their own INT8).
-    formats: dict[str, str] = field(default_factory=dict)
     openvino_hint: str | None = None  # INFERENCE_PRECISION_HINT the IR compiles with
     tensorrt_mode: str = "FP32"  # Triton's TensorRT accelerator precision_mode for an ONNX in it
     summary: str = ""
@@ -76,67 +73,61 @@ class Precision:
 
 
 PRECISIONS: tuple[Precision, ...] = (
-    Precision(FP32, "", FP32_GATE, False, {ONNX_FORMAT: "fp32", ENGINE_FORMAT: "fp32", OPENVINO_FORMAT: "fp32", EXECUTORCH_FORMAT: "fp32",
-                                        LITERT_FORMAT: "fp32"}, "f32", "FP32",
+    Precision(FP32, "", FP32_GATE, False, "f32", "FP32",
               "float32 throughout"),
-    Precision(FP16, "fp16", FP16_GATE, False, {ONNX_FORMAT: "fp16", ENGINE_FORMAT: "fp16", LITERT_FORMAT: "fp16"}, None, "FP16",
+    Precision(FP16, "fp16", FP16_GATE, False, None, "FP16",
               "FP16 Conv/Gemm, FP32 inputs, outputs and LRN (a .tflite: FP16 weights, which LiteRT's CPU kernels"
               " widen to FP32 when it loads)"),
-    Precision(BF16, "bf16", BF16_GATE, False, {OPENVINO_FORMAT: "bf16"}, "bf16", "FP32",
+    Precision(BF16, "bf16", BF16_GATE, False, "bf16", "FP32",
               "an FP32 IR that OpenVINO runs in BF16 (CPUs with AVX512_BF16 or AMX)"),
-    Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, {ONNX_FORMAT: "int8"}, None, "INT8",
+    Precision(INT8_CPU, "int8-cpu", INT8_GATE, True, None, "INT8",
               "UINT8 activations, INT8 per-channel weights, LRN as pooled float ops: ONNX Runtime's fast CPU INT8"),
-    Precision(INT8_TENSORRT, "int8-tensorrt", INT8_GATE, True, {ONNX_FORMAT: "int8-tensorrt", ENGINE_FORMAT: "int8"}, None, "INT8",
+    Precision(INT8_TENSORRT, "int8-tensorrt", INT8_GATE, True, None, "INT8",
               "TensorRT's Q/DQ rules: symmetric INT8, per-tensor activations, per-channel weights"),
-    Precision(INT8_OPENVINO, "int8", INT8_GATE, True, {OPENVINO_FORMAT: "int8"}, "f32", "INT8",
+    Precision(INT8_OPENVINO, "int8", INT8_GATE, True, "f32", "INT8",
               "TensorRT-rule Q/DQ as FakeQuantize, run by OpenVINO's CPU plugin in INT8"),
-    Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, {EXECUTORCH_FORMAT: "int8"}, None, "INT8",
+    Precision(INT8_EXECUTORCH, "int8", INT8_GATE, True, None, "INT8",
               "PyTorch's PT2E flow with XNNPACK's quantizer: symmetric INT8, per-channel weights, run by ExecuTorch's"
               " XNNPACK delegate"),
-    Precision(INT8_LITERT, "int8", INT8_GATE, True, {LITERT_FORMAT: "int8"}, None, "INT8",
+    Precision(INT8_LITERT, "int8", INT8_GATE, True, None, "INT8",
               "PT2E with litert-torch's quantizer: symmetric INT8 activations, per-channel weights, INT8 input and"
               " output tensors, run by LiteRT's XNNPACK delegate and builtin kernels"),
-    Precision(INT4, "int4", INT4_GATE, False, {ONNX_FORMAT: "int4"}, None, "FP32",
+    Precision(INT4, "int4", INT4_GATE, False, None, "FP32",
               "INT4 block-wise weights for fc6-fc8 (ONNX Runtime's MatMulNBits), FP32 convolutions, pooled LRN:"
               " weight-only, no calibration images"),
-    Precision(FOREIGN_INT8, "int8", INT8_GATE, True, {}, None, "INT8",
+    Precision(FOREIGN_INT8, "int8", INT8_GATE, True, None, "INT8",
               "quantized by another tool (read from the graph; never written by this toolkit)"),
 )
 _BY_WORD = {row.word: row for row in PRECISIONS}
 
 
-def precision(word: str, fmt: str | None = None, *, argument: str = "precision") -> Precision:
-    """The row for `word`; with `fmt`, refuses a precision that format does not carry."""
-    row = _BY_WORD.get(word)
-    if row is None or (fmt is not None and fmt not in row.formats):
-        known = words(fmt) if fmt is not None else tuple(_BY_WORD)
-        where = f" for {fmt} files" if fmt is not None else ""
-        raise PrecisionError(f"precision {word!r} is unknown{where}; expected one of {', '.join(known)}",
+def precision(word: str, *, argument: str = "precision") -> Precision:
+    """The row for `word` (a backend's own "int8-<backend>" included); PrecisionError for an unknown word."""
+    row = _BY_WORD.get(word) or own_int8(word)
+    if row is None:
+        raise PrecisionError(f"precision {word!r} is unknown; expected one of {', '.join(_BY_WORD)}",
                              argument=argument)
     return row
 
 
-def precisions_for(fmt: str) -> tuple[Precision, ...]:
-    """The precisions a format carries, in table order."""
-    return tuple(row for row in PRECISIONS if fmt in row.formats)
-
-
-def words(fmt: str) -> tuple[str, ...]:
-    return tuple(row.word for row in precisions_for(fmt))
-
-
-def command_words(fmt: str) -> dict[str, str]:
-    """A format's command words -> the library's words: {"fp32": "fp32", "int8": "int8-cpu", ...}."""
-    return {row.formats[fmt]: row.word for row in precisions_for(fmt)}
+def own_int8(word: str) -> Precision | None:
+    """The row of "int8-<backend>": INT8 weights and activations calibrated on images by that backend's
+    own quantizer, held to the INT8 gate (what the backend's exporter says it stores); None for
+    other words."""
+    backend = word[len(OWN_INT8_PREFIX):] if word.startswith(OWN_INT8_PREFIX) else ""
+    if not (backend.isascii() and backend.isalnum() and backend.islower()):
+        return None
+    return Precision(word, "int8", INT8_GATE, True, None, "INT8",
+                     f"INT8 by the {backend} backend's own quantizer, calibrated on images")
 
 
 def gate_for(word: str) -> ParityGate | None:
     """The gate a file reported as `word` is held to, whoever made it; None for an unknown word."""
-    row = _BY_WORD.get(word)
+    row = _BY_WORD.get(word) or own_int8(word)
     return row.gate if row is not None else None
 
 
 def is_int8(word: str) -> bool:
     """Whether a file reported as `word` computes in INT8 (any flavour, foreign ones included)."""
-    row = _BY_WORD.get(word)
+    row = _BY_WORD.get(word) or own_int8(word)
     return row is not None and row.is_int8

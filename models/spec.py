@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from alexnet_export.models.precisions import EXECUTORCH_FORMAT, FP32, OPENVINO_FORMAT, LITERT_FORMAT, ONNX_FORMAT, precision
+from alexnet_export.models.precisions import FP32, precision
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -43,9 +43,6 @@ FLOAT_INPUT, PIXEL_INPUT = "float32", "uint8"
 INPUT_FORMATS = (FLOAT_INPUT, PIXEL_INPUT)
 
 
-_FORMAT_OF_EXTENSION = {"onnx": ONNX_FORMAT, "xml": OPENVINO_FORMAT, "pte": EXECUTORCH_FORMAT, "tflite": LITERT_FORMAT}
-
-
 def precision_file_name(stem: str, word: str, extension: str = "onnx", input_format: str = FLOAT_INPUT) -> str:
     """The default file name of a model in precision `word`: alexnet.onnx, alexnet.fp16.onnx,
     alexnet.int8-cpu.onnx, alexnet.int8-tensorrt.onnx; the two INT8 formats never share a name.
@@ -53,7 +50,7 @@ def precision_file_name(stem: str, word: str, extension: str = "onnx", input_for
     programs ("pte"): alexnet.pte, alexnet.int8.pte; LiteRT ("tflite"): alexnet.tflite, alexnet.fp16.tflite,
     alexnet.int8.tflite. Files that take pixels say so:
     alexnet.uint8.onnx, alexnet.fp16.uint8.onnx."""
-    part = precision(word, _FORMAT_OF_EXTENSION.get(extension, ONNX_FORMAT)).name_part
+    part = precision(word).name_part
     words = [stem] + ([part] if part else []) + ([PIXEL_INPUT] if input_format == PIXEL_INPUT else [])
     return ".".join([*words, extension])
 

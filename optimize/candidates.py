@@ -33,11 +33,9 @@ from alexnet_export.models.precisions import (
     INT8_CPU,
     INT8_OPENVINO,
     INT8_TENSORRT,
-    OPENVINO_FORMAT,
-    ONNX_FORMAT,
 )
+from alexnet_export.runtimes.table import ONNX, OPENVINO, backend_named
 from alexnet_export.models.precisions import precision as precision_row
-from alexnet_export.models.precisions import precisions_for
 from alexnet_export.models.spec import precision_file_name
 
 STEM = "alexnet"
@@ -122,26 +120,26 @@ def _declared(spec: ExportCommand, precision: str) -> Make:
 
 def _row(fmt: str, precision: str, extension: str, make: Make, needs: tuple[str, ...] = (),
          declared: ExportCommand | None = None) -> Candidate:
-    """A candidate named by its format and the word that format's command takes (the ONNX
+    """A candidate named by its kind and the word that kind's command takes (the ONNX
     file's by the library's word, which tells the two INT8 files apart)."""
-    word = precision if fmt == ONNX_FORMAT else precision_row(precision).formats[fmt]
+    word = precision if fmt == ONNX.name else backend_named(fmt).command_word(precision)
     return Candidate(f"{fmt}:{word}", fmt, precision, precision_file_name(STEM, precision, extension), make, needs,
                      declared)
 
 
 CANDIDATES: tuple[Candidate, ...] = (
-    _row(ONNX_FORMAT, FP32, "onnx", _onnx(FP32)),
-    _row(ONNX_FORMAT, FP16, "onnx", _onnx(FP16)),
-    _row(ONNX_FORMAT, INT8_CPU, "onnx", _onnx(INT8_CPU)),
-    Candidate(KEEP_FLOAT, ONNX_FORMAT, INT8_CPU, KEEP_FLOAT_FILE, _keep_float),
-    _row(ONNX_FORMAT, INT8_TENSORRT, "onnx", _onnx(INT8_TENSORRT)),
-    _row(ONNX_FORMAT, INT4, "onnx", _onnx(INT4)),
+    _row(ONNX.name, FP32, "onnx", _onnx(FP32)),
+    _row(ONNX.name, FP16, "onnx", _onnx(FP16)),
+    _row(ONNX.name, INT8_CPU, "onnx", _onnx(INT8_CPU)),
+    Candidate(KEEP_FLOAT, ONNX.name, INT8_CPU, KEEP_FLOAT_FILE, _keep_float),
+    _row(ONNX.name, INT8_TENSORRT, "onnx", _onnx(INT8_TENSORRT)),
+    _row(ONNX.name, INT4, "onnx", _onnx(INT4)),
     Candidate("ort:fp32", "ort", FP32, f"{STEM}.ort", _ort),
-    _row(OPENVINO_FORMAT, FP32, "xml", _ir(FP32), ("openvino",)),
-    _row(OPENVINO_FORMAT, BF16, "xml", _ir(BF16), ("openvino",)),
-    _row(OPENVINO_FORMAT, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
-    *(_row(spec.name, row.word, spec.extension, _declared(spec, row.word), spec.needs, spec)
-      for spec in declared_commands() for row in precisions_for(spec.name)),
+    _row(OPENVINO.name, FP32, "xml", _ir(FP32), ("openvino",)),
+    _row(OPENVINO.name, BF16, "xml", _ir(BF16), ("openvino",)),
+    _row(OPENVINO.name, INT8_OPENVINO, "xml", _ir(INT8_OPENVINO), ("openvino",)),
+    *(_row(spec.name, word, spec.extension, _declared(spec, word), spec.needs, spec)
+      for spec in declared_commands() for word in backend_named(spec.name).words()),
 )
 FIRST = CANDIDATES[0]  # the FP32 .onnx: always made, the others are converted from it
 # Files optimize cannot time here, with why (a row in the report's `skipped`).

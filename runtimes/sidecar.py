@@ -1,7 +1,12 @@
-"""The JSON sidecar beside a model file that carries no metadata of ours (an ExecuTorch `.pte`, a
-LiteRT `.tflite`): `<name>.json` with the toolkit's metadata props, the precision, the batch range
-and the model file's byte count. One reader for both formats, so their checks cannot drift; the
-backend table (runtimes/table.py) names the sidecar as the file's companion, so signing covers it.
+"""The JSON sidecar beside a model file whose own format cannot carry what the toolkit needs (an
+engine, a `.pte`, a `.tflite`, an ncnn pair): `<name>.json` with the toolkit's metadata props, the
+precision, the batch range and the kind's own facts (an engine's builder and targets, a `.pte`'s
+delegation, a `.tflite`'s layout).
+
+One typed `Sidecar`, one reader (`read_sidecar`), one writer (`write_sidecar`) and one rule for its
+path (`sidecar_path`) for every kind; what differs between kinds is a `SidecarRule` in the kind's
+runtime package. The backend table (runtimes/table.py) names the sidecar as the file's companion
+("{name}.json"), so staging and signing cover it.
 
 No numpy, no torch: apps read sidecars on the light install.
 """
@@ -9,64 +14,149 @@ No numpy, no torch: apps read sidecars on the light install.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
+from alexnet_export.atomic import atomic_output
 from alexnet_export.errors import AlexNetExportError, ModelLoadError, one_line
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.runtimes.checks import BatchBounds
+from alexnet_export.runtimes.table import backend_named
 
-SIDECAR_FORMAT = 1
+COMMON_KEYS = ("format", "precision", "batch", "metadata")
 
 
 def sidecar_path(model_path: str | Path) -> Path:
+    """Where a model file's sidecar lies: its full name plus ".json" (alexnet.pte -> alexnet.pte.json)."""
     return Path(str(model_path) + ".json")
 
 
-def new_sidecar(*, precision: str, batch: tuple[int, int], bytes_key: str, size: int, sha256: str,
-                metadata: dict[str, str], **extra) -> dict:
-    """A new model file's sidecar, as JSON-ready data: `bytes_key` ("pte_bytes") holds its size, the
-    hash goes under the same stem ("pte_sha256"), `extra` adds format-specific fields."""
-    stem = bytes_key.removesuffix("_bytes")
-    return {"format": SIDECAR_FORMAT, "precision": precision, "batch": {"min": batch[0], "max": batch[1]},
-            bytes_key: size, f"{stem}_sha256": sha256, **extra, "metadata": dict(metadata)}
+@dataclass(frozen=True)
+class SidecarRule:
+    """What one kind's sidecar must hold, and how its reader explains a refusal.
+
+    why: why the file needs it, for the message when it is missing ("an engine loads only with the
+    sidecar of its build"); hint: how to get a good pair ("rebuild it with `alexnet-export trt`").
+    size_key: where the model file's byte count is kept ("pte_bytes"), checked against the file so a
+    sidecar from another export is refused; None where the kind has a check of its own. The hash
+    goes under the same stem ("pte_sha256").
+    precisions_of: the backend (the table's row name) whose precisions it must be one of (None: any known one).
+    required: the kind's own keys; check: raises (KeyError, TypeError, ValueError, AlexNetExportError)
+    when one is unreadable; upgrade: turns an older layout into this one, or returns it unchanged.
+    """
+
+    format: int
+    why: str
+    hint: str
+    size_key: str | None = None
+    precisions_of: str | None = None
+    required: tuple[str, ...] = ()
+    check: Callable[[Mapping[str, Any]], object] | None = None
+    upgrade: Callable[[dict], dict] | None = None
+
+    @property
+    def hash_key(self) -> str | None:
+        return None if self.size_key is None else self.size_key.removesuffix("_bytes") + "_sha256"
 
 
-def write_sidecar(model_path: str | Path, sidecar: dict) -> Path:
+@dataclass(frozen=True)
+class Sidecar:
+    """A model file's sidecar: the fields every kind has, typed, and every field as written by key
+    (`sidecar["builder"]`, `sidecar.get("layout")`, an engine's `sidecar["batch"]` with its "opt")."""
+
+    format: int
+    precision: str
+    batch: BatchBounds
+    metadata: dict[str, str]
+    fields: dict[str, Any] = field(default_factory=dict)  # the kind's own, JSON-ready
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_json().get(key, default)
+
+    def to_json(self) -> dict[str, Any]:
+        batch = self.fields.get("batch_profile") or {"min": self.batch.minimum, "max": self.batch.maximum}
+        extra = {key: value for key, value in self.fields.items() if key != "batch_profile"}
+        return {"format": self.format, "precision": self.precision, "batch": batch, **extra,
+                "metadata": dict(self.metadata)}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Sidecar:
+        """KeyError, TypeError or ValueError when a common field is missing or unreadable."""
+        batch = value["batch"]
+        own = {key: item for key, item in value.items() if key not in COMMON_KEYS}
+        if set(batch) - {"min", "max"}:  # an engine's optimisation profile keeps its "opt" as written
+            own["batch_profile"] = dict(batch)
+        most = None if batch["max"] is None else int(batch["max"])  # None: any batch (ncnn runs image by image)
+        return cls(int(value["format"]), str(value["precision"]), BatchBounds(int(batch["min"]), most),
+                   dict(value["metadata"]), own)
+
+
+def new_sidecar(rule: SidecarRule, *, precision: str, batch: tuple[int, int | None] | Mapping[str, int],
+                metadata: Mapping[str, str], model_path: str | Path | None = None, **fields) -> Sidecar:
+    """The sidecar of a new model file. `model_path`: the written file, whose byte count and hash go
+    under the rule's size and hash keys; `batch`: (min, max) or an engine's {"min", "opt", "max"}."""
+    from alexnet_export.hashing import file_sha256
+
+    if rule.size_key is not None:
+        fields = {rule.size_key: Path(model_path).stat().st_size, rule.hash_key: file_sha256(model_path), **fields}
+    if isinstance(batch, Mapping):
+        bounds, fields = BatchBounds(batch["min"], batch["max"]), {**fields, "batch_profile": dict(batch)}
+    else:
+        bounds = BatchBounds(*batch)
+    return Sidecar(rule.format, precision, bounds, dict(metadata), fields)
+
+
+def write_sidecar(model_path: str | Path, sidecar: Sidecar | Mapping[str, Any]) -> Path:
+    """Write the sidecar beside `model_path` through a temporary file (never half a sidecar)."""
+    data = sidecar.to_json() if isinstance(sidecar, Sidecar) else dict(sidecar)
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
-def read_sidecar(model_path: str | Path, *, fmt: str, bytes_key: str, command: str) -> dict:
-    """The sidecar beside `model_path`, checked for what a runtime needs and that it belongs to this
-    file (its byte count), with its batch range as "bounds" (a BatchBounds). fmt: the precision table's
-    format the precision must belong to; command: the export command, for the hint."""
-    path, hint = sidecar_path(model_path), f"export it again with `alexnet-export {command}`"
-    suffix = Path(model_path).suffix
+def read_sidecar(model_path: str | Path, rule: SidecarRule) -> Sidecar:
+    """The sidecar beside `model_path`, checked for what a runtime needs and, where the rule keeps a
+    byte count, that it belongs to this file. ModelLoadError, one line, for anything else."""
+    path, hint = sidecar_path(model_path), rule.hint
     if not path.is_file():
-        raise ModelLoadError(f"{path} is missing; a {suffix} carries no labels or preprocessing of ours, and loads"
-                             f" only with the sidecar written beside it: {hint}")
+        raise ModelLoadError(f"{path} is missing; {rule.why}: {hint}")
     try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{path} is not readable JSON ({exc}); {hint}") from None
-    required = ("format", "precision", "batch", bytes_key, "metadata")
-    missing = [key for key in required if key not in sidecar] if isinstance(sidecar, dict) else required
+    if isinstance(data, dict) and rule.upgrade is not None:
+        data = rule.upgrade(data)
+    keys = (*COMMON_KEYS, *((rule.size_key,) if rule.size_key else ()), *rule.required)
+    missing = [key for key in keys if key not in data] if isinstance(data, dict) else list(keys)
     if missing:
         raise ModelLoadError(f"{path} lacks {', '.join(missing)}; {hint}")
-    if sidecar["format"] != SIDECAR_FORMAT:
-        raise ModelLoadError(f"{path} is sidecar format {sidecar['format']}; this release reads {SIDECAR_FORMAT}")
-    metadata = sidecar["metadata"]
+    if data["format"] != rule.format:
+        raise ModelLoadError(f"{path} is sidecar format {data['format']}; this release reads {rule.format}")
+    metadata = data["metadata"]
     if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
         raise ModelLoadError(f"{path} metadata must be an object of strings; {hint}")
-    size = Path(model_path).stat().st_size
-    if sidecar[bytes_key] != size:  # a cheap check that the pair was written together
-        raise ModelLoadError(f"{path} describes a {suffix} of {sidecar[bytes_key]} bytes but {Path(model_path).name}"
-                             f" has {size}; the two are not one export: {hint}")
+    if rule.size_key is not None:  # a cheap check that the pair was written together
+        size, name = Path(model_path).stat().st_size, Path(model_path).name
+        if data[rule.size_key] != size:
+            raise ModelLoadError(f"{path} describes a {Path(model_path).suffix} of {data[rule.size_key]} bytes but"
+                                 f" {name} has {size}; the two are not one export: {hint}")
+    unreadable = (KeyError, TypeError, ValueError, AttributeError, AlexNetExportError)
     try:
-        precision_row(sidecar["precision"], fmt)
-        batch = BatchBounds(int(sidecar["batch"]["min"]), int(sidecar["batch"]["max"]))
-    except (KeyError, TypeError, ValueError, AlexNetExportError) as exc:
+        sidecar = Sidecar.from_json(data)
+        if rule.precisions_of is not None:
+            backend_named(rule.precisions_of).precision(sidecar.precision)
+        else:
+            precision_row(sidecar.precision)
+    except unreadable as exc:
         raise ModelLoadError(f"{path} has no readable precision or batch range ({one_line(exc)}); {hint}") from None
-    sidecar["bounds"] = batch
+    try:
+        if rule.check is not None:
+            rule.check(sidecar.fields)
+    except unreadable as exc:
+        raise ModelLoadError(f"{path} has no readable {' or '.join(rule.required)} ({one_line(exc)}); {hint}") from None
     return sidecar

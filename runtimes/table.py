@@ -17,6 +17,9 @@ from importlib import import_module
 from pathlib import Path
 
 from alexnet_export.errors import ModelLoadError, OptionError
+from alexnet_export.models import precisions as rows
+from alexnet_export.models.precisions import (BF16, FP16, FP32, INT4, INT8_CPU, INT8_EXECUTORCH, INT8_LITERT,
+                                              INT8_OPENVINO, INT8_TENSORRT, Precision, PrecisionError)
 from alexnet_export.models.spec import CHECKPOINT_SUFFIXES
 from alexnet_export.runtimes.base import Runtime
 
@@ -37,12 +40,37 @@ class Backend:
     # file is made from another kind's (a .ort from an .onnx) or by the user (a checkpoint).
     exporter: str | None = None
     aarch64: bool = False  # `verify --on aarch64` runs it under emulation (bench/aarch64.py)
+    # The precisions its exporter writes: (the word its command takes, the library's word), in order.
+    # `trt --int8`, `openvino --precision int8` and `onnx --precision int8` each mean their own INT8.
+    precisions: tuple[tuple[str, str], ...] = ()
+
+    def command_words(self) -> dict[str, str]:
+        """Its command's precision words -> the library's: {"fp32": "fp32", "int8": "int8-cpu", ...}."""
+        return dict(self.precisions)
+
+    def words(self) -> tuple[str, ...]:
+        """The library's words for the precisions its files carry, in order."""
+        return tuple(word for _, word in self.precisions)
+
+    def command_word(self, word: str) -> str:
+        """The word its command takes for the library's `word` (the inverse of command_words)."""
+        return next(command for command, library in self.precisions if library == word)
+
+    def precision(self, word: str, *, argument: str = "precision") -> Precision:
+        """The precision row for `word`; PrecisionError when this kind's exporter does not write it."""
+        if word not in self.words():
+            raise PrecisionError(f"precision {word!r} is unknown for {self.name} files; expected one of"
+                                 f" {', '.join(self.words())}", argument=argument)
+        return rows.precision(word)
+
+    def companion_paths(self, path: str | Path) -> list[Path]:
+        """Where the companions of `path` lie, whether or not they exist: the one rule for their names."""
+        path = Path(path)
+        return [path.with_name(pattern.format(name=path.name, stem=path.stem)) for pattern in self.companions]
 
     def files(self, path: str | Path) -> list[Path]:
         """`path` and those of its companion files that exist."""
-        path = Path(path)
-        found = [path.with_name(pattern.format(name=path.name, stem=path.stem)) for pattern in self.companions]
-        return [path, *(companion for companion in found if companion.is_file())]
+        return [Path(path), *(companion for companion in self.companion_paths(path) if companion.is_file())]
 
     @property
     def kind(self) -> str:
@@ -72,7 +100,8 @@ _ONNX_RUNTIME_OPTIONS = frozenset({"providers", "threads", "spinning", "session_
                                    "enable_cuda_graph"})
 ONNX = Backend(
     "onnx", "an ONNX model", (".onnx",), "alexnet_export.runtimes.onnx.runtime:OnnxRuntime", _ONNX_RUNTIME_OPTIONS,
-    "onnxruntime_onnx", ("{name}.data",), exporter="alexnet_export.exporter.onnx", aarch64=True)
+    "onnxruntime_onnx", ("{name}.data",), exporter="alexnet_export.exporter.onnx", aarch64=True,
+    precisions=(("fp32", FP32), ("fp16", FP16), ("int8", INT8_CPU), ("int8-tensorrt", INT8_TENSORRT), ("int4", INT4)))
 # ONNX Runtime's own format (flatbuffers, what ONNX Runtime Mobile loads): the same runtime, but no
 # protobuf to read, no external data, and not a file Triton's ONNX backend is given.
 ORT_FORMAT = Backend(
@@ -84,23 +113,35 @@ CHECKPOINT = Backend(
     extra="export")
 ENGINE = Backend(
     "engine", "a TensorRT engine", (".engine", ".plan"), "alexnet_export.runtimes.tensorrt.runtime:TensorRTRuntime",
-    frozenset({"device"}), "tensorrt_plan", ("{name}.json",), extra="trt", exporter="alexnet_export.exporter.tensorrt")
+    frozenset({"device"}), "tensorrt_plan", ("{name}.json",), extra="trt", exporter="alexnet_export.exporter.tensorrt",
+    precisions=(("fp32", FP32), ("fp16", FP16), ("int8", INT8_TENSORRT)))
 OPENVINO = Backend(
     "openvino", "an OpenVINO IR", (".xml",), "alexnet_export.runtimes.openvino.runtime:OpenVinoRuntime",
     frozenset({"threads", "device"}), "openvino", ("{stem}.bin",), extra="openvino",
-    exporter="alexnet_export.exporter.openvino")
+    exporter="alexnet_export.exporter.openvino", precisions=(("fp32", FP32), ("bf16", BF16), ("int8", INT8_OPENVINO)))
 # No Triton backend runs .pte files; "executorch" is the platform `serve` reports for them.
 EXECUTORCH = Backend(
     "executorch", "an ExecuTorch program", (".pte",), "alexnet_export.runtimes.executorch.runtime:ExecuTorchRuntime",
     frozenset({"threads"}), "executorch", ("{name}.json",), extra="executorch",
-    exporter="alexnet_export.exporter.executorch", aarch64=True)
+    exporter="alexnet_export.exporter.executorch", aarch64=True, precisions=(("fp32", FP32), ("int8", INT8_EXECUTORCH)))
 # LiteRT (.tflite): Google's interpreter from ai-edge-litert; no Triton backend of NVIDIA's runs them.
 LITERT = Backend(
     "litert", "a LiteRT model", (".tflite",), "alexnet_export.runtimes.litert.runtime:LiteRtRuntime",
     frozenset({"threads"}), "litert", ("{name}.json",), extra="litert", exporter="alexnet_export.exporter.litert",
-    aarch64=True)
-BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT)
+    aarch64=True, precisions=(("fp32", FP32), ("fp16", FP16), ("int8", INT8_LITERT)))
+# ncnn (.ncnn.param + .ncnn.bin): the runtime of ARM boards and many Android apps; no Triton backend runs it.
+# Its INT8 is its own ("int8-<backend>", models/precisions.py `own_int8`).
+NCNN = Backend(
+    "ncnn", "an ncnn model", (".ncnn.param",), "alexnet_export.runtimes.ncnn.runtime:NcnnRuntime",
+    frozenset({"threads"}), "ncnn", ("{stem}.bin", "{name}.json"), extra="ncnn", exporter="alexnet_export.exporter.ncnn",
+    aarch64=True, precisions=(("fp32", FP32), ("fp16", FP16), ("int8", "int8-ncnn")))
+BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT, NCNN)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)
+
+
+def backend_named(name: str) -> Backend:
+    """The row called `name` ("onnx", "litert")."""
+    return next(backend for backend in BACKENDS if backend.name == name)
 
 
 def backend_for(path: str | Path) -> Backend:

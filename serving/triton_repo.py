@@ -111,11 +111,11 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
         raise RepositoryError(f"{engine_path} was built by {builder_description(sidecar)}, whose engines Triton's"
                               " TensorRT backend cannot load; build one with `alexnet-export trt --builder tensorrt`",
                               argument="engine_path")
-    if options.max_batch > sidecar["batch"]["max"]:
+    if options.max_batch > sidecar.batch.maximum:
         raise RepositoryError(f"max_batch {options.max_batch} exceeds the engine's profile maximum "
-                              f"{sidecar['batch']['max']}; rebuild it with a larger maximum batch", argument="max_batch")
+                              f"{sidecar.batch.maximum}; rebuild it with a larger maximum batch", argument="max_batch")
     try:
-        metadata = ArtifactMetadata.from_props(sidecar["metadata"])
+        metadata = ArtifactMetadata.from_props(sidecar.metadata)
     except ValueError as exc:
         raise RepositoryError(f"{engine_path}: {exc}") from None
     name = model_name(engine_path, "_trt")

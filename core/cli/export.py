@@ -17,11 +17,11 @@ from alexnet_export.cli.options import (
     print_layer_search,
     sign_key_option,
 )
-from alexnet_export.models.precisions import ENGINE_FORMAT, ONNX_FORMAT, command_words
+from alexnet_export.runtimes.table import ENGINE, ONNX
 
 # Each command's precision words -> the library's (models/precisions.py).
-ONNX_PRECISIONS = command_words(ONNX_FORMAT)
-TRT_PRECISIONS = command_words(ENGINE_FORMAT)
+ONNX_PRECISIONS = ONNX.command_words()
+TRT_PRECISIONS = ENGINE.command_words()
 
 
 class _BatchType(click.ParamType):

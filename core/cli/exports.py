@@ -10,13 +10,13 @@ import click
 
 from alexnet_export.cli.options import TerminalReporter, calibration_image_options, sign_key_option, source_options
 from alexnet_export.exporter.commands import ExportCommand
-from alexnet_export.models.precisions import command_words
+from alexnet_export.runtimes.table import backend_named
 
 
 def export_command(spec: ExportCommand) -> click.Command:
     """`alexnet-export <spec.name>`: -o, --precision, where the model comes from, the calibration images,
     the spec's own size options and --sign-key; it calls the spec's export and prints its summary."""
-    precisions = command_words(spec.name)  # the command's words -> the library's (models/precisions.py)
+    precisions = backend_named(spec.name).command_words()  # the command's words -> the library's
 
     def run(output, precision, weights, num_classes, seed, labels, calib_dir, calib_count, sign_key, **sizes):
         from alexnet_export.exporter.pipeline import CalibrationOptions, ModelSource

@@ -14,10 +14,10 @@ from alexnet_export.cli.options import (
     model_source,
     sign_key_option,
 )
-from alexnet_export.models.precisions import OPENVINO_FORMAT, command_words
+from alexnet_export.runtimes.table import OPENVINO
 
 # The command's precision words -> the library's (models/precisions.py).
-IR_PRECISIONS = command_words(OPENVINO_FORMAT)
+IR_PRECISIONS = OPENVINO.command_words()
 
 
 @click.command("openvino")

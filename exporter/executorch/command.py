@@ -10,7 +10,8 @@ from alexnet_export.events import Listener, ignore
 from alexnet_export.exporter.arguments import DEFAULT_STEM, PipelineError, check_arguments, output_folder
 from alexnet_export.exporter.source import ModelSource, load_model, torch_reference
 from alexnet_export.exporter.calibration.images import CalibrationOptions, images_for
-from alexnet_export.models.precisions import EXECUTORCH_FORMAT, FP32
+from alexnet_export.models.precisions import FP32
+from alexnet_export.runtimes.table import EXECUTORCH
 from alexnet_export.models.spec import FLOAT_INPUT, precision_file_name
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 
@@ -43,7 +44,7 @@ def export_executorch(
     from alexnet_export.runtimes.executorch.runtime import import_executorch
 
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "pte"))
-    row, _ = check_arguments(EXECUTORCH_FORMAT, precision, calibration, output, FLOAT_INPUT, (), False)
+    row, _ = check_arguments(EXECUTORCH.name, precision, calibration, output, FLOAT_INPUT, (), False)
     if output.suffix.lower() != ".pte":
         raise PipelineError(f"an ExecuTorch program is a .pte file (its sidecar JSON goes beside it as NAME.pte.json);"
                             f" got {output.name}", argument="output")

@@ -22,15 +22,14 @@ import numpy as np
 
 from alexnet_export.quiet import quiet
 from alexnet_export.exporter.executorch.spec import DEFAULT_MAX_BATCH
-from alexnet_export.atomic import staged_with_companions
 from alexnet_export.errors import ExportError, one_line
-from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
-from alexnet_export.hashing import file_sha256
+from alexnet_export.events import Listener, Note, Step, counter, ignore
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import IMAGE_DIMS, ArtifactMetadata
-from alexnet_export.runtimes.executorch.runtime import ExecuTorchRuntime, executorch_version, import_executorch, new_sidecar, sidecar_path
-from alexnet_export.runtimes.sidecar import write_sidecar
-from alexnet_export.runtimes.verification.parity import VERIFY_BATCH, ParityReport, compare_runtimes, enforce
+from alexnet_export.exporter.verified import Gate, labelled_props, write_verified
+from alexnet_export.runtimes.executorch.runtime import SIDECAR, ExecuTorchRuntime, executorch_version, import_executorch
+from alexnet_export.runtimes.sidecar import new_sidecar, sidecar_path, write_sidecar
+from alexnet_export.runtimes.verification.parity import ParityReport
 
 CALIBRATION_BATCH = 16
 # Nodes the delegation report leaves out: reading the delegate's outputs, not an operator.
@@ -178,34 +177,20 @@ def export_verified_pte(model, output: Path, precision: str, metadata: ArtifactM
 def write_verified_pte(write: Callable[[BinaryIO], None], delegation: DelegationReport, output: Path, precision: str,
                        metadata: ArtifactMetadata, reference, inputs: np.ndarray, verified_on: str, *, max_batch: int,
                        threads: int | None = None, on_event: Listener = ignore) -> PteResult:
-    """Write the program (`write(file)`) and its sidecar in a hidden folder beside `output`, run it under
-    ExecuTorch against `reference` on `inputs` with `precision`'s gate, and put the pair in place
-    only when it passes; a failure leaves `output` and its sidecar as they were."""
-    with staged_with_companions(output, lambda pte: [sidecar_path(pte)]) as staged:
+    """Write the program (`write(file)`) and its sidecar, and put the pair in place once ExecuTorch's
+    logits pass `precision`'s gate against `reference` on `inputs` (exporter/verified.py)."""
+
+    def write_pair(staged: Path) -> None:
         on_event(Step(f"writing {output.name}"))
         with open(staged, "wb") as handle:
             write(handle)
-        sidecar = new_sidecar(precision=precision, batch=(1, max_batch), pte_bytes=staged.stat().st_size,
-                              pte_sha256=file_sha256(staged), metadata=metadata_for(metadata, precision),
-                              delegation=delegation.to_json(), executorch=executorch_version())
-        write_sidecar(staged, sidecar)
-        on_event(Step(f"verifying {output.name} under ExecuTorch against eager PyTorch on {verified_on}"))
-        candidate = ExecuTorchRuntime(staged, threads=threads)
-        try:
-            step = min(VERIFY_BATCH, max_batch)
-            report = compare_runtimes(reference, candidate, [inputs[i : i + step] for i in range(0, len(inputs), step)])
-            enforce(report, precision_row(precision).gate, f"{output.name} ({precision})")
-        finally:
-            candidate.close()
-        size = staged.stat().st_size
-    on_event(Verified(f"parity, eager PyTorch vs {precision} ExecuTorch ({candidate.device}), on {verified_on}",
-                      report))
-    return PteResult(output, sidecar_path(output), precision, size, (1, max_batch), delegation, report, verified_on)
+        write_sidecar(staged, new_sidecar(
+            SIDECAR, precision=precision, batch=(1, max_batch), model_path=staged,
+            metadata=labelled_props(metadata, precision, {"executorch": executorch_version()}),
+            executorch=executorch_version(), delegation=delegation.to_json()))
 
-
-def metadata_for(metadata: ArtifactMetadata, precision: str) -> dict[str, str]:
-    """The toolkit's metadata props for the sidecar, labelled with the file's precision and ExecuTorch's version."""
-    from dataclasses import replace
-
-    versions = {**metadata.tool_versions, "executorch": executorch_version()}
-    return replace(metadata, precision=precision, tool_versions=versions).to_props()
+    gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
+    written = write_verified(output, write_pair, lambda staged: ExecuTorchRuntime(staged, threads=threads), gate,
+                             what=f"{precision} ExecuTorch", on_event=on_event)
+    return PteResult(output, sidecar_path(output), precision, written.size, (1, max_batch), delegation, written.report,
+                     verified_on)

@@ -10,7 +10,8 @@ from alexnet_export.events import Listener, ignore
 from alexnet_export.exporter.arguments import DEFAULT_STEM, PipelineError, check_arguments, output_folder
 from alexnet_export.exporter.source import ModelSource, load_model, torch_reference
 from alexnet_export.exporter.calibration.images import CalibrationOptions, images_for
-from alexnet_export.models.precisions import FP32, LITERT_FORMAT
+from alexnet_export.models.precisions import FP32
+from alexnet_export.runtimes.table import LITERT
 from alexnet_export.models.spec import FLOAT_INPUT, precision_file_name
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 
@@ -43,7 +44,7 @@ def export_litert(
     from alexnet_export.extras import require
 
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, "tflite"))
-    row, _ = check_arguments(LITERT_FORMAT, precision, calibration, output, FLOAT_INPUT, (), False)
+    row, _ = check_arguments(LITERT.name, precision, calibration, output, FLOAT_INPUT, (), False)
     if output.suffix.lower() != ".tflite":
         raise PipelineError(f"a LiteRT model is a .tflite file (its sidecar JSON goes beside it as NAME.tflite.json);"
                             f" got {output.name}", argument="output")

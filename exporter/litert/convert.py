@@ -19,23 +19,22 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.atomic import staged_with_companions
 from alexnet_export.errors import ExportError, one_line
-from alexnet_export.events import Listener, Note, Step, Verified, counter, ignore
-from alexnet_export.hashing import file_sha256
+from alexnet_export.events import Listener, Note, Step, counter, ignore
 from alexnet_export.models.precisions import FP16, precision as precision_row
 from alexnet_export.models.spec import IMAGE_SIZE, CHANNELS, ArtifactMetadata
 from alexnet_export.quiet import quiet
-from alexnet_export.runtimes import sidecar as model_sidecar
-from alexnet_export.runtimes.litert.runtime import BYTES_KEY, LiteRtRuntime, check_facts, read_sidecar
+from alexnet_export.exporter.verified import Gate, labelled_props, write_verified
+from alexnet_export.runtimes.litert.runtime import SIDECAR, LiteRtRuntime, check_facts, read_sidecar
+from alexnet_export.runtimes.sidecar import new_sidecar, sidecar_path, write_sidecar
 from alexnet_export.runtimes.litert.reader import TfliteFacts, read_tflite_facts
-from alexnet_export.runtimes.verification.parity import ParityReport, compare_logits, enforce
+from alexnet_export.runtimes.verification.parity import ParityReport
 
 # ai-edge-quantizer's recipe for FP16 weights: Conv and FullyConnected weights stored as FLOAT16,
 # DEQUANTIZE ops in front, arithmetic in FP32.
@@ -150,35 +149,25 @@ def check_builtin(facts: TfliteFacts, name: str) -> None:
 def write_verified_tflite(flatbuffer: bytes, output: Path, precision: str, metadata: ArtifactMetadata, reference,
                           inputs: np.ndarray, verified_on: str, *, batch: int, threads: int | None = None,
                           on_event: Listener = ignore) -> TfliteResult:
-    """Write `flatbuffer` and its sidecar in a hidden folder beside `output`, check its operators, run
-    it under LiteRT against `reference` on `inputs` with `precision`'s gate, and put the pair in
-    place only when both pass; a failure leaves `output` and its sidecar as they were."""
-    with staged_with_companions(output, lambda path: [model_sidecar.sidecar_path(path)]) as staged:
+    """Write `flatbuffer` and its sidecar, check its operators, and put the pair in place once LiteRT's
+    logits pass `precision`'s gate against `reference` on `inputs` (exporter/verified.py)."""
+    facts: list[TfliteFacts] = []
+
+    def write_pair(staged: Path) -> None:
         on_event(Step(f"writing {output.name}"))
         staged.write_bytes(flatbuffer)
-        facts = read_tflite_facts(staged)
-        check_builtin(facts, output.name)
-        on_event(Note(f"{output.name}: {sum(facts.operators.values())} builtin operators"
-                      f" ({facts.describe_operators()})"))
-        sidecar = model_sidecar.new_sidecar(
-            precision=precision, batch=(batch, batch), bytes_key=BYTES_KEY, size=len(flatbuffer),
-            sha256=file_sha256(staged), metadata=metadata_for(metadata, precision), layout=facts.layout,
-            operators=dict(sorted(facts.operators.items())), litert=versions())
-        model_sidecar.write_sidecar(staged, sidecar)
-        check_facts(facts, read_sidecar(staged), output.name)
-        on_event(Step(f"verifying {output.name} under LiteRT against eager PyTorch on {verified_on}"))
-        candidate = LiteRtRuntime(staged, threads=threads)
-        try:
-            report = compare_logits(reference.predict_in_allowed_batches(inputs),
-                                    candidate.predict_in_allowed_batches(inputs))
-            enforce(report, precision_row(precision).gate, f"{output.name} ({precision})")
-        finally:
-            candidate.close()
-    on_event(Verified(f"parity, eager PyTorch vs {precision} LiteRT ({candidate.device}), on {verified_on}", report))
-    return TfliteResult(output, model_sidecar.sidecar_path(output), precision, len(flatbuffer), batch, facts.layout,
-                        dict(sorted(facts.operators.items())), report, verified_on)
+        facts.append(read_tflite_facts(staged))
+        check_builtin(facts[0], output.name)
+        on_event(Note(f"{output.name}: {sum(facts[0].operators.values())} builtin operators"
+                      f" ({facts[0].describe_operators()})"))
+        write_sidecar(staged, new_sidecar(
+            SIDECAR, precision=precision, batch=(batch, batch), model_path=staged,
+            metadata=labelled_props(metadata, precision, versions()), layout=facts[0].layout,
+            operators=dict(sorted(facts[0].operators.items())), litert=versions()))
+        check_facts(facts[0], read_sidecar(staged), output.name)
 
-
-def metadata_for(metadata: ArtifactMetadata, precision: str) -> dict[str, str]:
-    """The toolkit's metadata props for the sidecar, labelled with the file's precision and the converter's versions."""
-    return replace(metadata, precision=precision, tool_versions={**metadata.tool_versions, **versions()}).to_props()
+    gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
+    written = write_verified(output, write_pair, lambda staged: LiteRtRuntime(staged, threads=threads), gate,
+                             what=f"{precision} LiteRT", on_event=on_event)
+    return TfliteResult(output, sidecar_path(output), precision, written.size, batch, facts[0].layout,
+                        dict(sorted(facts[0].operators.items())), written.report, verified_on)

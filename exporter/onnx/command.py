@@ -16,7 +16,8 @@ from alexnet_export.exporter.onnx.pixels import write_pixel_file
 from alexnet_export.exporter.source import ModelSource, fp32_reference, load_model, torch_reference
 from alexnet_export.exporter.onnx.variants import VariantResult, make_variant
 from alexnet_export.exporter.calibration.images import CalibrationOptions
-from alexnet_export.models.precisions import FP32, ONNX_FORMAT
+from alexnet_export.models.precisions import FP32
+from alexnet_export.runtimes.table import ONNX
 from alexnet_export.models.spec import FLOAT_INPUT, PIXEL_INPUT, precision_file_name
 from alexnet_export.runtimes.verification.parity import ParityReport
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
@@ -69,7 +70,7 @@ def export_onnx_file(
     """
     started = time.perf_counter()
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, input_format=input_format))
-    _, keep_float = check_arguments(ONNX_FORMAT, precision, calibration, output, input_format, keep_float, auto_keep_float)
+    _, keep_float = check_arguments(ONNX.name, precision, calibration, output, input_format, keep_float, auto_keep_float)
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                             " and the INT8 CPU file always uses the pooled form", argument="lrn")
@@ -117,7 +118,7 @@ def make_precision_file(
     """
     fp32_onnx = Path(fp32_onnx)
     output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(onnx_stem(fp32_onnx), precision))
-    _, keep_float = check_arguments(ONNX_FORMAT, precision, calibration, output, FLOAT_INPUT, keep_float, auto_keep_float,
+    _, keep_float = check_arguments(ONNX.name, precision, calibration, output, FLOAT_INPUT, keep_float, auto_keep_float,
                                      fp32_onnx=fp32_onnx)
     if precision == FP32:
         raise PipelineError(f"{fp32_onnx} is the FP32 file already; ask for a precision it is converted to",

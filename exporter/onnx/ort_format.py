@@ -22,12 +22,13 @@ from alexnet_export.quiet import quiet
 from alexnet_export.exporter.arguments import PipelineError, output_folder
 from alexnet_export.exporter.calibration.images import CalibrationOptions, held_out_inputs
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
-from alexnet_export.atomic import check_output_path, staged_with_companions
+from alexnet_export.atomic import check_output_path
 from alexnet_export.errors import ArgumentError, ExportError, one_line
-from alexnet_export.events import Listener, Step, Verified, ignore
+from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.models.precisions import FP16, FP32_GATE
+from alexnet_export.exporter.verified import Gate, write_verified
 from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
-from alexnet_export.runtimes.verification.parity import ParityReport, compare_in_batches, enforce
+from alexnet_export.runtimes.verification.parity import ParityReport
 from alexnet_export.runtimes.table import ONNX, ORT_FORMAT
 
 CONFIG_SUFFIX = ".required_operators.config"  # the converter's name for it, beside the model
@@ -65,12 +66,13 @@ def check_ort_arguments(source: str | Path, output: str | Path | None) -> tuple[
 
 def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
                        on_event: Listener = ignore) -> OrtFile:
-    """Convert `source` to `output` and its operator config, check the .ort against the .onnx
-    on `inputs` (the FP32 gate whatever the precision: the same graph, run by the same kernels,
-    must give the same answers), and only then put both in place."""
-    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+    """Convert `source` to `output` and its operator config, and put both in place once the .ort
+    agrees with the .onnx on `inputs` (exporter/verified.py) within the FP32 gate whatever the
+    precision: the same graph, run by the same kernels, must give the same answers."""
 
-    with staged_with_companions(output, lambda path: [config_path(path)]) as staged:
+    def convert(staged: Path) -> None:
+        from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
         on_event(Step(f"converting {source.name} to ONNX Runtime's format"))
         # The converter prints and logs its progress; the toolkit reports through events instead.
         try:
@@ -88,19 +90,16 @@ def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
         # The config's header names the model it was made from: the file users get, not the staged copy.
         config = config_path(staged)
         config.write_text(config.read_text().replace(str(written), output.name))
-        on_event(Step(f"verifying {output.name} against {source.name} on {verified_on}"))
-        reference, candidate = OnnxRuntime(source, "CPUExecutionProvider"), OnnxRuntime(staged, "CPUExecutionProvider")
-        try:
-            report = enforce(compare_in_batches(reference, candidate, inputs), FP32_GATE,
-                             f"{output.name} (ONNX Runtime format of {source.name})")
-            precision = candidate.precision
-        finally:
-            candidate.close()
-            reference.close()
-    on_event(Verified(f"parity, {source.name} vs {output.name} on ONNX Runtime's CPU provider, on {verified_on}",
-                      report))
-    return OrtFile(output, config_path(output), precision, output.stat().st_size, source.stat().st_size, report,
-                   verified_on)
+
+    reference = OnnxRuntime(source, "CPUExecutionProvider")
+    try:
+        written = write_verified(output, convert, lambda staged: OnnxRuntime(staged, "CPUExecutionProvider"),
+                                 Gate(reference, inputs, FP32_GATE, verified_on, reference_name=source.name),
+                                 what="ONNX Runtime format", on_event=on_event)
+    finally:
+        reference.close()
+    return OrtFile(output, config_path(output), written.precision, written.size, source.stat().st_size,
+                   written.report, verified_on)
 
 
 @signs_outputs(lambda arguments: output_folder(arguments["output"] if arguments.get("output") is not None

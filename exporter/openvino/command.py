@@ -13,7 +13,8 @@ from alexnet_export.exporter.onnx.convert import DEFAULT_OPSET, ExportResult
 from alexnet_export.exporter.source import ModelSource, fp32_start
 from alexnet_export.exporter.onnx.variants import VariantResult, make_variant
 from alexnet_export.exporter.calibration.images import CalibrationOptions, held_out_inputs
-from alexnet_export.models.precisions import FP32, INT8_TENSORRT, OPENVINO_FORMAT
+from alexnet_export.models.precisions import FP32, INT8_TENSORRT
+from alexnet_export.runtimes.table import OPENVINO
 from alexnet_export.models.spec import FLOAT_INPUT, precision_file_name
 from alexnet_export.runtimes.verification.parity import ParityReport
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
@@ -60,7 +61,7 @@ def export_openvino_ir(
     started = time.perf_counter()
     output = check_ir_path(output if output is not None else precision_file_name(DEFAULT_STEM, precision, "xml"))
     fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
-    row, _ = check_arguments(OPENVINO_FORMAT, precision, calibration, output, FLOAT_INPUT, (), False, fp32_onnx=fp32_onnx,
+    row, _ = check_arguments(OPENVINO.name, precision, calibration, output, FLOAT_INPUT, (), False, fp32_onnx=fp32_onnx,
                               source=source)
     check_cpu_runs(precision)
     with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:

@@ -16,13 +16,14 @@ import numpy as np
 
 from alexnet_export.atomic import check_output_path, staged_with_companions
 from alexnet_export.errors import ArgumentError, ExportError, one_line
-from alexnet_export.events import Listener, Step, Verified, ignore
+from alexnet_export.events import Listener, Step, ignore
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import PRECISION_KEY
+from alexnet_export.exporter.verified import Gate, write_verified
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
 from alexnet_export.runtimes.openvino.runtime import RT_INFO_SECTION, OpenVinoRuntime, import_openvino
-from alexnet_export.runtimes.verification.parity import ParityReport, compare_in_batches, enforce
+from alexnet_export.runtimes.verification.parity import ParityReport
 
 _PREFIX = RT_INFO_SECTION + "."
 
@@ -46,20 +47,16 @@ def write_ir(onnx_path: str | Path, xml_path: str | Path, precision: str) -> Non
 def write_verified_ir(onnx_path: Path, output: Path, precision: str, reference: Runtime, inputs: np.ndarray,
                       verified_on: str, *, threads: int | None = None,
                       on_event: Listener = ignore) -> ParityReport:
-    """Convert `onnx_path` to the IR at `output`, run it under OpenVINO against `reference` on
-    `inputs` with `precision`'s gate, and put it in place only when it passes."""
-    with staged_ir(output) as staged:
+    """Convert `onnx_path` to the IR at `output` (and the .bin beside it), and put the pair in place
+    once OpenVINO's logits pass `precision`'s gate against `reference` on `inputs` (exporter/verified.py)."""
+
+    def convert(staged: Path) -> None:
         on_event(Step(f"converting {onnx_path.name} to an OpenVINO IR"))
         write_ir(onnx_path, staged, precision)
-        on_event(Step(f"verifying {output.name} under OpenVINO against the reference on {verified_on}"))
-        candidate = OpenVinoRuntime(staged, threads=threads)
-        try:
-            report = enforce(compare_in_batches(reference, candidate, inputs), precision_row(precision).gate,
-                             f"{output.name} ({precision})")
-        finally:
-            candidate.close()
-    on_event(Verified(f"parity, reference vs {precision} OpenVINO IR ({candidate.device}), on {verified_on}", report))
-    return report
+
+    gate = Gate(reference, inputs, precision_row(precision).gate, verified_on, reference_name="reference")
+    return write_verified(check_ir_path(output), convert, lambda staged: OpenVinoRuntime(staged, threads=threads),
+                          gate, what=f"{precision} OpenVINO IR", on_event=on_event).report
 
 
 def check_ir_path(xml_path: str | Path, argument: str = "output") -> Path:

@@ -17,7 +17,8 @@ from alexnet_export.exporter.tensorrt.convert import EngineResult, build_engine
 from alexnet_export.exporter.tensorrt.settings import BuildSettings, check_build_settings
 from alexnet_export.exporter.onnx.variants import VariantResult, make_variant
 from alexnet_export.exporter.calibration.images import CalibrationOptions
-from alexnet_export.models.precisions import ENGINE_FORMAT, FP32
+from alexnet_export.models.precisions import FP32
+from alexnet_export.runtimes.table import ENGINE
 from alexnet_export.models.spec import FLOAT_INPUT, PIXEL_INPUT, precision_file_name
 from alexnet_export.runtimes.signing import SigningKey, signs_outputs
 from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable, import_tensorrt
@@ -70,7 +71,7 @@ def build_tensorrt_engine(
     started = time.perf_counter()
     output = Path(output)
     fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
-    _, keep_float = check_arguments(ENGINE_FORMAT, precision, calibration, output, input_format, keep_float, auto_keep_float,
+    _, keep_float = check_arguments(ENGINE.name, precision, calibration, output, input_format, keep_float, auto_keep_float,
                                      fp32_onnx=fp32_onnx, source=source)
     with contextlib.suppress(TensorRTUnavailable):  # without the builder the verified ONNX is still made
         check_build_settings(import_tensorrt(settings.builder), settings)

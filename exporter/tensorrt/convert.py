@@ -16,7 +16,6 @@ tensorrt-rtx/latest/inference-library/cpu-engines.html (IBuilderConfig compute c
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from alexnet_export.atomic import atomic_output
 from alexnet_export.errors import ExportError
 from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.hashing import file_sha256
-from alexnet_export.models.precisions import ENGINE_FORMAT, words
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.exporter.tensorrt.settings import (
     BuildSettings,
@@ -35,11 +33,9 @@ from alexnet_export.exporter.tensorrt.settings import (
     gpu_targets,
     rtx_targets,
 )
-from alexnet_export.runtimes.tensorrt.sidecar import (
-    Targets,
-    new_sidecar,
-    sidecar_path,
-)
+from alexnet_export.runtimes.sidecar import sidecar_path, write_sidecar
+from alexnet_export.runtimes.table import ENGINE
+from alexnet_export.runtimes.tensorrt.sidecar import Targets, new_sidecar
 from alexnet_export.runtimes.tensorrt.support import (
     ENGINE_INPUT,
     TENSORRT_RTX,
@@ -90,9 +86,9 @@ def build_engine(
         raise ExportError(f"ONNX file {onnx_path} does not exist or is not a file", argument="onnx_path")
     facts = read_graph_facts(onnx_path)
     precision = facts.precision
-    if precision not in words(ENGINE_FORMAT):  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
+    if precision not in ENGINE.words():  # int8-cpu is asymmetric UINT8, which TensorRT's Q/DQ rules do not take
         raise ExportError(f"{onnx_path.name} is a {precision} file, which TensorRT does not build;"
-                          f" expected one of {', '.join(words(ENGINE_FORMAT))}", argument="onnx_path")
+                          f" expected one of {', '.join(ENGINE.words())}", argument="onnx_path")
     trt = import_tensorrt(settings.builder)
     check_build_settings(trt, settings)
     # TensorRT times kernels on the GPU it builds on; TensorRT for RTX never asks for one.
@@ -131,8 +127,7 @@ def build_engine(
                       "shape": [-1, *preprocessing.input_dims]},
         source_onnx=_relative(onnx_path, engine_path.parent), source_onnx_sha256=file_sha256(onnx_path),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), metadata=facts.metadata_props)
-    with atomic_output(sidecar_path(engine_path)) as temporary:
-        temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_sidecar(engine_path, sidecar)
     on_event(Step(f"wrote {engine_path} and {sidecar_path(engine_path).name}"))
     return EngineResult(engine_path, sidecar_path(engine_path), precision, settings, tensorrt_name(trt), gpu, targets,
                         timing_cache, build_seconds)

@@ -12,20 +12,22 @@ XNNPACK delegate by default, as on a phone.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, one_line
 from alexnet_export.extras import import_extra
-from alexnet_export.models.precisions import LITERT_FORMAT, precision as precision_row
+from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
-from alexnet_export.runtimes import sidecar as model_sidecar
+from alexnet_export.runtimes import sidecar as sidecars
+from alexnet_export.runtimes.sidecar import Sidecar, SidecarRule
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.litert.reader import NHWC, LiteRtUnavailable, TfliteFacts, read_tflite_facts
 
-BYTES_KEY = "tflite_bytes"
+SIDECAR = SidecarRule(1, "a .tflite carries no labels or preprocessing of ours, and loads only with the sidecar"
+                      " written beside it", "export it again with `alexnet-export litert`", size_key="tflite_bytes",
+                      precisions_of="litert")
 _DTYPES = {"FLOAT32": np.float32, "INT8": np.int8}
 
 
@@ -40,15 +42,11 @@ def litert_version() -> str:
     return version("ai-edge-litert")
 
 
-def sidecar_path(path: str | Path) -> Path:
-    return model_sidecar.sidecar_path(path)
+def read_sidecar(path: str | Path) -> Sidecar:
+    return sidecars.read_sidecar(path, SIDECAR)
 
 
-def read_sidecar(path: str | Path) -> dict:
-    return model_sidecar.read_sidecar(path, fmt=LITERT_FORMAT, bytes_key=BYTES_KEY, command="litert")
-
-
-def check_facts(facts: TfliteFacts, sidecar: dict, name: str) -> None:
+def check_facts(facts: TfliteFacts, sidecar: Sidecar, name: str) -> None:
     """ModelLoadError when the file is not one this runtime feeds: one image input of 224 x 224 x 3
     (NHWC or NCHW) in float32 or INT8 at the sidecar's batch, one logits output, the sidecar's
     layout, and the arithmetic its precision says."""
@@ -60,15 +58,15 @@ def check_facts(facts: TfliteFacts, sidecar: dict, name: str) -> None:
     if facts.layout is None or tensor.dtype not in _DTYPES or output.dtype not in _DTYPES or len(output.shape) != 2:
         raise ModelLoadError(f"{name} takes {tensor.dtype} {list(tensor.shape)} and gives {output.dtype}"
                              f" {list(output.shape)}; {expected}")
-    bounds = sidecar["bounds"]
+    bounds = sidecar.batch
     if tensor.shape[0] != bounds.maximum or bounds.minimum != bounds.maximum:
         raise ModelLoadError(f"{name} takes a batch of {tensor.shape[0]} but its sidecar says {bounds.describe()};"
                              " the two are not one export")
     if sidecar.get("layout", facts.layout) != facts.layout:
         raise ModelLoadError(f"{name} takes {facts.layout} input but its sidecar says {sidecar['layout']}")
-    said = "int8" if precision_row(sidecar["precision"]).is_int8 else sidecar["precision"]
+    said = "int8" if precision_row(sidecar.precision).is_int8 else sidecar.precision
     if said != facts.arithmetic:
-        raise ModelLoadError(f"{name} holds {facts.arithmetic} weights but its sidecar says {sidecar['precision']};"
+        raise ModelLoadError(f"{name} holds {facts.arithmetic} weights but its sidecar says {sidecar.precision};"
                              " the two are not one export")
 
 
@@ -80,10 +78,11 @@ class LiteRtRuntime(Runtime):
     each other's batch (open one runtime per thread for parallel calls).
     """
 
+    serialised = True
+    backend = "LiteRT"
+
     def __init__(self, path: str | Path, *, threads: int | None = None):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"model file {self.path} does not exist or is not a file")
+        super().__init__(path)
         sidecar = read_sidecar(self.path)
         facts = read_tflite_facts(self.path)
         check_facts(facts, sidecar, self.path.name)
@@ -97,41 +96,40 @@ class LiteRtRuntime(Runtime):
         self._output = self._interpreter.get_output_details()[0]
         num_classes = int(facts.outputs[0].shape[1])
         try:
-            self.metadata = ArtifactMetadata.from_props(sidecar["metadata"], num_classes)
+            self.metadata = ArtifactMetadata.from_props(sidecar.metadata, num_classes)
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         self.layout = facts.layout
-        self.precision = sidecar["precision"]
-        self.bounds = sidecar["bounds"]
+        self.precision = sidecar.precision
+        self.bounds = sidecar.batch
         self.device = f"LiteRT {litert_version()} interpreter, XNNPACK delegate (CPU, {threads or 'default'} threads)"
-        self._lock = threading.Lock()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        if self._interpreter is None:
-            raise InferenceError(f"the LiteRT runtime for {self.path.name} is closed")
         if self.layout == NHWC:
-            batch = batch.transpose(0, 2, 3, 1)
-        batch = _quantize(batch, self._input)
+            batch = batch.transpose(0, 2, 3, 1)  # a view: writing it into the input tensor transposes
         try:
-            with self._lock:
-                self._interpreter.set_tensor(self._input["index"], batch)
-                self._interpreter.invoke()
-                logits = self._interpreter.get_tensor(self._output["index"]).copy()
+            # Straight into the interpreter's input tensor: one pass over the batch, layout and quantization
+            # included, where set_tensor would copy a converted copy again. The view is gone before
+            # invoke(), which refuses to run while one is alive.
+            _feed(self._interpreter.tensor(self._input["index"])(), batch, self._input)
+            self._interpreter.invoke()
+            logits = self._interpreter.get_tensor(self._output["index"])  # a copy: the caller owns it
         except Exception as exc:
             raise InferenceError(f"LiteRT failed on a batch of {len(batch)}: {one_line(exc, 400)}") from None
         return _dequantize(logits, self._output)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self._interpreter = None
 
 
-def _quantize(batch: np.ndarray, details: dict) -> np.ndarray:
-    """The float batch in the input tensor's dtype: INT8 by its scale and zero point (nearest step,
-    clipped to INT8's range), as the file's quantized input expects."""
+def _feed(tensor: np.ndarray, batch: np.ndarray, details: dict) -> None:
+    """Write the float batch into the input tensor in its dtype: INT8 by its scale and zero point
+    (nearest step, clipped to INT8's range), as the file's quantized input expects."""
     if details["dtype"] == np.float32:
-        return np.ascontiguousarray(batch, dtype=np.float32)
+        np.copyto(tensor, batch)
+        return
     scale, zero_point = details["quantization"]
-    return np.clip(np.rint(batch / scale) + zero_point, -128, 127).astype(np.int8)
+    np.copyto(tensor, np.clip(np.rint(batch / scale) + zero_point, -128, 127), casting="unsafe")
 
 
 def _dequantize(logits: np.ndarray, details: dict) -> np.ndarray:

@@ -10,7 +10,7 @@ import onnxruntime as ort
 from alexnet_export.errors import InputError, ModelLoadError, OptionError, ProviderError, one_line
 from alexnet_export.models.spec import CHANNELS, ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
-from alexnet_export.runtimes.checks import DLPACK_CUDA, BatchBounds, callers_kind, check_array, check_finite, dlpack_device
+from alexnet_export.runtimes.checks import DLPACK_CUDA, BatchBounds, callers_kind, dlpack_device
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
 from alexnet_export.runtimes.onnx.arrays import Binder, FiniteCheck, GraphBinder, device_value, host_view
 from alexnet_export.runtimes.onnx.providers import GPU_PROVIDERS, Providers, provider_name, resolve_providers
@@ -48,6 +48,8 @@ class OnnxRuntime(Runtime):
     is never copied to the host (runtimes/onnx/arrays.py says where each kind of input goes).
     """
 
+    backend = "ONNX"
+
     def __init__(
         self,
         path: str | Path,
@@ -60,9 +62,7 @@ class OnnxRuntime(Runtime):
         tf32: bool | None = None,
         enable_cuda_graph: bool = False,
     ):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"model file {self.path} does not exist or is not a file")
+        super().__init__(path)
         options = session_options or ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
@@ -84,6 +84,7 @@ class OnnxRuntime(Runtime):
                 )
         self.device = self.providers[0]
         self.cuda_device = self._cuda_device()
+        self.host_finite_check = self.cuda_device is None  # on a GPU provider the binder checks on the device
         self.tf32 = self._tf32() if self.cuda_device is not None else None
         self._input, self._output = self._describe_io()
         self.bounds = self._batch_bounds()
@@ -117,11 +118,8 @@ class OnnxRuntime(Runtime):
         """Logits (batch, num_classes) float32 for a preprocessed float32 NCHW batch: a numpy array,
         or a DLPack array (returned as the same kind, on the same device)."""
         if isinstance(batch, np.ndarray) or not hasattr(batch, "__dlpack__"):
-            spec = self.metadata.preprocessing
-            batch = check_array(batch, self.bounds, spec.crop, spec.takes_pixels)
-            if self.cuda_device is None and not spec.takes_pixels:  # on a GPU provider the check runs on the device
-                check_finite(batch)
-            return self._run(batch)
+            return super().predict(batch)
+        self._check_open()
         kind, index = dlpack_device(batch)
         back = callers_kind(batch)
         if kind != DLPACK_CUDA:  # host memory (a torch CPU tensor, pinned memory): the numpy path, no copy
@@ -175,5 +173,5 @@ class OnnxRuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._binder.host(batch)
 
-    def close(self) -> None:
-        self.session = None
+    def _close(self) -> None:
+        self.session = self._binder = None

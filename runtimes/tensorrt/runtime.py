@@ -14,7 +14,6 @@ nvidia.github.io/cuda-python/cuda-bindings/latest/module/runtime.html.
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from alexnet_export.runtimes.tensorrt.sidecar import (
     builder_description,
     check_builder_version,
     check_targets,
+    Sidecar,
     read_sidecar,
 )
 from alexnet_export.runtimes.tensorrt.support import (
@@ -53,14 +53,20 @@ class TensorRTRuntime(Runtime):
     `self.precision` is the one the engine was built in, from its sidecar.
 
     Device buffers for the engine's largest batch are allocated once; `close()` frees them.
+    Calls are serialised: the execution context holds per-call state (input shape, tensor
+    addresses) and the device buffers are shared. The GPU runs one batch at a time anyway; for
+    concurrent calls open one runtime per thread.
     """
 
+    serialised = True
+    backend = "TensorRT"
+    file_noun = "engine file"
+
     def __init__(self, path: str | Path, *, device: int = 0):
-        self.path = Path(path)
         self._device_index = device
-        self._lock = threading.Lock()
         self._context = self._engine = self._trt_runtime = self._stream = self._cudart = None
         self._buffers: dict[str, int] = {}
+        super().__init__(path)  # the lock, and "engine file ... does not exist or is not a file"
         _require_engine_file(self.path)
         sidecar = read_sidecar(self.path)
         # Everything the sidecar can refuse is refused here, before TensorRT reads the engine.
@@ -78,9 +84,9 @@ class TensorRTRuntime(Runtime):
         self.device = f"{tensorrt_name(trt)} on {gpu.name}"
         self.cuda_device = device
         self.tf32 = None  # fixed when the engine was built, and not recorded in its sidecar
-        self.precision = sidecar["precision"]
+        self.precision = sidecar.precision
 
-    def _open(self, trt, sidecar: dict) -> None:
+    def _open(self, trt, sidecar: Sidecar) -> None:
         with tensorrt_log(trt).listening() as log:
             self._trt_runtime = trt.Runtime(log.logger)
             if sidecar["builder"].get("version_compatible"):
@@ -92,7 +98,7 @@ class TensorRTRuntime(Runtime):
             if self._engine is None:
                 raise ModelLoadError(f"{tensorrt_name(trt)} cannot load {self.path}: {log.errors()}; {REBUILD_HINT}")
         try:  # read once: labels, and what the input is (float32 NCHW, or a pixel file's uint8 NHWC)
-            described = ArtifactMetadata.from_props(sidecar["metadata"])
+            described = ArtifactMetadata.from_props(sidecar.metadata)
         except ValueError as exc:
             raise ModelLoadError(f"{self.path}: {exc}") from None
         spec = described.preprocessing
@@ -110,16 +116,7 @@ class TensorRTRuntime(Runtime):
         for name, nbytes in sizes.items():
             self._buffers[name] = self._cuda(self._cudart.cudaMalloc(nbytes), f"cudaMalloc for {name}")
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        # The execution context holds per-call state (input shape, tensor addresses) and the
-        # device buffers are shared, so calls must not interleave: the lock serialises them.
-        # The GPU runs one batch at a time anyway; for concurrent calls open one runtime per thread.
-        with self._lock:
-            if self._context is None:
-                raise InferenceError(f"the TensorRT runtime for {self.path.name} is closed")
-            return self._infer(batch)
-
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # under the runtime's lock (serialised)
         cudart, context, count = self._cudart, self._context, len(batch)
         # The current CUDA device is per host thread, and predict() may come from any thread.
         self._cuda(cudart.cudaSetDevice(self._device_index), "cudaSetDevice")
@@ -148,16 +145,15 @@ class TensorRTRuntime(Runtime):
     def _cuda(self, result: tuple, call: str):
         return cuda_call(self._cudart, result, call)
 
-    def close(self) -> None:
-        """Free the device buffers and the stream; safe to call twice."""
-        with self._lock:
-            # TensorRT objects go before the memory they point at.
-            self._context = self._engine = self._trt_runtime = None
-            releases = [(self._cudart.cudaFree, address, "cudaFree") for address in self._buffers.values()]
-            if self._stream is not None:
-                releases.append((self._cudart.cudaStreamDestroy, self._stream, "cudaStreamDestroy"))
-            self._buffers, self._stream = {}, None
-            failures = [call for release, handle, call in releases if release(handle)[0] != _success(self._cudart)]
+    def _close(self) -> None:
+        """Free the device buffers and the stream (close() holds the lock); safe to call twice."""
+        # TensorRT objects go before the memory they point at.
+        self._context = self._engine = self._trt_runtime = None
+        releases = [(self._cudart.cudaFree, address, "cudaFree") for address in self._buffers.values()]
+        if self._stream is not None:
+            releases.append((self._cudart.cudaStreamDestroy, self._stream, "cudaStreamDestroy"))
+        self._buffers, self._stream = {}, None
+        failures = [call for release, handle, call in releases if release(handle)[0] != _success(self._cudart)]
         if failures:
             raise RuntimeError(f"{', '.join(failures)} failed while closing {self.path.name}")
 
@@ -169,13 +165,12 @@ class TensorRTRuntime(Runtime):
 
 
 def _require_engine_file(path: Path) -> None:
-    if not path.is_file():
-        raise ModelLoadError(f"engine file {path} does not exist or is not a file")
+    """An engine file that is there (checked by Runtime.__init__) and not empty."""
     if path.stat().st_size == 0:
         raise ModelLoadError(f"engine file {path} is empty; {REBUILD_HINT}")
 
 
-def _gpu(device: int, sidecar: dict, path: Path) -> Gpu:
+def _gpu(device: int, sidecar: Sidecar, path: Path) -> Gpu:
     try:
         return gpu_identity(device)
     except TensorRTUnavailable as exc:
@@ -183,7 +178,7 @@ def _gpu(device: int, sidecar: dict, path: Path) -> Gpu:
         raise ProviderError(f"{exc}; {path} runs on {targets} ({builder_description(sidecar)})") from None
 
 
-def _builder_module(sidecar: dict, path: Path):
+def _builder_module(sidecar: Sidecar, path: Path):
     """The builder that made the engine (its runtime is the only one that reads it), imported;
     TensorRTNotInstalled (an ImportError) naming the engine and the extra where it is missing."""
     builder = builder_named(sidecar["builder"]["name"])

@@ -19,19 +19,19 @@ NVIDIA's rules the check follows:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from alexnet_export.errors import ModelLoadError
-from alexnet_export.runtimes.tensorrt.support import TENSORRT, TENSORRT_RTX, Gpu, TensorRTUnavailable, builder_named
+from alexnet_export.runtimes import sidecar as sidecars
+from alexnet_export.runtimes.sidecar import Sidecar, SidecarRule, sidecar_path  # noqa: F401 (the engine's sidecar path)
+from alexnet_export.runtimes.tensorrt.support import TENSORRT, TENSORRT_RTX, Gpu, builder_named
 
 SIDECAR_FORMAT = 2
 REBUILD_HINT = "rebuild it with `alexnet-export trt`"
 # TensorRT's HardwareCompatibilityLevel members, by the CLI's words.
 HARDWARE_COMPATIBILITY = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
 AMPERE = "8.0"
-REQUIRED_KEYS = ("builder", "targets", "precision", "batch", "metadata")
 # TensorRT 10's version-compatible engines also run with TensorRT 11 (support matrix, "Engine Portability").
 _ACROSS_MAJOR = {10: 11}
 
@@ -73,74 +73,57 @@ class Targets:
                    bool(value.get("builder_default", False)))
 
 
-def new_sidecar(*, builder: str, version: str, built_on: Gpu | None, targets: Targets,
-                hardware_compatibility: str | None, version_compatible: bool, precision: str, batch: dict,
-                input_tensor: dict, source_onnx: str, source_onnx_sha256: str, built_at: str,
-                metadata: dict[str, str]) -> dict:
-    """The sidecar of a new engine, as JSON-ready data; `built_on` None: built ahead of time without a GPU."""
-    return {
-        "format": SIDECAR_FORMAT,
-        "builder": {"name": builder, "version": version, "version_compatible": version_compatible},
-        "ahead_of_time": built_on is None,
-        "built_on": None if built_on is None else {"name": built_on.name, "compute_capability": built_on.compute_capability},
-        "targets": targets.to_json(),
-        "hardware_compatibility": hardware_compatibility,
-        "precision": precision,
-        "batch": batch,
-        "input": input_tensor,
-        "source_onnx": source_onnx,
-        "source_onnx_sha256": source_onnx_sha256,
-        "built_at": built_at,
-        "metadata": dict(metadata),
-    }
+def _check_fields(fields) -> None:
+    builder_named(fields["builder"]["name"]), str(fields["builder"]["version"])
+    Targets.from_json(fields["targets"])
 
 
-def sidecar_path(engine_path: str | Path) -> Path:
-    return Path(str(engine_path) + ".json")
-
-
-def read_sidecar(engine_path: str | Path) -> dict:
-    """The sidecar beside `engine_path`, checked for the keys every reader needs."""
-    path = sidecar_path(engine_path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing; an engine loads only with the sidecar of its build: {REBUILD_HINT}")
-    try:
-        sidecar = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not readable JSON ({exc}); {REBUILD_HINT}") from None
-    if isinstance(sidecar, dict) and "format" not in sidecar and "tensorrt_version" in sidecar:
-        sidecar = _from_first_format(sidecar)
-    missing = [key for key in REQUIRED_KEYS if key not in sidecar] if isinstance(sidecar, dict) else REQUIRED_KEYS
-    if missing:
-        raise ModelLoadError(f"{path} lacks {', '.join(missing)}; {REBUILD_HINT}")
-    metadata = sidecar["metadata"]
-    if not isinstance(metadata, dict) or not all(isinstance(value, str) for value in metadata.values()):
-        raise ModelLoadError(f"{path} metadata must be an object of strings; {REBUILD_HINT}")
-    try:
-        builder_named(sidecar["builder"]["name"]), str(sidecar["builder"]["version"])
-        Targets.from_json(sidecar["targets"])
-    except (KeyError, TypeError, ValueError, AttributeError, TensorRTUnavailable) as exc:
-        raise ModelLoadError(f"{path} has no readable builder or targets ({exc}); {REBUILD_HINT}") from None
-    return sidecar
-
-
-def _from_first_format(old: dict) -> dict:
-    """Sidecars written before the format field: full TensorRT, built on one GPU, for that GPU only."""
+def _upgrade(old: dict) -> dict:
+    """Older sidecars in this one's layout. Format 1 has the same keys as 2; those written before the
+    format field were full TensorRT, built on one GPU, for that GPU only."""
+    if old.get("format") == 1:
+        return {**old, "format": SIDECAR_FORMAT}
+    if "format" in old or "tensorrt_version" not in old:
+        return old
     gpu = Gpu(str(old.get("gpu_name")), str(old.get("compute_capability")))
-    return {**old, "format": 1,
+    return {**old, "format": SIDECAR_FORMAT,
             "builder": {"name": TENSORRT.name, "version": str(old["tensorrt_version"]), "version_compatible": False},
             "ahead_of_time": False, "built_on": {"name": gpu.name, "compute_capability": gpu.compute_capability},
             "targets": Targets((gpu.compute_capability,), gpu_name=gpu.name).to_json(), "hardware_compatibility": "none"}
 
 
-def builder_description(sidecar: dict) -> str:
+# The engine's own check that the pair belongs together is its build (check_runs_here), not a byte count.
+SIDECAR = SidecarRule(SIDECAR_FORMAT, "an engine loads only with the sidecar of its build", REBUILD_HINT,
+                      required=("builder", "targets"), check=_check_fields, upgrade=_upgrade)
+
+
+def new_sidecar(*, builder: str, version: str, built_on: Gpu | None, targets: Targets,
+                hardware_compatibility: str | None, version_compatible: bool, precision: str, batch: dict,
+                input_tensor: dict, source_onnx: str, source_onnx_sha256: str, built_at: str,
+                metadata: dict[str, str]) -> Sidecar:
+    """The sidecar of a new engine; `built_on` None: built ahead of time without a GPU."""
+    return sidecars.new_sidecar(
+        SIDECAR, precision=precision, batch=batch, metadata=metadata,
+        builder={"name": builder, "version": version, "version_compatible": version_compatible},
+        ahead_of_time=built_on is None,
+        built_on=None if built_on is None else {"name": built_on.name, "compute_capability": built_on.compute_capability},
+        targets=targets.to_json(), hardware_compatibility=hardware_compatibility, input=input_tensor,
+        source_onnx=source_onnx, source_onnx_sha256=source_onnx_sha256, built_at=built_at)
+
+
+def read_sidecar(engine_path: str | Path) -> Sidecar:
+    """The sidecar beside `engine_path`, checked for the keys every reader needs."""
+    return sidecars.read_sidecar(engine_path, SIDECAR)
+
+
+def builder_description(sidecar: Sidecar) -> str:
     """"TensorRT for RTX 1.7.1.116, ahead of time without a GPU" or "TensorRT 10.13.0 on NVIDIA L4"."""
     builder, built_on = sidecar["builder"], sidecar.get("built_on")
     where = f"on {built_on['name']}" if built_on else "ahead of time without a GPU"
     return f"{builder['name']} {builder['version']}, {where}"
 
 
-def check_targets(sidecar: dict, gpu: Gpu, engine: str = "this engine") -> None:
+def check_targets(sidecar: Sidecar, gpu: Gpu, engine: str = "this engine") -> None:
     """ModelLoadError unless `gpu` is one the engine was built for."""
     targets = Targets.from_json(sidecar["targets"])
     if not targets.admits(gpu):
@@ -152,7 +135,7 @@ def check_targets(sidecar: dict, gpu: Gpu, engine: str = "this engine") -> None:
                              f" {gpu.describe()}: {remedy}")
 
 
-def check_builder_version(sidecar: dict, installed: str, engine: str = "this engine") -> None:
+def check_builder_version(sidecar: Sidecar, installed: str, engine: str = "this engine") -> None:
     """ModelLoadError unless the installed builder (same kind as the sidecar's) runs the engine."""
     builder = sidecar["builder"]
     built, compatible = str(builder["version"]), bool(builder.get("version_compatible"))
@@ -182,7 +165,7 @@ def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def check_runs_here(sidecar: dict, gpu: Gpu, installed: str, engine: str = "this engine") -> None:
+def check_runs_here(sidecar: Sidecar, gpu: Gpu, installed: str, engine: str = "this engine") -> None:
     """Both checks, targets first: what the runtime asks before it deserialises anything."""
     check_targets(sidecar, gpu, engine)
     check_builder_version(sidecar, installed, engine)

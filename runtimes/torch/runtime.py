@@ -41,6 +41,8 @@ class TorchRuntime(Runtime):
     `predict` also takes a torch tensor (or any DLPack array) and returns logits of its kind on its device.
     """
 
+    backend = "torch"
+
     def __init__(
         self,
         model=None,
@@ -54,6 +56,7 @@ class TorchRuntime(Runtime):
         channels_last: bool = False,
         tf32: bool | None = None,
     ):
+        super().__init__()  # a checkpoint path is checked by load_alexnet (WeightsError), not as a model file
         require("torch", purpose="TorchRuntime (a PyTorch checkpoint)")
         import torch
 
@@ -98,6 +101,7 @@ class TorchRuntime(Runtime):
         the same kind out, on the batch's device."""
         if isinstance(batch, np.ndarray) or not hasattr(batch, "__dlpack__"):
             return super().predict(batch)
+        self._check_open()
         torch, back = self._torch, callers_kind(batch)
         tensor = batch if isinstance(batch, torch.Tensor) else torch.from_dlpack(batch)
         check_layout(tuple(tensor.shape), str(tensor.dtype), tensor.dtype == torch.float32, self.bounds,

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from alexnet_export.errors import ArgumentError, InputError, ModelLoadError
@@ -161,3 +162,37 @@ def test_without_executorch_the_error_is_one_line_naming_the_extra(tmp_path):
         "ExecuTorch is not installed (import of executorch halted; None in sys.modules);"
         " run: pip install 'alexnet-export[executorch]'")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_logits_are_the_callers_and_a_closed_runtime_says_so(fp32_pte, real_images):
+    from alexnet_export.errors import InferenceError
+    from alexnet_export.models.spec import Preprocessing
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+
+    runtime = open_runtime(fp32_pte.path)
+    inputs = preprocess_batch(real_images[:2], Preprocessing())
+    first = runtime.predict(inputs[:1])
+    kept = first.copy()
+    assert not np.array_equal(runtime.predict(inputs[1:]), kept)
+    assert np.array_equal(first, kept)  # not a view of the planned buffers the next call wrote
+    runtime.close()
+    with pytest.raises(InferenceError, match=r"^the ExecuTorch runtime for small.pte is closed$"):
+        runtime.predict(inputs[:1])
+
+
+@pytest.mark.parametrize("damage", ["header", "body"])
+def test_a_damaged_pte_prints_one_line_and_nothing_else(cli, fp32_pte, photos, tmp_path, damage, one_line_failure):
+    """ExecuTorch logs why it refuses a program (and its import, torchao's and torch's warnings): predict
+    keeps it all off stderr but the reason, in its one error line. A header that is not ExecuTorch's is
+    refused before the bindings read it: ExecuTorch logs its identifier's bytes as text, and pybind11
+    aborts the process on bytes that are not UTF-8 (these random ones)."""
+    data = bytearray(fp32_pte.path.read_bytes())
+    where = slice(0, 64) if damage == "header" else slice(1000, 5000)
+    data[where] = np.random.default_rng(0).integers(0, 256, where.stop - where.start, dtype=np.uint8).tobytes()
+    bad = tmp_path / "bad.pte"
+    bad.write_bytes(bytes(data))
+    (tmp_path / "bad.pte.json").write_text(fp32_pte.sidecar.read_text())  # the same size: the sidecar agrees
+    line = one_line_failure(cli("predict", bad, photos[0]), alone=True)
+    reason = {"header": "it is not an ExecuTorch program", "body": "Verification failed; data may be truncated or corrupt"}
+    assert line.startswith(f"Error: ExecuTorch cannot load {bad}: {reason[damage]}"), line

@@ -69,7 +69,7 @@ def test_an_engine_is_inspected_through_its_sidecar_and_source(rtx, trt_engines,
     # A source that changed since the build is refused: its layers would not be the engine's.
     copy = tmp_path / "copy.engine"
     shutil.copy(engine.path, copy)
-    changed = {**sidecar, "source_onnx": str(inspection.onnx.resolve()), "source_onnx_sha256": "0" * 64}
+    changed = {**sidecar.to_json(), "source_onnx": str(inspection.onnx.resolve()), "source_onnx_sha256": "0" * 64}
     sidecar_path(copy).write_text(json.dumps(changed))
     with pytest.raises(ModelLoadError, match=r"has changed since copy.engine was built from it"):
         inspect_model(copy)

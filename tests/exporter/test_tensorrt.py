@@ -46,7 +46,7 @@ def _sidecar(builder="TensorRT for RTX", version="1.7.1.116", built_on=None, tar
                        precision="int8-tensorrt", batch={"min": 1, "opt": 8, "max": 32},
                        input_tensor={"name": "images", "format": "float32", "dtype": "float32", "shape": [-1, 3, 224, 224]},
                        source_onnx="alexnet.int8-tensorrt.onnx", source_onnx_sha256="ab" * 32,
-                       built_at="2026-01-01T00:00:00+00:00", metadata={"alexnet_export.num_classes": "10"})
+                       built_at="2026-01-01T00:00:00+00:00", metadata={"alexnet_export.num_classes": "10"}).to_json()
 
 
 # The sidecar's checks: pure functions of the sidecar, the GPU and the installed builder's version.
@@ -114,7 +114,7 @@ def test_sidecar_is_read_beside_the_engine(tmp_path):
     with pytest.raises(ModelLoadError, match="no readable builder or targets"):
         read_sidecar(engine)
     sidecar_path(engine).write_text(json.dumps(_sidecar()))
-    assert read_sidecar(engine) == _sidecar()
+    assert read_sidecar(engine).to_json() == _sidecar()
 
 
 def test_first_format_sidecars_read_as_tensorrt_on_their_gpu(tmp_path):

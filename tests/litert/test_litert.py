@@ -273,3 +273,22 @@ def test_without_ai_edge_litert_opening_a_tflite_names_the_extra(fp32_tflite):
     assert result.stderr.strip().splitlines()[-1].endswith(
         "reading a .tflite needs ai-edge-litert (import of ai_edge_litert halted; None in sys.modules);"
         " run: pip install 'alexnet-export[litert]'")
+
+
+def test_logits_are_the_callers_and_a_closed_runtime_says_so(fp32_tflite, real_images):
+    """The batch is written straight into the interpreter's input tensor (the NHWC transpose on the way);
+    what comes back is a copy of its output tensor, which the next call overwrites."""
+    from alexnet_export.errors import InferenceError
+    from alexnet_export.models.spec import Preprocessing
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+
+    runtime = open_runtime(fp32_tflite.path)
+    inputs = preprocess_batch(real_images[:2], Preprocessing())
+    first = runtime.predict(inputs[:1])
+    kept = first.copy()
+    assert not np.array_equal(runtime.predict(inputs[1:]), kept)
+    assert np.array_equal(first, kept) and np.array_equal(runtime.predict(inputs[:1]), kept)
+    runtime.close()
+    with pytest.raises(InferenceError, match=r"^the LiteRT runtime for small.tflite is closed$"):
+        runtime.predict(inputs[:1])

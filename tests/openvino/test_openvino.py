@@ -110,3 +110,19 @@ def test_cli_makes_an_ir_that_predict_runs(cli, tmp_path, small_onnx, photos):
     assert prediction.returncode == 0 and prediction.stdout.count("%") == 2, prediction.stderr
     refused = cli("openvino", "--precision", "int8", "-o", "x.xml", cwd=tmp_path)
     assert refused.returncode == 2 and "int8-openvino needs calibration images: a folder of 64 or more (--calib-dir)" in refused.stderr
+
+
+def test_logits_are_the_callers_and_a_closed_runtime_says_so(fp32_ir, real_images):
+    """The request reads the batch in place and its output tensor is shared (share_inputs, share_outputs);
+    the logits returned are a copy, so the next call on the same request does not change them."""
+    from alexnet_export.errors import InferenceError
+
+    runtime = OpenVinoRuntime(fp32_ir.path)
+    inputs = preprocess_batch(real_images[:2], runtime.metadata.preprocessing)
+    first = runtime.predict(inputs[:1])
+    kept = first.copy()
+    assert not np.array_equal(runtime.predict(inputs[1:2]), kept)
+    assert np.array_equal(first, kept) and first.flags.owndata and first.dtype == np.float32
+    runtime.close()
+    with pytest.raises(InferenceError, match=r"^the OpenVINO runtime for small.xml is closed$"):
+        runtime.predict(inputs[:1])

@@ -151,7 +151,7 @@ def test_opening_an_engine_without_its_builder_names_the_extra(monkeypatch, tmp_
         hardware_compatibility="none", version_compatible=False, precision="fp16", batch={"min": 1, "opt": 8, "max": 32},
         input_tensor={"name": "images", "format": "float32", "dtype": "float32", "shape": [-1, 3, 224, 224]},
         source_onnx="alexnet.fp16.onnx", source_onnx_sha256="ab" * 32, built_at="2026-01-01T00:00:00+00:00",
-        metadata={"alexnet_export.num_classes": "10"})))
+        metadata={"alexnet_export.num_classes": "10"}).to_json()))
     expected = (rf"^{re.escape(str(engine))} was built by TensorRT 10.13.0, on .*; TensorRT is not installed"
                 r" \(no module tensorrt\); pip install 'alexnet-export\[trt\]'$")
     with pytest.raises(TensorRTNotInstalled, match=expected) as caught:

@@ -1,0 +1,86 @@
+"""The one way an export puts a file in place: write it and its companions in a hidden folder beside
+the target, open it with its own runtime, hold its logits to a parity gate against a reference on
+held-out images, and only then rename the set into place. A failure at any step leaves the target
+and its companions as they were (core/atomic.py).
+
+Every kind that writes through here (OpenVINO IR, .ort, .pte, .tflite, ncnn) differs only in how it
+writes the staged file and which runtime opens it; which companions move with it is the backend
+table's rule (runtimes/table.py). The ONNX files keep their own gate (exporter/onnx/variants.py):
+a failed INT8 gate there searches for layers to keep in float before it gives up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from alexnet_export.atomic import staged_with_companions
+from alexnet_export.events import Listener, Step, Verified, ignore
+from alexnet_export.models.spec import ArtifactMetadata
+from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.table import backend_for
+from alexnet_export.runtimes.verification.parity import VERIFY_BATCH, ParityGate, ParityReport, compare_logits, enforce
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a new file must agree with: `reference` (a runtime) on `inputs`, within `gate`.
+    reference_name and verified_on describe both for the report ("eager PyTorch", "24 photo-like images")."""
+
+    reference: Runtime
+    inputs: np.ndarray
+    gate: ParityGate
+    verified_on: str
+    reference_name: str = "eager PyTorch"
+
+    def check(self, candidate: Runtime, what: str) -> ParityReport:
+        """Both runtimes on the inputs in chunks of VERIFY_BATCH (each split or padded to what the
+        runtime takes); ParityError naming `what` when the candidate fails the gate."""
+        chunks = [self.inputs[i : i + VERIFY_BATCH] for i in range(0, len(self.inputs), VERIFY_BATCH)]
+        expected = np.concatenate([self.reference.predict_in_allowed_batches(chunk) for chunk in chunks])
+        actual = np.concatenate([candidate.predict_in_allowed_batches(chunk) for chunk in chunks])
+        return enforce(compare_logits(expected, actual), self.gate, what)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file put in place: its size, the parity figures, and what ran it."""
+
+    path: Path
+    size: int
+    report: ParityReport
+    device: str  # the candidate runtime's device, e.g. "CPU (XNNPACK)"
+    precision: str  # what the candidate runtime says the file holds
+
+
+def write_verified(output: Path, write: Callable[[Path], None], open_candidate: Callable[[Path], Runtime], gate: Gate,
+                   *, what: str, on_event: Listener = ignore) -> Written:
+    """`write(staged)` writes the file (and any companions beside it) under the target's name in a
+    hidden folder; `open_candidate(staged)` opens it; `gate` decides. `what` names the candidate in
+    messages ("INT8 ExecuTorch"). The companions the table names that `write` made move with it."""
+    backend, made = backend_for(output), []
+    # The staged file has the target's name, so its companions have the targets' names: those the
+    # writer made move with it; one the kind may have but this write did not make (an .onnx's
+    # external data) is neither moved nor removed.
+    with staged_with_companions(output, lambda path: [path.with_name(name) for name in made]) as staged:
+        write(staged)
+        made.extend(path.name for path in backend.companion_paths(staged) if path.is_file())
+        on_event(Step(f"verifying {output.name} under {what} against {gate.reference_name} on {gate.verified_on}"))
+        candidate = open_candidate(staged)
+        try:
+            report = gate.check(candidate, f"{output.name} ({what})")
+            device, precision = candidate.device, candidate.precision
+        finally:
+            candidate.close()
+        size = staged.stat().st_size
+    on_event(Verified(f"parity, {gate.reference_name} vs {what} ({device}), on {gate.verified_on}", report))
+    return Written(Path(output), size, report, device, precision)
+
+
+def labelled_props(metadata: ArtifactMetadata, precision: str, versions: Mapping[str, str]) -> dict[str, str]:
+    """The toolkit's metadata props for a sidecar: labelled with the file's precision, and the versions
+    of the tools that made it added to the source's."""
+    return replace(metadata, precision=precision, tool_versions={**metadata.tool_versions, **versions}).to_props()
