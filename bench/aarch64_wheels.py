@@ -4,16 +4,18 @@ release's), and per backend the layer of heavier wheels its runtime needs there.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from email.parser import Parser
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
-# What computes the logits, pinned to this machine's release (distribution names as pip takes them).
-# ai-edge-litert (the .tflite runtime) goes in only where it is installed here: it has aarch64 wheels.
-PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",),
-          "ai-edge-litert": ("ai-edge-litert",)}
+# What computes the logits, pinned to this machine's release (distribution names as pip takes them): the
+# light install's runtime and image libraries, then `runtime_pins` adds the runtimes of the backend table's
+# kinds that `verify --on aarch64` runs without a layer of their own (LiteRT's interpreter, ncnn: light
+# wheels with aarch64 builds), each where it is installed here.
+CORE_PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",)}
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,27 @@ def wheel_requirements(wheel: str | Path) -> list[str]:
     return [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
 
 
+def extra_distributions(extra: str) -> list[str]:
+    """The distributions the toolkit's `extra` adds, from its installed metadata (pyproject's extras)."""
+    marker = re.compile(rf"extra\s*==\s*['\"]{re.escape(extra)}['\"]")
+    names = [re.match(r"[A-Za-z0-9._-]+", r).group(0).lower() for r in requires("alexnet-export") or [] if marker.search(r)]
+    return [name for name in names if name != "alexnet-export"]
+
+
+def pinned() -> dict[str, tuple[str, ...]]:
+    """CORE_PINNED and, per table row `verify --on aarch64` runs without a layer, its extra's distributions."""
+    from alexnet_export.runtimes.table import BACKENDS
+
+    found = dict(CORE_PINNED)
+    for backend in BACKENDS:
+        if backend.aarch64 and backend.extra and backend.name not in LAYERS:
+            found.update({name: (name,) for name in extra_distributions(backend.extra)})
+    return found
+
+
 def pins() -> list[str]:
     found = []
-    for name, distributions in PINNED.items():
+    for name, distributions in pinned().items():
         for distribution in distributions:
             try:
                 found.append(f"{name}=={version(distribution)}")

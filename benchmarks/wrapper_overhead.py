@@ -4,11 +4,12 @@ lowest-overhead call on the same loaded model, interleaved.
     .venv/bin/python benchmarks/wrapper_overhead.py [--rounds 200] [--warmup 20] [--classes 1000]
         [--threads N] [--backends onnx,openvino,openvino-int8,executorch,litert,torch]
 
-Exports the seeded AlexNet (random weights, no downloads) at batch 1 into a temporary folder, once per
-backend installed here (the OpenVINO INT8 IR is calibrated on synthetic images), and opens each file
-with the toolkit's runtime. The raw call drives that runtime's own loaded session, compiled model,
-method or interpreter, so both sides run the same native code on the same threads and only the
-Python between differs:
+Exports the seeded AlexNet (random weights, no downloads) into a temporary folder, once per backend
+installed here: the .pte and .tflite for batch 1, the .onnx and the IRs made from it with a dynamic
+batch, as `alexnet-export onnx` and `openvino` make them (the OpenVINO INT8 IR is calibrated on
+synthetic images). It opens each file with the toolkit's runtime. The raw call drives that runtime's
+own loaded session, compiled model, method or interpreter, so both sides run the same native code
+on the same threads and only the Python between differs:
     onnx           session.run_with_iobinding on a binding made once (input bound in place, CPU output)
     openvino(-int8) an infer request's infer(share_inputs=True, share_outputs=True), output copied
     executorch     method.execute on a torch view of the batch made once
@@ -80,7 +81,7 @@ def export(backend: str, folder: Path, classes: int, made: dict[str, Path]) -> P
 
     source = ModelSource(num_classes=classes)
     if backend in ("onnx", "openvino", "openvino-int8") and "onnx" not in made:
-        made["onnx"] = export_onnx_file(folder / "alexnet.onnx", source, batch=1, verify=False).path
+        made["onnx"] = export_onnx_file(folder / "alexnet.onnx", source, verify=False).path
     if backend == "onnx":
         return made["onnx"]
     if backend == "openvino":

@@ -71,6 +71,12 @@ def require(*modules: str, purpose: str) -> None:
             raise MissingDependencyError(missing_message(module, purpose) or f"{purpose} needs {module}")
 
 
+def require_export() -> None:
+    """The export extra, checked where an export is first asked for (the exporter's package faces):
+    one line naming it, where an import would fail deep inside torch or onnx."""
+    require(*EXPORT_MODULES, purpose="exporting a model")
+
+
 def _installed(module: str) -> bool:
     try:
         return find_spec(module) is not None

@@ -9,14 +9,19 @@ from importlib import import_module
 from typing import Callable
 
 
-def lazy_names(module: str, homes: dict[str, str], base: str | None = None) -> Callable[[str], object]:
+def lazy_names(module: str, homes: dict[str, str], base: str | None = None,
+               before: Callable[[], None] | None = None) -> Callable[[str], object]:
     """A `__getattr__` for `module`: each name of `homes` ({name: submodule}) is imported from
-    `base.submodule` (base: `module` itself, for a package's face) when first asked for, then kept."""
+    `base.submodule` (base: `module` itself, for a package's face) when first asked for, then kept.
+    before: run first each time a name is imported (a check that its extra is installed, which then
+    fails in one line naming it instead of deep inside the import)."""
     base = base or module
 
     def __getattr__(name: str) -> object:
         if name not in homes:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        if before is not None:
+            before()
         value = getattr(import_module(f"{base}.{homes[name]}"), name)
         setattr(sys.modules[module], name, value)
         return value

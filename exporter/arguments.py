@@ -1,26 +1,21 @@
-"""What the export commands share: the export extra's check, the arguments checked once before
-any work (a PipelineError naming the one at fault), and the default names."""
+"""What the export commands share: the arguments checked once before any work (a PipelineError naming
+the one at fault) and the default names. The export extra is checked before this is imported, where
+an export is first asked for (the exporter's package faces, core/extras.py `require_export`)."""
 
 from __future__ import annotations
 
-from alexnet_export.extras import EXPORT_MODULES, require
+from pathlib import Path
+from typing import Sequence
 
-# Every command exports: on an install without the export extra, say so in one line
-# before an import below fails deep inside torch or onnx.
-require(*EXPORT_MODULES, purpose="exporting a model")
-
-from pathlib import Path  # noqa: E402 (after the check above)
-from typing import Sequence  # noqa: E402
-
-from alexnet_export.atomic import check_output_path  # noqa: E402
-from alexnet_export.errors import ArgumentError  # noqa: E402
-from alexnet_export.exporter.calibration.ranges import MIN_IMAGES  # noqa: E402
-from alexnet_export.exporter.source import ModelSource  # noqa: E402
-from alexnet_export.exporter.onnx.variants import check_float_layers  # noqa: E402
+from alexnet_export.atomic import check_output_path
+from alexnet_export.errors import ArgumentError
+from alexnet_export.exporter.calibration.ranges import MIN_IMAGES
+from alexnet_export.exporter.source import ModelSource
+from alexnet_export.exporter.onnx.variants import check_float_layers
 from alexnet_export.exporter.calibration.images import CalibrationOptions
-from alexnet_export.models.precisions import Precision  # noqa: E402
-from alexnet_export.runtimes.table import backend_named  # noqa: E402
-from alexnet_export.models.spec import INPUT_FORMATS  # noqa: E402
+from alexnet_export.models.precisions import Precision
+from alexnet_export.runtimes.table import backend_named
+from alexnet_export.models.spec import INPUT_FORMATS
 
 DEFAULT_STEM = "alexnet"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -44,4 +45,4 @@ _HOMES = {
 __all__ = ["DEFAULT_ENGINE", "DEFAULT_STEM", "CalibrationOptions", "EngineBuild", "IrFile", "ModelSource", "OnnxFile",
            "PipelineError", "build_tensorrt_engine", "export_executorch", "export_litert", "export_ncnn", "export_onnx_file",
            "export_openvino_ir", "export_ort_file", "load_model", "make_precision_file"]
-__getattr__ = lazy_names(__name__, _HOMES, base="alexnet_export.exporter")
+__getattr__ = lazy_names(__name__, _HOMES, base="alexnet_export.exporter", before=require_export)

@@ -68,7 +68,7 @@ def write_verified(output: Path, write: Callable[[Path], None], open_candidate: 
     with staged_with_companions(output, lambda path: [path.with_name(name) for name in made]) as staged:
         write(staged)
         made.extend(path.name for path in backend.companion_paths(staged) if path.is_file())
-        on_event(Step(f"verifying {output.name} under {what} against {gate.reference_name} on {gate.verified_on}"))
+        on_event(Step(f"verifying {output.name} ({what}) against {gate.reference_name} on {gate.verified_on}"))
         candidate = open_candidate(staged)
         try:
             report = gate.check(candidate, f"{output.name} ({what})")

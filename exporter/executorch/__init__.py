@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alexnet_export.exporter.executorch.spec import COMMAND, DEFAULT_MAX_BATCH, MAX_BATCH_LIMIT
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -14,4 +15,4 @@ if TYPE_CHECKING:
 __all__ = ["COMMAND", "DEFAULT_MAX_BATCH", "MAX_BATCH_LIMIT", "export_executorch"]
 __getattr__ = lazy_names(__name__, {
     "export_executorch": "command",
-})
+}, before=require_export)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alexnet_export.exporter.ncnn.spec import COMMAND
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -17,4 +18,4 @@ __all__ = ["COMMAND", "NcnnResult", "export_ncnn"]
 __getattr__ = lazy_names(__name__, {
     "NcnnResult": "convert",
     "export_ncnn": "command",
-})
+}, before=require_export)

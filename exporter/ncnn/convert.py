@@ -39,7 +39,7 @@ class NcnnResult:
     param_bytes: int
     bin_bytes: int
     layers: str  # "15 layers: Convolution x2, ..."
-    parity: ParityReport
+    report: ParityReport
     verified_on: str
     seconds: float = 0.0
 

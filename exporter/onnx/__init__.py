@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -19,4 +20,4 @@ __getattr__ = lazy_names(__name__, {
     "export_onnx_file": "command",
     "export_ort_file": "ort_format",
     "make_precision_file": "command",
-})
+}, before=require_export)

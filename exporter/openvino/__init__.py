@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -14,4 +15,4 @@ __all__ = ["IrFile", "export_openvino_ir"]
 __getattr__ = lazy_names(__name__, {
     "IrFile": "command",
     "export_openvino_ir": "command",
-})
+}, before=require_export)

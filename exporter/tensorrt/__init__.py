@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from alexnet_export.extras import require_export
 from alexnet_export.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -18,4 +19,4 @@ __getattr__ = lazy_names(__name__, {
     "DEFAULT_ENGINE": "command",
     "EngineBuild": "command",
     "build_tensorrt_engine": "command",
-})
+}, before=require_export)

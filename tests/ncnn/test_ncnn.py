@@ -55,7 +55,8 @@ def test_int8_weights_of_the_1000_class_model_stay_under_60_mb():
 
     param, weights = write_ncnn(seeded_alexnet(1000, seed=0), "int8", dict.fromkeys(WEIGHTED, 4.0))
     assert 49e6 < len(weights) < 60e6  # 61 million weights at one byte, plus scales and FP32 biases
-    assert param.count("8=2") == 8  # per-channel scales: five convolutions (the grouped ones per group), three FC
+    # Per-channel scales on every weighted layer: conv1, conv3, two per grouped conv (one Convolution per group), fc6-8.
+    assert param.count("8=2") == 2 + 2 * 3 + 3 and "ConvolutionDepthWise" not in param
 
 
 def test_a_second_int8_export_reuses_the_calibration_ranges(int8_ncnn, calib_dir, calibration_cache, tmp_path):
