@@ -57,10 +57,12 @@ class Written:
 
 
 def write_verified(output: Path, write: Callable[[Path], None], open_candidate: Callable[[Path], Runtime], gate: Gate,
-                   *, what: str, on_event: Listener = ignore) -> Written:
+                   *, what: str, failing: str | None = None, on_event: Listener = ignore) -> Written:
     """`write(staged)` writes the file (and any companions beside it) under the target's name in a
     hidden folder; `open_candidate(staged)` opens it; `gate` decides. `what` names the candidate in
-    messages ("INT8 ExecuTorch"). The companions the table names that `write` made move with it."""
+    progress ("int8-executorch ExecuTorch"); `failing` names it in a failed gate's ParityError
+    ("m.pte (int8-executorch)"; None: the file's name and `what`). The companions the table names that
+    `write` made move with it."""
     backend, made = backend_for(output), []
     # The staged file has the target's name, so its companions have the targets' names: those the
     # writer made move with it; one the kind may have but this write did not make (an .onnx's
@@ -71,7 +73,7 @@ def write_verified(output: Path, write: Callable[[Path], None], open_candidate: 
         on_event(Step(f"verifying {output.name} ({what}) against {gate.reference_name} on {gate.verified_on}"))
         candidate = open_candidate(staged)
         try:
-            report = gate.check(candidate, f"{output.name} ({what})")
+            report = gate.check(candidate, failing or f"{output.name} ({what})")
             device, precision = candidate.device, candidate.precision
         finally:
             candidate.close()

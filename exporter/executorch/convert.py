@@ -191,6 +191,6 @@ def write_verified_pte(write: Callable[[BinaryIO], None], delegation: Delegation
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
     written = write_verified(output, write_pair, lambda staged: ExecuTorchRuntime(staged, threads=threads), gate,
-                             what=f"{precision} ExecuTorch", on_event=on_event)
+                             what=f"{precision} ExecuTorch", failing=f"{output.name} ({precision})", on_event=on_event)
     return PteResult(output, sidecar_path(output), precision, written.size, (1, max_batch), delegation, written.report,
                      verified_on)

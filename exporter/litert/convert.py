@@ -168,6 +168,6 @@ def write_verified_tflite(flatbuffer: bytes, output: Path, precision: str, metad
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
     written = write_verified(output, write_pair, lambda staged: LiteRtRuntime(staged, threads=threads), gate,
-                             what=f"{precision} LiteRT", on_event=on_event)
+                             what=f"{precision} LiteRT", failing=f"{output.name} ({precision})", on_event=on_event)
     return TfliteResult(output, sidecar_path(output), precision, written.size, batch, facts[0].layout,
                         dict(sorted(facts[0].operators.items())), written.report, verified_on)

@@ -70,6 +70,6 @@ def write_verified_ncnn(model, output: Path, precision: str, metadata: ArtifactM
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
     written = write_verified(output, write, lambda staged: NcnnRuntime(staged, threads=threads), gate,
-                             what=f"{precision} ncnn", on_event=on_event)
+                             what=f"{precision} ncnn", failing=f"{output.name} ({precision})", on_event=on_event)
     return NcnnResult(output, bin_path(output), sidecar_path(output), precision, written.size, facts[0].bin_bytes,
                       facts[0].describe(), written.report, verified_on)

@@ -95,7 +95,8 @@ def write_verified_ort(source: Path, output: Path, inputs, verified_on: str, *,
     try:
         written = write_verified(output, convert, lambda staged: OnnxRuntime(staged, "CPUExecutionProvider"),
                                  Gate(reference, inputs, FP32_GATE, verified_on, reference_name=source.name),
-                                 what="ONNX Runtime format", on_event=on_event)
+                                 what="ONNX Runtime format", on_event=on_event,
+                                 failing=f"{output.name} (ONNX Runtime format of {source.name})")
     finally:
         reference.close()
     return OrtFile(output, config_path(output), written.precision, written.size, source.stat().st_size,

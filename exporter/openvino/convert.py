@@ -56,7 +56,8 @@ def write_verified_ir(onnx_path: Path, output: Path, precision: str, reference: 
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on, reference_name="reference")
     return write_verified(check_ir_path(output), convert, lambda staged: OpenVinoRuntime(staged, threads=threads),
-                          gate, what=f"{precision} OpenVINO IR", on_event=on_event).report
+                          gate, what=f"{precision} OpenVINO IR", failing=f"{output.name} ({precision})",
+                          on_event=on_event).report
 
 
 def check_ir_path(xml_path: str | Path, argument: str = "output") -> Path:

@@ -49,11 +49,19 @@ def read_sidecar(param_path: str | Path) -> Sidecar:
     return sidecars.read_sidecar(param_path, SIDECAR)
 
 
-def check_pair(facts: NcnnFacts, sidecar: Sidecar, name: str) -> None:
-    """ModelLoadError unless the files are the ones the sidecar describes, and hold what its precision says."""
+def check_pair(facts: NcnnFacts, sidecar: Sidecar, path: Path) -> None:
+    """ModelLoadError unless the files are the ones the sidecar describes, and hold what its precision says.
+    The digests too: a .bin of another AlexNet with as many classes has the same size and passes every check."""
+    from alexnet_export.hashing import file_sha256
+
+    name = path.name
     if sidecar["bin_bytes"] != facts.bin_bytes:
         raise ModelLoadError(f"{name}'s sidecar describes a .bin of {sidecar['bin_bytes']} bytes but"
                              f" {bin_path(name).name} has {facts.bin_bytes}; the two are not one export")
+    for file, key in ((path, SIDECAR.hash_key), (bin_path(path), "bin_sha256")):
+        if sidecar.get(key) is not None and sidecar[key] != file_sha256(file):
+            raise ModelLoadError(f"{file.name} is not the file {name}'s sidecar describes (its SHA-256 differs from"
+                                 f" the sidecar's {key}); the two are not one export")
     stored = "int8" if sidecar.precision.startswith("int8") else sidecar.precision
     if facts.weights != stored:
         raise ModelLoadError(f"{name} holds {facts.weights} weights but its sidecar says {sidecar.precision};"
@@ -73,7 +81,7 @@ class NcnnRuntime(Runtime):
         super().__init__(path)
         facts = read_ncnn_facts(self.path)
         sidecar = read_sidecar(self.path)
-        check_pair(facts, sidecar, self.path.name)
+        check_pair(facts, sidecar, self.path)
         ncnn = import_ncnn()
         try:
             self.metadata = ArtifactMetadata.from_props(sidecar.metadata, facts.classes)

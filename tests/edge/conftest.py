@@ -48,3 +48,21 @@ def aarch64_sandbox(light_wheel):
         return make_sandbox(requirements=wheel_requirements(light_wheel))
     except SandboxUnavailable as exc:
         pytest.skip(f"no aarch64 sandbox on this machine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def ncnn_pairs(tmp_path_factory, calib_dir, calibration_cache) -> dict:
+    """{"ncnn-fp32": .ncnn.param, "ncnn-int8": .int8.ncnn.param} of the 10-class model, exported as
+    tests/ncnn/conftest.py does; {} where ncnn is not installed (the sandbox then has no ncnn either)."""
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        return {}
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
+    from alexnet_export.exporter.pipeline import ModelSource, export_ncnn
+
+    folder, source = tmp_path_factory.mktemp("edge-ncnn"), ModelSource(num_classes=10, seed=3)
+    calibration = CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache)
+    return {"ncnn-fp32": export_ncnn(folder / "small.ncnn.param", source, threads=2).path,
+            "ncnn-int8": export_ncnn(folder / "small.int8.ncnn.param", source, precision="int8-ncnn",
+                                     calibration=calibration, threads=2).path}

@@ -17,14 +17,15 @@ import pytest
 from alexnet_export.bench.aarch64 import run_files, stage_toolkit
 from alexnet_export.bench.aarch64_wheels import LAYERS, pins, wheel_requirements
 from alexnet_export.models.precisions import gate_for
-from alexnet_export.runtimes import OnnxRuntime
+from alexnet_export.runtimes import open_runtime
+from alexnet_export.runtimes.table import backend_for
 from alexnet_export.runtimes.verification.parity import compare_logits
 from alexnet_export.runtimes.preprocess import preprocess_readable
 
 # Emulated, AlexNet takes about 3 s per image in FP32 and 11 s in FP16 on a shared 2-core machine:
 # 2 random inputs and 2 photos per file (the FP16 file, which fails, the random ones only), and
 # classify (which runs the model again) on the two kinds of input.
-KINDS = ("fp32", "pixels", "fp16", "int8-cpu", "int8-tensorrt")
+KINDS = ("fp32", "pixels", "fp16", "int8-cpu", "int8-tensorrt", "ncnn-fp32", "ncnn-int8")  # ncnn: where installed
 CLASSIFIED = ("fp32", "pixels")
 PHOTOS_USED = 2
 # ONNX Runtime runs the FP16 file's Conv/Gemm in FP16 arithmetic where the CPU has it (ARMv8.2
@@ -47,17 +48,17 @@ def int8_cpu_onnx(tmp_path_factory, small_onnx, calib_dir, calibration_cache) ->
 
 
 @pytest.fixture(scope="module")
-def on_both(aarch64_sandbox, light_wheel, small_onnx, pixel_onnx, precision_onnx, int8_cpu_onnx, photos,
+def on_both(aarch64_sandbox, light_wheel, small_onnx, pixel_onnx, precision_onnx, int8_cpu_onnx, ncnn_pairs, photos,
             tmp_path_factory):
     """Per kind of file: this machine's logits and classify results, and the light wheel's on
-    aarch64, all five files in one emulated process."""
+    aarch64, all the files (five .onnx, the ncnn pairs) in one emulated process."""
     models = {"fp32": small_onnx, "pixels": pixel_onnx, "fp16": precision_onnx["fp16"], "int8-cpu": int8_cpu_onnx,
-              "int8-tensorrt": precision_onnx["int8"]}
+              "int8-tensorrt": precision_onnx["int8"], **ncnn_pairs}
     chosen = photos[:PHOTOS_USED]
     rng = np.random.default_rng(20)
     here, arrays, items = {}, {}, []
     for kind, model in models.items():
-        runtime = OnnxRuntime(model, providers=["CPUExecutionProvider"])
+        runtime = open_runtime(model, **backend_for(model).taken(providers=["CPUExecutionProvider"]))
         spec = runtime.metadata.preprocessing
         key = "pixels" if spec.takes_pixels else "floats"
         if key not in arrays:
@@ -69,7 +70,7 @@ def on_both(aarch64_sandbox, light_wheel, small_onnx, pixel_onnx, precision_onnx
             key = f"{key}-random"
         here[kind] = (runtime.precision, runtime.predict(arrays[key]),
                       runtime.classify([str(p) for p in chosen], top_k=runtime.metadata.num_classes)
-                      if kind in CLASSIFIED else None)
+                      if kind in CLASSIFIED else None, runtime.device)
         items.append({"model": model, "input": key, "classify": chosen if kind in CLASSIFIED else [],
                       "top_k": runtime.metadata.num_classes})
     toolkit = stage_toolkit(tmp_path_factory.mktemp("aarch64-toolkit"), light_wheel)
@@ -87,10 +88,14 @@ def test_the_sandbox_is_aarch64_with_this_machines_onnxruntime(on_both):
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=FP16_ON_ARM) if k == "fp16" else k for k in KINDS])
 def test_aarch64_logits_pass_the_files_gate_against_this_machines(on_both, kind):
     here, there, _ = on_both
-    precision, logits, _ = here[kind]
+    if kind not in here:
+        pytest.skip("ncnn is not installed (pip install '.[ncnn]')")
+    precision, logits, _, device = here[kind]
     run = there[kind]
-    assert run.precision == precision and run.device == "CPUExecutionProvider"
+    assert run.precision == precision and run.device == device  # "CPUExecutionProvider", "ncnn 1.0.… (CPU, …)"
     report = compare_logits(logits, run.logits)
+    print(f"{kind} on aarch64: max_abs {report.max_abs:.3g}, max_rel {report.max_rel:.3g},"
+          f" min_cosine {report.min_cosine:.8f}, gate {gate_for(precision).name}")
     assert report.failures(gate_for(precision)) == []
 
 
@@ -100,7 +105,7 @@ def test_classify_on_aarch64_reads_the_photos_as_here(on_both, kind):
     probabilities are the softmax of aarch64's logits of the photos preprocessed here), and the
     probabilities pass the file's gate against this machine's classify."""
     here, there, _ = on_both
-    precision, _, classified_here = here[kind]
+    precision, _, classified_here, _ = here[kind]
     run = there[kind]
     logits = run.logits[2:].astype(np.float64)
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -151,8 +156,8 @@ def test_verify_on_aarch64_takes_files_its_runtimes_run(cli, tmp_path, photos, o
     (tmp_path / "photos" / photos[0].name).write_bytes(photos[0].read_bytes())
     result = cli("verify", tmp_path / "model.xml", "--images", tmp_path / "photos", "--on", "aarch64")
     one_line_error(result, r"model\.xml is an OpenVINO IR; the aarch64 check runs an ONNX model \(\.onnx\), an ONNX"
-                           r" Runtime format model \(\.ort\), an ExecuTorch program \(\.pte\) or a LiteRT model"
-                           r" \(\.tflite\)$", code=2)
+                           r" Runtime format model \(\.ort\), an ExecuTorch program \(\.pte\), a LiteRT model"
+                           r" \(\.tflite\) or an ncnn model \(\.ncnn\.param\)$", code=2)
 
 
 def test_the_executorch_layer_pins_this_machines_releases():
@@ -179,6 +184,22 @@ def test_the_int8_tflite_on_aarch64(cli, int8_tflite, photos, tmp_path, aarch64_
     assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == "int8"
     assert check["precision"] == "int8-litert" and check["report"]["samples"] == PHOTOS_USED
     assert "aarch64 under qemu-aarch64 10." in check["there"] and "LiteRT" in check["there"]
+
+
+def test_verify_on_aarch64_takes_an_ncnn_pair(cli, ncnn_pairs, photos, tmp_path, aarch64_sandbox):
+    """ncnn's aarch64 wheel (pinned to this machine's ncnn) runs the INT8 pair under emulation: ncnn's ARM
+    INT8 kernels against this machine's x86 ones, by the INT8 gate; the .bin and sidecar go with the .param."""
+    if not ncnn_pairs:
+        pytest.skip("ncnn is not installed (pip install '.[ncnn]')")
+    for photo in photos[:PHOTOS_USED]:
+        (tmp_path / photo.name).write_bytes(photo.read_bytes())
+    result = cli("verify", ncnn_pairs["ncnn-int8"], "--images", tmp_path, "--on", "aarch64", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    check = json.loads(result.stdout)["platform"]
+    print(f"verify --on aarch64, ncnn INT8: {check['report']}, passed {check['passed']}, {check['seconds']:.0f} s")
+    assert check["platform"] == "aarch64" and check["passed"] and check["gate"] == "int8"
+    assert check["precision"] == "int8-ncnn" and check["report"]["samples"] == PHOTOS_USED
+    assert "aarch64 under qemu-aarch64 10." in check["there"] and "ncnn 1.0." in check["there"]
 
 
 # ExecuTorch's layer there is torch's aarch64 wheel (PyPI's is a CUDA build) with the CUDA libraries it
