@@ -52,7 +52,7 @@ def _header(result: BenchResult) -> str:
     return (f"{machine['cpu']}, {machine['cores']} cores ({', '.join(machine['cpu_flags']) or 'no SIMD flags read'}),"
             f" {machine['threads']} threads; {libraries}\n"
             f"FP32 matmul {roofline.matmul_gflops:.0f} GFLOP/s -> roofline {roofline.images_per_s:.0f} images/s"
-            f" at {roofline.gflop_per_image} GFLOP/image; ONNX Runtime spinning off; runtimes interleaved per round"
+            f" at {roofline.gflop_per_image} GFLOP/image; threads do not spin between runs; runtimes interleaved per round"
             + _gpu_header(machine.get("gpu"), roofline.device_gflops))
 
 

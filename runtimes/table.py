@@ -133,7 +133,7 @@ LITERT = Backend(
 # Its INT8 is its own ("int8-<backend>", models/precisions.py `own_int8`).
 NCNN = Backend(
     "ncnn", "an ncnn model", (".ncnn.param",), "alexnet_export.runtimes.ncnn.runtime:NcnnRuntime",
-    frozenset({"threads"}), "ncnn", ("{stem}.bin", "{name}.json"), extra="ncnn", exporter="alexnet_export.exporter.ncnn",
+    frozenset({"threads", "spinning"}), "ncnn", ("{stem}.bin", "{name}.json"), extra="ncnn", exporter="alexnet_export.exporter.ncnn",
     aarch64=True, precisions=(("fp32", FP32), ("fp16", FP16), ("int8", "int8-ncnn")))
 BACKENDS = (ONNX, ORT_FORMAT, CHECKPOINT, ENGINE, OPENVINO, EXECUTORCH, LITERT, NCNN)
 KNOWN_SUFFIXES = tuple(suffix for backend in BACKENDS for suffix in backend.suffixes)

@@ -74,9 +74,8 @@ def test_int8_without_a_calibration_folder_is_refused(cli, one_line_error, good_
 
 @pytest.fixture(scope="module")
 def pairs(fp32_ncnn, tmp_path_factory):
-    """Pairs to damage, linked or written into their own folder: {name: (.param, .bin, sidecar) paths}, and
-    two more .bins from the project's writer: a 12-class AlexNet's (its .param beside it) and a 10-class one
-    of another seed, the same size as the export's."""
+    """A folder of two more pairs from the project's writer (no sidecars): twelve.ncnn.* of a 12-class AlexNet, and
+    seed4.ncnn.* of a 10-class one of another seed, whose .bin has the export's size and layout."""
     from alexnet_export.exporter.ncnn.layers import write_ncnn
     from alexnet_export.models.alexnet import seeded_alexnet
 
@@ -183,3 +182,24 @@ def test_a_sidecar_from_another_export_is_refused(cli, one_line_failure, fp32_nc
     assert _refusal(cli, one_line_failure, wrong_size, photos[0]) == (
         f"m.ncnn.param's sidecar describes a .bin of {fp32_ncnn.bin_bytes + 8} bytes but m.ncnn.bin has"
         f" {fp32_ncnn.bin_bytes}; the two are not one export")
+
+
+def test_what_ncnn_itself_refuses_is_one_line_and_ncnn_prints_nothing(fp32_ncnn, tmp_path, monkeypatch, capfd):
+    """ncnn logs its own refusals to fd 2; the runtime captures them while loading and folds them into its error.
+    The reader is stood aside here (the pair's facts are the export's) so that ncnn sees a layer it lacks."""
+    from alexnet_export.errors import ModelLoadError
+    from alexnet_export.runtimes.ncnn import runtime
+
+    facts = runtime.read_ncnn_facts(fp32_ncnn.path)
+    text = fp32_ncnn.path.read_bytes().replace(b"LRN ", b"LRNX", 1)
+    folder = tmp_path / "a"
+    sidecar = {**json.loads(fp32_ncnn.sidecar.read_text()), "param_bytes": len(text)}
+    _case(folder, text, fp32_ncnn.bin, None)
+    sidecar["param_sha256"] = file_sha256(folder / "m.ncnn.param")
+    (folder / "m.ncnn.param.json").write_text(json.dumps(sidecar))
+    monkeypatch.setattr(runtime, "read_ncnn_facts", lambda path: facts)
+    capfd.readouterr()
+    with pytest.raises(ModelLoadError) as caught:
+        runtime.NcnnRuntime(folder / "m.ncnn.param", threads=1)
+    assert str(caught.value) == f"ncnn cannot load {folder / 'm.ncnn.param'}: layer LRNX not exists or registered"
+    assert capfd.readouterr() == ("", "")
