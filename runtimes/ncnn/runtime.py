@@ -74,9 +74,9 @@ def check_pair(facts: NcnnFacts, sidecar: Sidecar, path: Path) -> None:
 class NcnnRuntime(Runtime):
     """Run an ncnn pair on the CPU with ncnn's Python runtime. threads: ncnn's threads per image
     (None: ncnn's default, one per core). spinning: False stops ncnn's OpenMP threads from spinning
-    after each layer (ncnn's openmp_blocktime, 20 ms by default): what bench and serve ask, as for
-    ONNX Runtime, so that runtimes sharing the cores do not wait on spinning threads (measured:
-    FP32 batch 1 took 205 ms instead of about 11 in an interleaved bench run with it on)."""
+    after each layer (ncnn's openmp_blocktime, 20 ms by default), as bench and serve ask of every
+    runtime that spins (interleaved with the INT8 .pte, IR and .onnx on 2 cores it made no
+    difference to the FP32 pair's batch-1 median: 13.5-14.4 ms either way)."""
 
     backend = "ncnn"
 

@@ -101,7 +101,7 @@ def _case(folder, param=None, bin_file=None, sidecar=None):
 def _refusal(cli, one_line_failure, folder, photo) -> str:
     """`predict`'s one line on stderr, alone (ncnn prints nothing of its own), without "Error: "."""
     line = one_line_failure(cli("predict", "m.ncnn.param", photo, cwd=folder), alone=True)
-    assert line.startswith("Error: m.ncnn.") or line.startswith("Error: cannot read m.ncnn."), line  # names the file
+    assert line.startswith(("Error: m.ncnn.", "Error: cannot read m.ncnn.")), line  # names the file
     return line.removeprefix("Error: ")
 
 

@@ -20,6 +20,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from alexnet_export.hashing import file_sha256
+
 FUZZ_SEED = 7767517
 BATCH = 50  # cases per child process
 TEXT_BYTES = b"0123456789 =,.-e\nLRNx"  # the .param's own alphabet: these get past the text check more often
@@ -165,10 +167,11 @@ def _run_batch(job: dict, folder) -> list[dict]:
     """The cases in one child; a crash or hang fails the test, naming the case the child was on."""
     (folder / "job.json").write_text(json.dumps(job))
     try:
-        result = subprocess.run([sys.executable, "-c", CHILD, str(folder / "job.json")], capture_output=True,
-                                text=True, timeout=60 + 5 * len(job["cases"]))
+        result = subprocess.run([sys.executable, "-c", CHILD, str(folder / "job.json")], check=False,
+                                capture_output=True, text=True, timeout=60 + 5 * len(job["cases"]))
     except subprocess.TimeoutExpired as exc:
-        lines = (exc.stdout or b"").decode().strip().splitlines()
+        out = exc.stdout or ""
+        lines = (out.decode() if isinstance(out, bytes) else out).strip().splitlines()
         pytest.fail(f"the child hung; last line: {lines[-1] if lines else 'none'}")
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0, (f"the child exited {result.returncode} (negative: killed by that signal);"
@@ -180,9 +183,7 @@ def test_mutated_pairs_are_refused_or_run_never_crash(int8_ncnn, fp32_ncnn, tmp_
     count = int(os.environ.get("ALEXNET_NCNN_FUZZ_CASES", "40"))
     bins = {"int8": tmp_path / "int8.ncnn.bin", "fp32": fp32_ncnn.bin}
     shutil.copy(int8_ncnn.bin, bins["int8"])  # mutated in place, put back after each case; FP32's is only read
-    from alexnet_export.hashing import file_sha256
-
-    sidecars = {kind: json.loads(result.sidecar.read_text()) for kind, result in (("int8", int8_ncnn), ("fp32", fp32_ncnn))}
+    sidecars = {kind: json.loads(made.sidecar.read_text()) for kind, made in (("int8", int8_ncnn), ("fp32", fp32_ncnn))}
     cases, outcomes = _cases(int8_ncnn, fp32_ncnn, count), []
     digests = {kind: file_sha256(path) for kind, path in bins.items()}
     for kind in ("int8", "fp32"):
