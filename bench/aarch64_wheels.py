@@ -12,8 +12,8 @@ from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 # What computes the logits, pinned to this machine's release (distribution names as pip takes them): the
-# light install's runtime and image libraries, then `runtime_pins` adds the runtimes of the backend table's
-# kinds that `verify --on aarch64` runs without a layer of their own (LiteRT's interpreter, ncnn: light
+# light install's runtime and image libraries, then `pinned()` adds the runtimes of the backend table's
+# kinds that `verify --on aarch64` runs without a layer of their own (LiteRT's interpreter and the like: light
 # wheels with aarch64 builds), each where it is installed here.
 CORE_PINNED = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "numpy": ("numpy",), "pillow": ("pillow",)}
 

@@ -3,7 +3,7 @@ the target, open it with its own runtime, hold its logits to a parity gate again
 held-out images, and only then rename the set into place. A failure at any step leaves the target
 and its companions as they were (core/atomic.py).
 
-Every kind that writes through here (OpenVINO IR, .ort, .pte, .tflite, ncnn) differs only in how it
+Every kind that writes through here (the OpenVINO IR, .ort, .pte, .tflite, ...) differs only in how it
 writes the staged file and which runtime opens it; which companions move with it is the backend
 table's rule (runtimes/table.py). The ONNX files keep their own gate (exporter/onnx/variants.py):
 a failed INT8 gate there searches for layers to keep in float before it gives up.

@@ -1,5 +1,5 @@
 """The JSON sidecar beside a model file whose own format cannot carry what the toolkit needs (an
-engine, a `.pte`, a `.tflite`, an ncnn pair): `<name>.json` with the toolkit's metadata props, the
+engine, a `.pte`, a `.tflite`, ...): `<name>.json` with the toolkit's metadata props, the
 precision, the batch range and the kind's own facts (an engine's builder and targets, a `.pte`'s
 delegation, a `.tflite`'s layout).
 
@@ -90,7 +90,7 @@ class Sidecar:
         own = {key: item for key, item in value.items() if key not in COMMON_KEYS}
         if set(batch) - {"min", "max"}:  # an engine's optimisation profile keeps its "opt" as written
             own["batch_profile"] = dict(batch)
-        most = None if batch["max"] is None else int(batch["max"])  # None: any batch (ncnn runs image by image)
+        most = None if batch["max"] is None else int(batch["max"])  # None: any batch (a runtime that runs image by image)
         return cls(int(value["format"]), str(value["precision"]), BatchBounds(int(batch["min"]), most),
                    dict(value["metadata"]), own)
 
