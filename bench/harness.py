@@ -27,7 +27,7 @@ from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.table import backend_for
 from alexnet_export.runtimes.registry import open_runtime
-from alexnet_export.runtimes.verification.timing import interleaved_rounds
+from alexnet_export.runtimes.verification.timing import Rounds, interleaved_rounds, median_interval
 
 __all__ = ["RESULT_FIELDS", "Settings", "run_benchmark"]
 
@@ -91,7 +91,7 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         inputs = {s.name: batches[_input_kind(s.runtime)] for s in runnable}
         timings = _interleave({s.name: (lambda s=s: s.runtime.predict(inputs[s.name])) for s in runnable},
                               settings, on_event, f"batch {size}")
-        timed.extend((subject, size, timings[subject.name]) for subject in runnable)
+        timed.extend((subject, size, timings[subject.name], timings.stopped) for subject in runnable)
         for subject in (s for s in runnable if s.on_cuda):  # traced apart from the timing: tracing slows calls
             on_event(Step(f"tracing {subject.name}'s device work at batch {size}"))
             subject.splits[size] = gpu.transfer_split(lambda s=subject: s.runtime.predict(inputs[s.name]), rounds=5)
@@ -111,7 +111,7 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         roofline=roofline,
         models=[ModelInfo(s.name, str(s.path), s.runtime.precision, s.runtime.device, s.file_mb, cold.get(s.name))
                 for s in subjects],
-        results=(rows := [_row(subject, size, seconds, roofline) for subject, size, seconds in timed]),
+        results=(rows := [_row(subject, size, seconds, roofline, stopped) for subject, size, seconds, stopped in timed]),
         classify=classify_rows,
         gates=checks,
         recommendation=recommend(rows, checks),
@@ -134,14 +134,16 @@ def _fits(subject: Subject, size: int) -> bool:
     return subject.runtime.bounds.admits(size)
 
 
-def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_event: Listener, task: str) -> dict:
+def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_event: Listener, task: str) -> Rounds:
     """Per name, the seconds of each timed round; reports each round as an Advance of `task`."""
     return interleaved_rounds(calls, warmup=settings.warmup, rounds=settings.iterations, seconds=settings.seconds,
+                              settle=settings.settle,
                               on_round=lambda done: on_event(Advance(task, done, settings.iterations)))
 
 
-def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline) -> Row:
+def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline, stopped: str) -> Row:
     p50, p90, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 99))
+    interval = tuple(value * 1e3 for value in median_interval(seconds))
     precision = subject.runtime.precision
     images_per_s = size / p50
     if subject.on_cuda:  # never the CPU's rate on a GPU row: the GPU's, in the row's math, where measured
@@ -153,7 +155,7 @@ def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline) 
     return Row(model=subject.name, precision=precision, device=subject.runtime.device,
                file_mb=round(subject.file_mb, 1), batch=size, p50_ms=p50 * 1e3, p90_ms=p90 * 1e3, p99_ms=p99 * 1e3,
                images_per_s=images_per_s, roofline_fraction=fraction, rounds=len(seconds), roofline_basis=basis,
-               **(subject.splits.get(size) or {}))
+               p50_ci_ms=interval, stopped=stopped, **(subject.splits.get(size) or {}))
 
 
 def _math(runtime: Runtime) -> str:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alexnet_export.runtimes.verification.timing import Settle
+
 if TYPE_CHECKING:
     from alexnet_export.bench.recommend import GateCheck, Pick
 
@@ -32,6 +34,9 @@ class Row:
     h2d_ms: float | None = None
     compute_ms: float | None = None
     d2h_ms: float | None = None
+    # The 95% interval of p50 by order statistics (runtimes/verification/timing.py median_interval).
+    p50_ci_ms: tuple[float, float] | None = None
+    stopped: str | None = None  # why its batch's rounds ended: "stable", a maximum, or the rounds or seconds asked
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Row))
@@ -43,15 +48,16 @@ class Settings:
     threads: int = 2
     warmup: int = 3
     iterations: int | None = 20  # rounds per batch size, or
-    seconds: float | None = None  # a time budget per batch size
+    seconds: float | None = None  # a time budget per batch size, or
     cold_start: bool = True
     trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing/sign.py)
+    settle: Settle | None = None  # rounds until every model's median is stable (timing.py's rule)
 
     def __post_init__(self):
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ValueError(f"batch sizes {self.batch_sizes} must be positive integers")
-        if (self.iterations is None) == (self.seconds is None):
-            raise ValueError("give either iterations or seconds")
+        if sum(option is not None for option in (self.iterations, self.seconds, self.settle)) != 1:
+            raise ValueError("give either iterations or seconds (or settle), one of them")
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class BenchResult:
             "machine": self.machine,
             "settings": {"batch_sizes": list(settings.batch_sizes), "threads": settings.threads,
                          "warmup": settings.warmup, "iterations": settings.iterations, "seconds": settings.seconds,
+                         "settle": asdict(settings.settle) if settings.settle else None,
                          "onnxruntime_spinning": False},
             "roofline": {**asdict(self.roofline), "images_per_s": self.roofline.images_per_s},
             "models": [model.to_dict() for model in self.models],

@@ -534,3 +534,16 @@ def pytest_terminal_summary(terminalreporter):
         if seconds:
             terminalreporter.write_line(f"{kind} shared exports: " + ", ".join(
                 f"{name} {time:.1f}s" for name, time in seconds.items()))
+
+
+@pytest.fixture(scope="session")
+def int8_ncnn(tmp_path_factory, calib_dir, calibration_cache):
+    """The exporter's INT8 ncnn pair of the 10-class model, calibrated on 64 images of calib_dir (ranges in
+    the session's cache); shared by tests/ncnn and the aarch64 check (tests/edge)."""
+    pytest.importorskip("ncnn", reason="ncnn is not installed (pip install '.[ncnn]')")
+    from alexnet_export.exporter.calibration.images import CalibrationOptions
+    from alexnet_export.exporter.pipeline import ModelSource, export_ncnn
+
+    return export_ncnn(tmp_path_factory.mktemp("ncnn8") / "small.int8.ncnn.param",
+                       ModelSource(num_classes=SMALL_CLASSES, seed=3), precision="int8-ncnn", threads=2,
+                       calibration=CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache))

@@ -31,6 +31,7 @@ def test_every_model_and_batch_has_every_field(result):
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms
         assert row.images_per_s == pytest.approx(row.batch / row.p50_ms * 1e3)
         assert row.precision == "fp32" and row.rounds == 3 and 0 < row.roofline_fraction < 5
+        assert row.p50_ci_ms[0] <= row.p50_ms <= row.p50_ci_ms[1] and row.stopped == "3 rounds asked"
         assert row.roofline_basis == "cpu fp32"  # CPU rows: the CPU's FP32 rate, and no device split
         assert (row.device_ms, row.h2d_ms, row.compute_ms, row.d2h_ms) == (None, None, None, None)
     for model in result.models:
@@ -53,7 +54,7 @@ def test_json_keeps_its_keys(result):
     assert list(data["machine"]) == ["cpu", "cores", "cpu_flags", "threads", "platform", "python", "libraries", "gpu"]
     assert data["machine"]["gpu"] is None and data["roofline"]["device_gflops"] == {}  # no CUDA here
     assert data["settings"] == {"batch_sizes": [1, 2], "threads": 1, "warmup": 1, "iterations": 3, "seconds": None,
-                                "onnxruntime_spinning": False}
+                                "settle": None, "onnxruntime_spinning": False}
     assert list(data["roofline"]) == ["matmul_gflops", "gflop_per_image", "device_gflops", "images_per_s"]
     assert data["roofline"]["images_per_s"] == pytest.approx(data["roofline"]["matmul_gflops"] / 1.286)
     assert [list(m) for m in data["models"]] == [
@@ -61,7 +62,7 @@ def test_json_keeps_its_keys(result):
     assert [tuple(r) for r in data["results"]] == [RESULT_FIELDS] * 4
     assert RESULT_FIELDS == ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
                              "images_per_s", "roofline_fraction", "rounds", "roofline_basis", "device_ms", "h2d_ms",
-                             "compute_ms", "d2h_ms")
+                             "compute_ms", "d2h_ms", "p50_ci_ms", "stopped")
     assert [list(r) for r in data["classify"]] == [["model", "precision", "p50_ms", "p90_ms"]] * 2
 
 
@@ -90,6 +91,17 @@ def test_seconds_budget_runs_at_least_three_rounds(small_onnx):
     (row,) = run_benchmark([small_onnx], settings, on_event=events.append).results
     assert row.rounds >= 3
     assert {e.total for e in events if isinstance(e, Advance)} == {None}  # open-ended: timed rounds
+
+
+def test_settle_times_until_the_medians_are_stable(small_onnx):
+    from alexnet_export.runtimes.verification.timing import Settle
+
+    rule = Settle(window=2, windows=2, percent=1000, max_rounds=50)  # any two windows agree: stable at 4 rounds
+    settings = Settings(batch_sizes=(1,), threads=1, warmup=0, iterations=None, cold_start=False, settle=rule)
+    result = run_benchmark([small_onnx], settings)
+    (row,) = result.results
+    assert (row.rounds, row.stopped) == (4, "stable")
+    assert result.to_dict()["settings"]["settle"]["window"] == 2
 
 
 def test_unknown_and_missing_files_are_refused_before_timing(tmp_path, small_onnx):

@@ -25,7 +25,7 @@ from alexnet_export.runtimes.preprocess import preprocess_readable
 # Emulated, AlexNet takes about 3 s per image in FP32 and 11 s in FP16 on a shared 2-core machine:
 # 2 random inputs and 2 photos per file (the FP16 file, which fails, the random ones only), and
 # classify (which runs the model again) on the two kinds of input.
-KINDS = ("fp32", "pixels", "fp16", "int8-cpu", "int8-tensorrt", "ncnn-fp32", "ncnn-int8")  # ncnn: where installed
+KINDS = ("fp32", "pixels", "fp16", "int8-cpu", "int8-tensorrt", "ncnn-int8")  # ncnn: where installed
 CLASSIFIED = ("fp32", "pixels")
 PHOTOS_USED = 2
 # ONNX Runtime runs the FP16 file's Conv/Gemm in FP16 arithmetic where the CPU has it (ARMv8.2

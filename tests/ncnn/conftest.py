@@ -1,4 +1,5 @@
-"""ncnn pairs of the 10-class model, exported once per session through the library call."""
+"""ncnn pairs of the 10-class model, exported once per session through the library call (the INT8 pair,
+int8_ncnn, is in tests/conftest.py: the aarch64 check shares it)."""
 
 from pathlib import Path
 
@@ -23,12 +24,3 @@ def fp32_ncnn(tmp_path_factory):
 @pytest.fixture(scope="session")
 def fp16_ncnn(tmp_path_factory):
     return _export(tmp_path_factory.mktemp("ncnn16"), "small.fp16.ncnn.param", precision="fp16")
-
-
-@pytest.fixture(scope="session")
-def int8_ncnn(tmp_path_factory, calib_dir, calibration_cache):
-    """The exporter's INT8 pair, calibrated on 64 images of calib_dir (ranges in the session's cache)."""
-    from alexnet_export.exporter.calibration.images import CalibrationOptions
-
-    return _export(tmp_path_factory.mktemp("ncnn8"), "small.int8.ncnn.param", precision="int8-ncnn",
-                   calibration=CalibrationOptions(calib_dir, 64, cache_dir=calibration_cache))
