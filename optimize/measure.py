@@ -1,7 +1,8 @@
 """What `optimize` measures, with the code `verify` and `bench` measure with: top-1 on the labelled
 images (bench/accuracy.py, each file with its own preprocessing, as `verify` runs it) and p50
 latency at one batch size in one interleaved run of every candidate (bench/harness.py, as `bench`
-times them, with its gate check of each file against the run's FP32 model)."""
+times them, with its gate check of each file against the run's FP32 model), its rounds going on
+until every file's median is stable (runtimes/verification/timing.py's rule)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from alexnet_export.bench.results import BenchResult
 from alexnet_export.events import Listener, counter, ignore
 from alexnet_export.runtimes.table import backend_for
 from alexnet_export.runtimes.registry import open_runtime
+from alexnet_export.runtimes.verification.timing import Settle
 
 # verify's default batch size: the same batches give the same logits.
 EVALUATION_BATCH = 32
-BENCH_WARMUP, BENCH_ROUNDS = 3, 20
+BENCH_WARMUP = 3
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ def top1_of_model(runtime, images: ImageSet, on_event: Listener = ignore) -> Acc
     return from_evaluation(evaluate(runtime, images, batch_size=EVALUATION_BATCH, tick=tick))
 
 
-def time_files(paths: Sequence[Path], batch: int, threads: int, rounds: int = BENCH_ROUNDS,
+def time_files(paths: Sequence[Path], batch: int, threads: int, rounds: int | None = None,
                on_event: Listener = ignore) -> BenchResult:
-    """One `bench` run of every file at `batch`: interleaved rounds, medians, after warm-up."""
+    """One `bench` run of every file at `batch`: interleaved rounds, medians and their intervals, after
+    warm-up; `rounds` rounds, or (None) until every file's median is stable by the settling rule."""
     settings = Settings(batch_sizes=(batch,), threads=threads, warmup=BENCH_WARMUP, iterations=rounds,
-                        cold_start=False)
+                        cold_start=False, settle=None if rounds else Settle())
     return run_benchmark(list(paths), settings, on_event=on_event)

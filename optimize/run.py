@@ -17,10 +17,12 @@ from alexnet_export.exporter.pipeline import CalibrationOptions, ModelSource, lo
 from alexnet_export.exporter.source import torch_reference
 from alexnet_export.hashing import file_sha256
 from alexnet_export.optimize import candidates as table
+from alexnet_export.optimize.choice import choose, with_pareto
 from alexnet_export.optimize.measure import Accuracy, file_bytes, time_files, top1_of_file, top1_of_model
 from alexnet_export.optimize.progress import FAILED, MADE, Progress, Record, settings_key
 from alexnet_export.optimize.report import Report, Row, write_report
 from alexnet_export.runtimes.table import ONNX, backend_for
+from alexnet_export.runtimes.verification.timing import Settle
 
 OBJECTIVES = ("latency", "size")
 MIN_LABELLED_IMAGES = 20
@@ -48,7 +50,7 @@ def optimize(
     labels: str | Path | None = None,
     candidates: Sequence[str] | None = None,
     keep_all: bool = False,
-    bench_rounds: int = 20,
+    bench_rounds: int | None = None,
     on_event: Listener = ignore,
 ) -> OptimizeResult:
     """Write into the folder `output` the fastest file (objective "size": the smallest) whose top-1
@@ -61,6 +63,9 @@ def optimize(
     or ids ("onnx:int8-cpu") to try (None: all; the FP32 .onnx always). The others are deleted
     unless keep_all. A rerun with the same checkpoint and settings reuses the candidates already
     measured (optimize/progress.py). Everything is checked before anything is written.
+    bench_rounds: None times until every file's median is stable (runtimes/verification/timing.py's
+    rule); a number, exactly that many rounds. Files whose p50 intervals overlap the fastest's are
+    a tie, broken by a stated rule (optimize/choice.py); report.json says which and why.
     """
     output, images = Path(output), Path(images)
     settings = _check(weights, images, output, max_top1_drop, objective, batch_size, threads, bench_rounds)
@@ -115,15 +120,18 @@ def optimize(
         if record.status == FAILED:
             skipped[candidate_id] = record.reason
     made = {cid: (record, reused) for cid, (record, reused) in done.items() if record.status == MADE}
-    on_event(Step(f"timing {len(made)} files at batch {batch_size}, interleaved ({bench_rounds} rounds)"))
+    rule = f"{bench_rounds} rounds" if bench_rounds else Settle().describe()
+    on_event(Step(f"timing {len(made)} files at batch {batch_size}, interleaved ({rule})"))
     load_before = os.getloadavg()[0]
     bench = time_files([output / record.file for record, _ in made.values()], batch_size, threads, bench_rounds,
                        on_event)
     machine = {**bench.machine, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
-    rows = _rows(made, bench, reference, max_top1_drop)
-    chosen = _choose(rows, objective)
+    rows = with_pareto(_rows(made, bench, reference, max_top1_drop))
+    choice = choose(rows, objective)
+    chosen = choice.row
     report = Report({**_public(settings)}, machine, reference.top1, reference.images, rows, skipped,
-                    str(output / chosen.file) if chosen else None, bench.to_dict())
+                    str(output / chosen.file) if chosen else None, bench.to_dict(), choice.tie, choice.decided_by,
+                    _timing(bench, rule))
     written = tuple(write_report(output, report))
     if not keep_all and chosen is not None:  # with none chosen, every file stays for a look
         _remove_others(output, [c.file for c in table.CANDIDATES], chosen)
@@ -139,7 +147,7 @@ def _check(weights, images: Path, output: Path, budget, objective, batch_size, t
     if not number or not 0 <= budget <= 100:
         raise ArgumentError(f"max_top1_drop {f'{budget:g}' if number else repr(budget)} is outside 0..100; expected"
                             " percentage points of top-1 accuracy the chosen file may lose", argument="max_top1_drop")
-    for name, value in (("batch_size", batch_size), ("threads", threads), ("bench_rounds", rounds)):
+    for name, value in (("batch_size", batch_size), ("threads", threads), ("bench_rounds", 1 if rounds is None else rounds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ArgumentError(f"{name} {value!r} is invalid; expected a positive integer", argument=name)
     if weights is not None and not Path(weights).is_file():
@@ -251,6 +259,7 @@ def _progress_line(number: int, total: int, record: Record, reference: Accuracy,
 
 def _rows(made: dict, bench, reference: Accuracy, budget: float) -> list[Row]:
     p50 = {row.model: row.p50_ms for row in bench.results}
+    intervals = {row.model: row.p50_ci_ms for row in bench.results}
     gates = {check.model: "passed" if check.passed else check.detail for check in bench.gates}
     rows = []
     for candidate_id, (record, reused) in made.items():
@@ -260,18 +269,15 @@ def _rows(made: dict, bench, reference: Accuracy, budget: float) -> list[Row]:
         gate = gates.get(record.file, "not checked")
         rows.append(Row(candidate_id, record.file, candidate.format, candidate.precision, record.bytes, accuracy.top1,
                         accuracy.drop_points(reference), accuracy.lost(reference), timed, gate,
-                        accuracy.within(reference, budget), record.float_layers, reused))
+                        accuracy.within(reference, budget), record.float_layers, reused,
+                        intervals.get(record.file)))
     return rows
 
 
-def _choose(rows: list[Row], objective: str) -> Row | None:
-    """The fastest file within the budget (size: the smallest), the other figure breaking ties; only
-    files that ran at the batch size and passed bench's gate check."""
-    within = [row for row in rows if row.within_budget and row.p50_ms is not None and row.gate == "passed"]
-    if not within:
-        return None
-    order = (lambda r: (r.p50_ms, r.bytes)) if objective == "latency" else (lambda r: (r.bytes, r.p50_ms))
-    return min(within, key=order)
+def _timing(bench, rule: str) -> dict:
+    """How the p50 figures were timed: the rule, the rounds run and why they stopped."""
+    row = next(iter(bench.results), None)
+    return {"rule": rule, "rounds": row.rounds, "stopped": row.stopped} if row else {}
 
 
 def _remove_others(folder: Path, files: list[str], chosen: Row | None) -> None:

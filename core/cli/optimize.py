@@ -36,15 +36,20 @@ def _words(ctx, param, value: str | None) -> tuple[str, ...] | None:
 @click.option("--candidates", callback=_words, metavar="LIST",
               help="Only these formats (onnx, ort, openvino, executorch, litert) or ids (onnx:int8-cpu, openvino:bf16, ...), "
                    "comma-separated [default: every file the installed extras can make].")
+@click.option("--bench-rounds", type=click.IntRange(min=1), metavar="N",
+              help="Time exactly N interleaved rounds [default: until every file's median is stable, at most 200"
+                   " rounds or 60 s; docs/optimize.md].")
 @click.option("--keep-all", is_flag=True, help="Keep every candidate file in OUTDIR, not only the chosen one.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), metavar="OUTDIR",
               help="Folder for the chosen file and report.json / report.md / report.png (created; a rerun resumes).")
 def optimize_command(weights, num_classes, seed, labels, images, labels_from_folders, calib_dir, calib_count,
-                     calib_method, cache_dir, max_top1_drop, objective, batch_size, threads, candidates, keep_all,
-                     output):
+                     calib_method, cache_dir, max_top1_drop, objective, batch_size, threads, candidates, bench_rounds,
+                     keep_all, output):
     """Make every file the installed extras can make, measure each on your labelled images (top-1,
     as `verify`) and in one interleaved bench (p50, as `bench`), and keep the fastest within a top-1
-    budget (--objective size: the smallest).
+    budget (--objective size: the smallest). Files whose 95% intervals of p50 overlap the fastest's
+    are a tie, broken by the fewest bytes, then the fewest extras, then the id (report.json: tie,
+    decided_by).
 
     Every candidate is gated like its export command's file; an INT8 CPU file outside the budget
     brings a keep-float variant (the fewest layers in float that bring it within). One progress
@@ -68,7 +73,7 @@ def optimize_command(weights, num_classes, seed, labels, images, labels_from_fol
         result = optimize(weights, images, output, max_top1_drop=max_top1_drop,
                           calibration=calibration_from(calib_dir, calib_count, calib_method, cache_dir),
                           objective=objective, batch_size=batch_size, threads=threads, num_classes=num_classes,
-                          seed=seed, labels=labels, candidates=candidates, keep_all=keep_all,
+                          seed=seed, labels=labels, candidates=candidates, keep_all=keep_all, bench_rounds=bench_rounds,
                           on_event=TerminalReporter())
     except KeyboardInterrupt:
         say(f"interrupted: the candidates already measured are kept in {output}; the same command resumes")

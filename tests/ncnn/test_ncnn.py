@@ -138,3 +138,61 @@ def test_optimize_and_signing_know_the_pair_from_the_table(fp32_ncnn, tmp_path):
     assert ids["ncnn:fp16"] == "alexnet.fp16.ncnn.param"
     files = [path.name for path in backend_for(fp32_ncnn.path).files(fp32_ncnn.path)]
     assert files == ["small.ncnn.param", "small.ncnn.bin", "small.ncnn.param.json"]
+
+
+def test_serve_answers_with_the_pairs_logits(int8_ncnn, server_process, console, real_images):
+    """`serve` on an INT8 pair: the model's metadata names ncnn as its platform and a request of 3 images
+    gets the runtime's logits."""
+    from alexnet_export.models.spec import INPUT_NAME, Preprocessing
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+
+    images = preprocess_batch(real_images[:3], Preprocessing())
+    expected = open_runtime(int8_ncnn.path).predict(images)
+    server = server_process(console, int8_ncnn.path, "--max-batch", 4)
+    try:
+        status, _, body = server.request("GET", "/v2/models/alexnet")
+        assert status == 200 and json.loads(body)["platform"] == "ncnn"
+        request = {"inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": list(images.shape),
+                               "data": images.ravel().tolist()}]}
+        status, _, body = server.request("POST", "/v2/models/alexnet/infer", json.dumps(request),
+                                         {"Content-Type": "application/json"})
+        assert status == 200, body
+        output = json.loads(body)["outputs"][0]
+        assert np.array_equal(np.array(output["data"], np.float32).reshape(output["shape"]), expected)
+    finally:
+        assert server.stop() == 0, "".join(server.log)
+
+
+def test_a_signature_covers_the_bin_and_the_sidecar(int8_ncnn, signing_keys, tmp_path):
+    import os
+
+    from alexnet_export.runtimes import open_runtime
+    from alexnet_export.runtimes.signing import SignatureError, sign_model, verify_model
+
+    for path in (int8_ncnn.path, int8_ncnn.bin, int8_ncnn.sidecar):
+        os.link(path, tmp_path / path.name)
+    param = tmp_path / int8_ncnn.path.name
+    result = sign_model(param, signing_keys.private)
+    assert result.files == ("small.int8.ncnn.param", "small.int8.ncnn.bin", "small.int8.ncnn.param.json")
+    assert verify_model(param, signing_keys.public).files == result.files
+    assert open_runtime(param, trusted_key=signing_keys.public).precision == "int8-ncnn"
+    sidecar = tmp_path / int8_ncnn.sidecar.name
+    sidecar.unlink()  # a hard link: write a changed copy, never the fixture's file
+    changed = int8_ncnn.sidecar.read_text().replace("class_0", "cat_0")
+    assert changed != int8_ncnn.sidecar.read_text()
+    sidecar.write_text(changed)
+    with pytest.raises(SignatureError):
+        verify_model(param, signing_keys.public)
+
+
+def test_without_ncnn_opening_a_pair_names_the_extra(fp32_ncnn):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ncnn'] = None\n"  # what an install without the extra sees
+            "from alexnet_export.runtimes import open_runtime\n"
+            f"open_runtime({str(fp32_ncnn.path)!r})")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith("run: pip install 'alexnet-export[ncnn]'")

@@ -88,6 +88,10 @@ def test_report_json_has_every_field_and_its_figures_are_verify_and_bench_s(tigh
     assert report["chosen"] == result.report.chosen and report["reference_top1"] == 1.0
     for row in report["candidates"]:
         assert {"file", "format", "precision", "bytes", "top1", "top1_drop", "p50_ms", "within_budget"} <= set(row)
+        assert row["p50_ci_ms"][0] <= row["p50_ms"] <= row["p50_ci_ms"][1] and isinstance(row["pareto"], bool)
+    assert report["timing"] == {"rule": "5 rounds", "rounds": 5, "stopped": "5 rounds asked"}
+    assert report["decided_by"].startswith("objective size:") and set(report["tie"]) <= {
+        row["id"] for row in report["candidates"] if row["within_budget"]}
     bench_p50 = {row["model"]: row["p50_ms"] for row in report["bench"]["results"]}
     bench_mb = {model["model"]: model["file_mb"] for model in report["bench"]["models"]}
     for row in report["candidates"]:
