@@ -95,8 +95,10 @@ def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ig
         for subject in (s for s in runnable if s.on_cuda):  # traced apart from the timing: tracing slows calls
             on_event(Step(f"tracing {subject.name}'s device work at batch {size}"))
             subject.splits[size] = gpu.transfer_split(lambda s=subject: s.runtime.predict(inputs[s.name]), rounds=5)
-    on_event(Step("timing classify() end to end (decode + preprocess + infer) at batch 1"))
-    classify_rows = _classify_rows(subjects, settings, on_event)
+    classify_rows = []
+    if settings.classify:
+        on_event(Step("timing classify() end to end (decode + preprocess + infer) at batch 1"))
+        classify_rows = _classify_rows(subjects, settings, on_event)
     # Measured again after the timing, and the better of the two kept: a busy moment at the
     # start would otherwise lower the roofline and flatter every result.
     roofline = Roofline(max(gflops_before, matmul_gflops(settings.threads)), ALEXNET_GFLOP_PER_IMAGE, device_gflops)

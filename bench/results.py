@@ -52,6 +52,7 @@ class Settings:
     cold_start: bool = True
     trusted_key: Path | None = None  # every model's signature must verify with it (runtimes/signing/sign.py)
     settle: Settle | None = None  # rounds until every model's median is stable (timing.py's rule)
+    classify: bool = True  # also time classify() end to end (optimize does not: it would double its timing)
 
     def __post_init__(self):
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -127,7 +128,7 @@ class BenchResult:
             "machine": self.machine,
             "settings": {"batch_sizes": list(settings.batch_sizes), "threads": settings.threads,
                          "warmup": settings.warmup, "iterations": settings.iterations, "seconds": settings.seconds,
-                         "settle": asdict(settings.settle) if settings.settle else None,
+                         "settle": asdict(settings.settle) if settings.settle else None, "classify": settings.classify,
                          "onnxruntime_spinning": False},
             "roofline": {**asdict(self.roofline), "images_per_s": self.roofline.images_per_s},
             "models": [model.to_dict() for model in self.models],

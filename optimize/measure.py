@@ -84,5 +84,5 @@ def time_files(paths: Sequence[Path], batch: int, threads: int, rounds: int | No
     """One `bench` run of every file at `batch`: interleaved rounds, medians and their intervals, after
     warm-up; `rounds` rounds, or (None) until every file's median is stable by the settling rule."""
     settings = Settings(batch_sizes=(batch,), threads=threads, warmup=BENCH_WARMUP, iterations=rounds,
-                        cold_start=False, settle=None if rounds else Settle())
+                        cold_start=False, settle=None if rounds else Settle(), classify=False)
     return run_benchmark(list(paths), settings, on_event=on_event)

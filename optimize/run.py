@@ -121,7 +121,8 @@ def optimize(
             skipped[candidate_id] = record.reason
     made = {cid: (record, reused) for cid, (record, reused) in done.items() if record.status == MADE}
     rule = f"{bench_rounds} rounds" if bench_rounds else Settle().describe()
-    on_event(Step(f"timing {len(made)} files at batch {batch_size}, interleaved ({rule})"))
+    until = f"{bench_rounds} rounds" if bench_rounds else "until every median is stable"
+    on_event(Step(f"timing {len(made)} files at batch {batch_size}, interleaved ({until})"))
     load_before = os.getloadavg()[0]
     bench = time_files([output / record.file for record, _ in made.values()], batch_size, threads, bench_rounds,
                        on_event)

@@ -54,7 +54,8 @@ def test_json_keeps_its_keys(result):
     assert list(data["machine"]) == ["cpu", "cores", "cpu_flags", "threads", "platform", "python", "libraries", "gpu"]
     assert data["machine"]["gpu"] is None and data["roofline"]["device_gflops"] == {}  # no CUDA here
     assert data["settings"] == {"batch_sizes": [1, 2], "threads": 1, "warmup": 1, "iterations": 3, "seconds": None,
-                                "settle": None, "onnxruntime_spinning": False}
+                                "settle": None, "classify": True,
+                                "onnxruntime_spinning": False}
     assert list(data["roofline"]) == ["matmul_gflops", "gflop_per_image", "device_gflops", "images_per_s"]
     assert data["roofline"]["images_per_s"] == pytest.approx(data["roofline"]["matmul_gflops"] / 1.286)
     assert [list(m) for m in data["models"]] == [
@@ -97,10 +98,11 @@ def test_settle_times_until_the_medians_are_stable(small_onnx):
     from alexnet_export.runtimes.verification.timing import Settle
 
     rule = Settle(window=2, windows=2, percent=1000, max_rounds=50)  # any two windows agree: stable at 4 rounds
-    settings = Settings(batch_sizes=(1,), threads=1, warmup=0, iterations=None, cold_start=False, settle=rule)
+    settings = Settings(batch_sizes=(1,), threads=1, warmup=0, iterations=None, cold_start=False, settle=rule,
+                        classify=False)
     result = run_benchmark([small_onnx], settings)
     (row,) = result.results
-    assert (row.rounds, row.stopped) == (4, "stable")
+    assert (row.rounds, row.stopped) == (4, "stable") and result.classify == []
     assert result.to_dict()["settings"]["settle"]["window"] == 2
 
 
