@@ -17,6 +17,7 @@ from alexnet_export.runtimes.table import (
     EXECUTORCH,
     KNOWN_SUFFIXES,
     LITERT,
+    NCNN,
     ONNX,
     OPENVINO,
     ORT_FORMAT,
@@ -33,7 +34,8 @@ def test_each_backend_lists_exactly_the_options_its_runtime_takes(backend):
 
 # Which backend each suffix must open, written out so a row that moves or steals a suffix fails here.
 SUFFIX_BACKENDS = {".onnx": ONNX, ".ort": ORT_FORMAT, ".pt": CHECKPOINT, ".pth": CHECKPOINT, ".safetensors": CHECKPOINT,
-                   ".engine": ENGINE, ".plan": ENGINE, ".xml": OPENVINO, ".pte": EXECUTORCH, ".tflite": LITERT}
+                   ".engine": ENGINE, ".plan": ENGINE, ".xml": OPENVINO, ".pte": EXECUTORCH, ".tflite": LITERT,
+                   ".ncnn.param": NCNN}
 
 
 def test_the_expected_suffixes_are_every_suffix_of_the_table():
@@ -49,7 +51,7 @@ def test_backend_by_suffix_in_any_case(suffix):
 
 def test_companion_files_count_where_they_exist(tmp_path):
     for name in ("m.onnx", "m.onnx.data", "m.xml", "m.bin", "e.engine", "o.ort", "o.required_operators.config",
-                 "p.pte", "p.pte.json", "t.tflite", "t.tflite.json"):
+                 "p.pte", "p.pte.json", "t.tflite", "t.tflite.json", "n.ncnn.param", "n.ncnn.bin", "n.ncnn.param.json"):
         (tmp_path / name).write_bytes(b"x")
     assert ONNX.files(tmp_path / "m.onnx") == [tmp_path / "m.onnx", tmp_path / "m.onnx.data"]
     assert OPENVINO.files(tmp_path / "m.xml") == [tmp_path / "m.xml", tmp_path / "m.bin"]
@@ -57,6 +59,7 @@ def test_companion_files_count_where_they_exist(tmp_path):
     assert ORT_FORMAT.files(tmp_path / "o.ort") == [tmp_path / "o.ort", tmp_path / "o.required_operators.config"]
     assert EXECUTORCH.files(tmp_path / "p.pte") == [tmp_path / "p.pte", tmp_path / "p.pte.json"]
     assert LITERT.files(tmp_path / "t.tflite") == [tmp_path / "t.tflite", tmp_path / "t.tflite.json"]
+    assert NCNN.files(tmp_path / "n.ncnn.param") == [tmp_path / f"n.ncnn.{end}" for end in ("param", "bin", "param.json")]
     assert CHECKPOINT.files(tmp_path / "w.pt") == [tmp_path / "w.pt"]  # no companions, and not read
 
 
@@ -82,7 +85,7 @@ def test_every_suffix_has_one_backend():
 def test_unknown_suffix_names_the_known_ones():
     with pytest.raises(ModelLoadError, match=r"^don't know how to run model.mlmodel: suffix '\.mlmodel'; expected one of "
                                              r"\.onnx, \.ort, \.pt, \.pth, \.safetensors, \.engine, \.plan, \.xml, \.pte,"
-                                             r" \.tflite$"):
+                                             r" \.tflite, \.ncnn\.param$"):
         backend_for("model.mlmodel")
 
 
