@@ -11,6 +11,8 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
+from alexnet_export.errors import ArgumentError
+
 
 @lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
@@ -19,12 +21,14 @@ def imagenet_labels() -> tuple[str, ...]:
 
 
 def read_labels_file(path: str | Path, num_classes: int) -> tuple[str, ...]:
-    """One label per line, blank lines ignored; the count must equal `num_classes`."""
+    """One label per line, blank lines ignored; the count must equal `num_classes`. ArgumentError (a
+    ValueError naming the `labels` argument) otherwise: a mistake in the arguments, not a crash."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read labels file {path}: {exc}") from None
+        raise ArgumentError(f"cannot read labels file {path}: {exc}", argument="labels") from None
     labels = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(labels) != num_classes:
-        raise ValueError(f"labels file {path} has {len(labels)} labels; expected {num_classes}, one per line")
+        raise ArgumentError(f"labels file {path} has {len(labels)} labels; expected {num_classes}, one per line",
+                            argument="labels")
     return labels

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from alexnet_export.errors import ArgumentError
 from alexnet_export.models.labels import imagenet_labels, read_labels_file
 from alexnet_export.models.spec import ArtifactMetadata, Preprocessing, default_labels
 
@@ -41,9 +42,18 @@ def test_labels_file(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_text("cat\n\ndog\nbird\n")
     assert read_labels_file(path, 3) == ("cat", "dog", "bird")
-    with pytest.raises(ValueError, match="has 3 labels; expected 4"):
+    with pytest.raises(ArgumentError, match="has 3 labels; expected 4") as caught:  # a usage mistake, not a crash
         read_labels_file(path, 4)
+    assert caught.value.argument == "labels" and isinstance(caught.value, ValueError)
     assert default_labels(2) == ("class_0", "class_1")
+
+
+def test_a_labels_file_of_the_wrong_count_is_a_one_line_usage_error(cli, one_line_error, tmp_path):
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")
+    result = cli("onnx", "--num-classes", "5", "--labels", "classes.txt", "-o", "m.onnx", cwd=tmp_path)
+    one_line_error(result, r"^Error: labels file classes.txt has 3 labels; expected 5, one per line \(--labels\)$",
+                   code=2)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_metadata_for_another_class_count_gets_default_labels():
