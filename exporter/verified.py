@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from alexnet_export.events import Listener, Step, Verified, ignore
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes.base import Runtime
 from alexnet_export.runtimes.table import backend_for
-from alexnet_export.runtimes.verification.parity import VERIFY_BATCH, ParityGate, ParityReport, compare_logits, enforce
+from alexnet_export.runtimes.verification.parity import ParityGate, ParityReport, compare_in_batches, enforce
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,24 @@ class Gate:
     reference_name: str = "eager PyTorch"
 
     def check(self, candidate: Runtime, what: str) -> ParityReport:
-        """Both runtimes on the inputs in chunks of VERIFY_BATCH (each split or padded to what the
-        runtime takes); ParityError naming `what` when the candidate fails the gate."""
-        chunks = [self.inputs[i : i + VERIFY_BATCH] for i in range(0, len(self.inputs), VERIFY_BATCH)]
-        expected = np.concatenate([self.reference.predict_in_allowed_batches(chunk) for chunk in chunks])
-        actual = np.concatenate([candidate.predict_in_allowed_batches(chunk) for chunk in chunks])
-        return enforce(compare_logits(expected, actual), self.gate, what)
+        """Both runtimes on the inputs (verification/parity.py `compare_in_batches`); ParityError naming
+        `what` when the candidate fails the gate."""
+        return enforce(compare_in_batches(self.reference, candidate, self.inputs), self.gate, what)
 
 
 @dataclass(frozen=True)
 class Written:
-    """A file put in place: its size, the parity figures, and what ran it."""
+    """A file put in place: its size, the parity figures, what ran it, and what the writer returned."""
 
     path: Path
     size: int
     report: ParityReport
     device: str  # the candidate runtime's device, e.g. "CPU (XNNPACK)"
     precision: str  # what the candidate runtime says the file holds
+    made: Any = None  # `write`'s return value (what it read back of the file, say)
 
 
-def write_verified(output: Path, write: Callable[[Path], None], open_candidate: Callable[[Path], Runtime], gate: Gate,
+def write_verified(output: Path, write: Callable[[Path], Any], open_candidate: Callable[[Path], Runtime], gate: Gate,
                    *, what: str, failing: str | None = None, on_event: Listener = ignore) -> Written:
     """`write(staged)` writes the file (and any companions beside it) under the target's name in a
     hidden folder; `open_candidate(staged)` opens it; `gate` decides. `what` names the candidate in
@@ -68,7 +66,7 @@ def write_verified(output: Path, write: Callable[[Path], None], open_candidate: 
     # writer made move with it; one the kind may have but this write did not make (an .onnx's
     # external data) is neither moved nor removed.
     with staged_with_companions(output, lambda path: [path.with_name(name) for name in made]) as staged:
-        write(staged)
+        returned = write(staged)
         made.extend(path.name for path in backend.companion_paths(staged) if path.is_file())
         on_event(Step(f"verifying {output.name} ({what}) against {gate.reference_name} on {gate.verified_on}"))
         candidate = open_candidate(staged)
@@ -79,7 +77,7 @@ def write_verified(output: Path, write: Callable[[Path], None], open_candidate: 
             candidate.close()
         size = staged.stat().st_size
     on_event(Verified(f"parity, {gate.reference_name} vs {what} ({device}), on {gate.verified_on}", report))
-    return Written(Path(output), size, report, device, precision)
+    return Written(Path(output), size, report, device, precision, returned)
 
 
 def labelled_props(metadata: ArtifactMetadata, precision: str, versions: Mapping[str, str]) -> dict[str, str]:

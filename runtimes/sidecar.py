@@ -14,7 +14,7 @@ No numpy, no torch: apps read sidecars on the light install.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -62,37 +62,30 @@ class SidecarRule:
 
 @dataclass(frozen=True)
 class Sidecar:
-    """A model file's sidecar: the fields every kind has, typed, and every field as written by key
-    (`sidecar["builder"]`, `sidecar.get("layout")`, an engine's `sidecar["batch"]` with its "opt")."""
+    """A model file's sidecar as written (`data`), with the fields every kind has read once and typed;
+    the kind's own fields by key (`sidecar["builder"]`, `sidecar.get("layout")`, an engine's
+    `sidecar["batch"]` with its "opt")."""
 
-    format: int
+    data: dict[str, Any]
     precision: str
     batch: BatchBounds
     metadata: dict[str, str]
-    fields: dict[str, Any] = field(default_factory=dict)  # the kind's own, JSON-ready
 
     def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
+        return self.data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.to_json().get(key, default)
+        return self.data.get(key, default)
 
     def to_json(self) -> dict[str, Any]:
-        batch = self.fields.get("batch_profile") or {"min": self.batch.minimum, "max": self.batch.maximum}
-        extra = {key: value for key, value in self.fields.items() if key != "batch_profile"}
-        return {"format": self.format, "precision": self.precision, "batch": batch, **extra,
-                "metadata": dict(self.metadata)}
+        return dict(self.data)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Sidecar:
         """KeyError, TypeError or ValueError when a common field is missing or unreadable."""
         batch = value["batch"]
-        own = {key: item for key, item in value.items() if key not in COMMON_KEYS}
-        if set(batch) - {"min", "max"}:  # an engine's optimisation profile keeps its "opt" as written
-            own["batch_profile"] = dict(batch)
         most = None if batch["max"] is None else int(batch["max"])  # None: any batch (a runtime that runs image by image)
-        return cls(int(value["format"]), str(value["precision"]), BatchBounds(int(batch["min"]), most),
-                   dict(value["metadata"]), own)
+        return cls(dict(value), str(value["precision"]), BatchBounds(int(batch["min"]), most), dict(value["metadata"]))
 
 
 def new_sidecar(rule: SidecarRule, *, precision: str, batch: tuple[int, int | None] | Mapping[str, int],
@@ -103,11 +96,9 @@ def new_sidecar(rule: SidecarRule, *, precision: str, batch: tuple[int, int | No
 
     if rule.size_key is not None:
         fields = {rule.size_key: Path(model_path).stat().st_size, rule.hash_key: file_sha256(model_path), **fields}
-    if isinstance(batch, Mapping):
-        bounds, fields = BatchBounds(batch["min"], batch["max"]), {**fields, "batch_profile": dict(batch)}
-    else:
-        bounds = BatchBounds(*batch)
-    return Sidecar(rule.format, precision, bounds, dict(metadata), fields)
+    batch = dict(batch) if isinstance(batch, Mapping) else {"min": batch[0], "max": batch[1]}
+    return Sidecar.from_json({"format": rule.format, "precision": precision, "batch": batch, **fields,
+                              "metadata": dict(metadata)})
 
 
 def write_sidecar(model_path: str | Path, sidecar: Sidecar | Mapping[str, Any]) -> Path:
@@ -156,7 +147,7 @@ def read_sidecar(model_path: str | Path, rule: SidecarRule) -> Sidecar:
         raise ModelLoadError(f"{path} has no readable precision or batch range ({one_line(exc)}); {hint}") from None
     try:
         if rule.check is not None:
-            rule.check(sidecar.fields)
+            rule.check(sidecar.data)
     except unreadable as exc:
         raise ModelLoadError(f"{path} has no readable {' or '.join(rule.required)} ({one_line(exc)}); {hint}") from None
     return sidecar

@@ -151,23 +151,23 @@ def write_verified_tflite(flatbuffer: bytes, output: Path, precision: str, metad
                           on_event: Listener = ignore) -> TfliteResult:
     """Write `flatbuffer` and its sidecar, check its operators, and put the pair in place once LiteRT's
     logits pass `precision`'s gate against `reference` on `inputs` (exporter/verified.py)."""
-    facts: list[TfliteFacts] = []
-
-    def write_pair(staged: Path) -> None:
+    def write_pair(staged: Path) -> TfliteFacts:
         on_event(Step(f"writing {output.name}"))
         staged.write_bytes(flatbuffer)
-        facts.append(read_tflite_facts(staged))
-        check_builtin(facts[0], output.name)
-        on_event(Note(f"{output.name}: {sum(facts[0].operators.values())} builtin operators"
-                      f" ({facts[0].describe_operators()})"))
+        facts = read_tflite_facts(staged)
+        check_builtin(facts, output.name)
+        on_event(Note(f"{output.name}: {sum(facts.operators.values())} builtin operators"
+                      f" ({facts.describe_operators()})"))
         write_sidecar(staged, new_sidecar(
             SIDECAR, precision=precision, batch=(batch, batch), model_path=staged,
-            metadata=labelled_props(metadata, precision, versions()), layout=facts[0].layout,
-            operators=dict(sorted(facts[0].operators.items())), litert=versions()))
-        check_facts(facts[0], read_sidecar(staged), output.name)
+            metadata=labelled_props(metadata, precision, versions()), layout=facts.layout,
+            operators=dict(sorted(facts.operators.items())), litert=versions()))
+        check_facts(facts, read_sidecar(staged), output.name)
+        return facts
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
     written = write_verified(output, write_pair, lambda staged: LiteRtRuntime(staged, threads=threads), gate,
                              what=f"{precision} LiteRT", failing=f"{output.name} ({precision})", on_event=on_event)
-    return TfliteResult(output, sidecar_path(output), precision, written.size, batch, facts[0].layout,
-                        dict(sorted(facts[0].operators.items())), written.report, verified_on)
+    facts = written.made
+    return TfliteResult(output, sidecar_path(output), precision, written.size, batch, facts.layout,
+                        dict(sorted(facts.operators.items())), written.report, verified_on)

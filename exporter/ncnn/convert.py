@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from alexnet_export.events import Listener, Note, Step, ignore
-from alexnet_export.exporter.ncnn.format import FP16, FP32, INT8
+from alexnet_export.exporter.ncnn.format import INT8
 from alexnet_export.exporter.ncnn.layers import write_ncnn
 from alexnet_export.exporter.verified import Gate, labelled_props, write_verified
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
-from alexnet_export.runtimes.ncnn.reader import bin_path, read_ncnn_facts
+from alexnet_export.runtimes.ncnn.reader import NcnnFacts, bin_path, read_ncnn_facts
 from alexnet_export.runtimes.ncnn.runtime import SIDECAR, NcnnRuntime, ncnn_version
 from alexnet_export.runtimes.sidecar import new_sidecar, sidecar_path, write_sidecar
 from alexnet_export.runtimes.verification.parity import ParityReport
@@ -46,7 +46,7 @@ class NcnnResult:
 
 def stored(precision: str) -> str:
     """How the .bin holds the weights for a library precision word."""
-    return INT8 if precision_row(precision).is_int8 else {"fp32": FP32, "fp16": FP16}[precision]
+    return INT8 if precision_row(precision).is_int8 else precision  # "fp32" and "fp16" are stored as named
 
 
 def write_verified_ncnn(model, output: Path, precision: str, metadata: ArtifactMetadata, reference, inputs: np.ndarray,
@@ -54,22 +54,22 @@ def write_verified_ncnn(model, output: Path, precision: str, metadata: ArtifactM
                         on_event: Listener = ignore) -> NcnnResult:
     """Write the pair and its sidecar, and put the three in place once ncnn's logits pass `precision`'s
     gate against `reference` on `inputs`. input_ranges: INT8's calibrated input ranges (quantize.py)."""
-    facts = []
-
-    def write(staged: Path) -> None:
+    def write(staged: Path) -> NcnnFacts:
         on_event(Step(f"writing {output.name} and {bin_path(output).name} ({stored(precision)} weights)"))
         param, weights = write_ncnn(model, stored(precision), input_ranges)
         staged.write_text(param, encoding="ascii")
         bin_path(staged).write_bytes(weights)
-        facts.append(read_ncnn_facts(staged))
-        on_event(Note(f"{output.name}: {facts[0].describe()}"))
+        facts = read_ncnn_facts(staged)
+        on_event(Note(f"{output.name}: {facts.describe()}"))
         write_sidecar(staged, new_sidecar(
             SIDECAR, precision=precision, batch=(1, None), model_path=staged,
             metadata=labelled_props(metadata, precision, {"ncnn": ncnn_version()}),
-            bin_bytes=facts[0].bin_bytes, bin_sha256=file_sha256(bin_path(staged)), writer=WRITER))
+            bin_bytes=facts.bin_bytes, bin_sha256=file_sha256(bin_path(staged)), writer=WRITER))
+        return facts
 
     gate = Gate(reference, inputs, precision_row(precision).gate, verified_on)
     written = write_verified(output, write, lambda staged: NcnnRuntime(staged, threads=threads), gate,
                              what=f"{precision} ncnn", failing=f"{output.name} ({precision})", on_event=on_event)
-    return NcnnResult(output, bin_path(output), sidecar_path(output), precision, written.size, facts[0].bin_bytes,
-                      facts[0].describe(), written.report, verified_on)
+    facts = written.made
+    return NcnnResult(output, bin_path(output), sidecar_path(output), precision, written.size, facts.bin_bytes,
+                      facts.describe(), written.report, verified_on)

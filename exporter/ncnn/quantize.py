@@ -44,9 +44,9 @@ def input_ranges(fp32_onnx: str | Path, ranges: Ranges) -> dict[str, float]:
     import onnx
     from onnxruntime.quantization.calibrate import load_tensors_data
 
-    graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
-    inputs = {node.name: node.input[0] for node in graph.node}
-    layers = find_layers(onnx.ModelProto(graph=graph))
+    model = onnx.load(str(fp32_onnx), load_external_data=False)
+    inputs = {node.name: node.input[0] for node in model.graph.node}
+    layers = find_layers(model)
     data = load_tensors_data(ranges.path).data
     found = {}
     for name in WEIGHTED:

@@ -21,6 +21,7 @@ from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import PRECISION_KEY
 from alexnet_export.exporter.verified import Gate, write_verified
 from alexnet_export.runtimes.base import Runtime
+from alexnet_export.runtimes.table import OPENVINO
 from alexnet_export.runtimes.onnx.reader import read_graph_facts
 from alexnet_export.runtimes.openvino.runtime import RT_INFO_SECTION, OpenVinoRuntime, import_openvino
 from alexnet_export.runtimes.verification.parity import ParityReport
@@ -69,13 +70,8 @@ def check_ir_path(xml_path: str | Path, argument: str = "output") -> Path:
     return xml_path
 
 
-def bin_path(xml_path: str | Path) -> Path:
-    """OpenVINO reads the weights from the .bin of the same name."""
-    return Path(xml_path).with_suffix(".bin")
-
-
 def staged_ir(xml_path: str | Path):
-    """Yield an .xml path in a hidden folder beside `xml_path`; on success the .bin, then the .xml
-    replace the targets. On any exception the folder goes and the targets keep what they held
-    (core/atomic.py's staged_with_companions)."""
-    return staged_with_companions(check_ir_path(xml_path), lambda xml: [bin_path(xml)])
+    """Yield an .xml path in a hidden folder beside `xml_path`; on success the .bin (the table's companion
+    rule, runtimes/table.py), then the .xml replace the targets. On any exception the folder goes and the
+    targets keep what they held (core/atomic.py's staged_with_companions)."""
+    return staged_with_companions(check_ir_path(xml_path), OPENVINO.companion_paths)
