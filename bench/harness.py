@@ -144,7 +144,7 @@ def _interleave(calls: dict[str, Callable[[], object]], settings: Settings, on_e
 
 
 def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline, stopped: str) -> Row:
-    p50, p90, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 99))
+    p50, p90, p95, p99 = (float(np.percentile(seconds, q)) for q in (50, 90, 95, 99))
     interval = tuple(value * 1e3 for value in median_interval(seconds))
     precision = subject.runtime.precision
     images_per_s = size / p50
@@ -157,7 +157,7 @@ def _row(subject: Subject, size: int, seconds: list[float], roofline: Roofline, 
     return Row(model=subject.name, precision=precision, device=subject.runtime.device,
                file_mb=round(subject.file_mb, 1), batch=size, p50_ms=p50 * 1e3, p90_ms=p90 * 1e3, p99_ms=p99 * 1e3,
                images_per_s=images_per_s, roofline_fraction=fraction, rounds=len(seconds), roofline_basis=basis,
-               p50_ci_ms=interval, stopped=stopped, **(subject.splits.get(size) or {}))
+               p50_ci_ms=interval, stopped=stopped, p95_ms=p95 * 1e3, **(subject.splits.get(size) or {}))
 
 
 def _math(runtime: Runtime) -> str:

@@ -37,6 +37,7 @@ class Row:
     # The 95% interval of p50 by order statistics (runtimes/verification/timing.py median_interval).
     p50_ci_ms: tuple[float, float] | None = None
     stopped: str | None = None  # why its batch's rounds ended: "stable", a maximum, or the rounds or seconds asked
+    p95_ms: float | None = None  # the tail a latency budget is kept at (optimize --objective throughput)
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Row))

@@ -14,9 +14,11 @@ from typing import Callable, Union
 
 @dataclass(frozen=True)
 class Step:
-    """A stage begins, e.g. "tracing the model with torch.export"."""
+    """A stage begins, e.g. "tracing the model with torch.export". `transient`: a status the next
+    line replaces (a terminal may show it in place, a log need not keep it)."""
 
     text: str
+    transient: bool = False
 
 
 @dataclass(frozen=True)

@@ -190,3 +190,17 @@ def skip_reason(candidate: Candidate, calibrating: bool, batch: int = 1) -> str 
 def not_timed(wanted: Sequence[str] | None) -> dict[str, str]:
     """The kinds of file left out because they cannot be timed here, with why."""
     return {kind: why for kind, why in NOT_TIMED.items() if wanted is None or kind in wanted}
+
+
+def untimed_note(candidate: Candidate, missing: Sequence[int], made_at: int) -> str | None:
+    """Why `candidate` was not timed at the batches `missing`, or None when it ran them all."""
+    if not missing:
+        return None
+    batches = ", ".join(map(str, missing))
+    spec = candidate.declared
+    fixed = [option for option in spec.options if option.optimize_value == "batch"] if spec else []
+    if fixed:
+        return (f"not timed at batch {batches}: a .{spec.extension}'s batch is fixed when it is made, and optimize makes"
+                f" one file per kind, at batch {made_at} (the smallest asked); `alexnet-export {spec.name}"
+                f" {fixed[0].flag} N` makes the file for another batch")
+    return f"not timed at batch {batches}: the file cannot run it"

@@ -1,6 +1,6 @@
 """What `optimize` measures, with the code `verify` and `bench` measure with: top-1 on the labelled
 images (bench/accuracy.py, each file with its own preprocessing, as `verify` runs it) and p50
-latency at one batch size in one interleaved run of every candidate (bench/harness.py, as `bench`
+latency at each batch size asked in one interleaved run of every candidate (bench/harness.py, as `bench`
 times them, with its gate check of each file against the run's FP32 model), its rounds going on
 until every file's median is stable (runtimes/verification/timing.py's rule)."""
 
@@ -79,10 +79,11 @@ def top1_of_model(runtime, images: ImageSet, on_event: Listener = ignore) -> Acc
     return from_evaluation(evaluate(runtime, images, batch_size=EVALUATION_BATCH, tick=tick))
 
 
-def time_files(paths: Sequence[Path], batch: int, threads: int, rounds: int | None = None,
+def time_files(paths: Sequence[Path], batches: Sequence[int], threads: int, rounds: int | None = None,
                on_event: Listener = ignore) -> BenchResult:
-    """One `bench` run of every file at `batch`: interleaved rounds, medians and their intervals, after
-    warm-up; `rounds` rounds, or (None) until every file's median is stable by the settling rule."""
-    settings = Settings(batch_sizes=(batch,), threads=threads, warmup=BENCH_WARMUP, iterations=rounds,
+    """One `bench` run of every file at each of `batches`: interleaved rounds, medians and their
+    intervals, after warm-up; `rounds` rounds, or (None) until every file's median is stable by the
+    settling rule. A file that cannot run a batch (a .tflite's is fixed) is left out at that batch."""
+    settings = Settings(batch_sizes=tuple(batches), threads=threads, warmup=BENCH_WARMUP, iterations=rounds,
                         cold_start=False, settle=None if rounds else Settle(), classify=False)
     return run_benchmark(list(paths), settings, on_event=on_event)

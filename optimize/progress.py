@@ -18,6 +18,8 @@ from alexnet_export.optimize.measure import Accuracy
 PROGRESS_FILE = ".optimize-progress.json"
 FORMAT = 1
 MADE, FAILED = "made", "failed"
+# Why a FAILED candidate has no file: its export failed (or could not start), or it was made and failed its gate.
+NOT_MADE, GATE_FAILED = "not made", "failed its gate"
 
 
 def settings_key(settings: dict) -> str:
@@ -38,17 +40,21 @@ class Record:
     accuracy: Accuracy | None = None
     float_layers: tuple[str, ...] = ()
     reason: str | None = None
+    failure: str | None = None  # FAILED: NOT_MADE or GATE_FAILED
+    gates: tuple[dict, ...] = ()  # MADE: {title, table} of each parity gate it passed (report.md shows them)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "status": self.status, "key": self.key, "file": self.file, "sha256": self.sha256,
                 "bytes": self.bytes, "accuracy": self.accuracy.to_dict() if self.accuracy else None,
-                "float_layers": list(self.float_layers), "reason": self.reason}
+                "float_layers": list(self.float_layers), "reason": self.reason,
+                "failure": self.failure, "gates": list(self.gates)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Record":
         accuracy = Accuracy.from_dict(data["accuracy"]) if data.get("accuracy") else None
         return cls(data["id"], data["status"], data["key"], data.get("file"), data.get("sha256"), data.get("bytes"),
-                   accuracy, tuple(data.get("float_layers") or ()), data.get("reason"))
+                   accuracy, tuple(data.get("float_layers") or ()), data.get("reason"), data.get("failure"),
+                   tuple(data.get("gates") or ()))
 
 
 @dataclass

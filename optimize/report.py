@@ -7,10 +7,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alexnet_export.atomic import atomic_output
 from alexnet_export.bench.report import markdown_table, text_table, write_text
 
 REPORT_JSON, REPORT_MD, REPORT_PLOT = "report.json", "report.md", "report.png"
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """One file at one timed batch (bench's figures)."""
+
+    batch: int
+    p50_ms: float
+    p95_ms: float
+    images_per_s: float  # batch / p50
+    p50_ci_ms: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,9 @@ class Row:
     float_layers: tuple[str, ...] = ()
     reused: bool = False  # measured by an earlier run with the same checkpoint and settings
     p50_ci_ms: tuple[float, float] | None = None  # the 95% interval of p50, by order statistics
-    pareto: bool | None = None  # on the front of p50, top-1 drop and bytes (optimize/choice.py); None: not timed
+    pareto: bool | None = None  # on the front of speed, top-1 drop and bytes (optimize/choice.py); None: not timed
+    by_batch: tuple[BatchTiming, ...] = ()  # every batch it was timed at; p50_ms above is the first's
+    note: str | None = None  # why it was not timed at every batch asked, where it was not
 
 
 @dataclass(frozen=True)
@@ -41,18 +53,20 @@ class Report:
     reference_top1: float
     images: int
     candidates: list[Row]
-    skipped: dict[str, str]  # candidate or kind of file -> why it was not made or measured
+    not_chosen: list[dict]  # {id, kind, reason}: not made, failed its gate, outside the budget, ... (optimize/choice.py)
     chosen: str | None  # the chosen file's path (OUTDIR/<file>); None when no file is within the budget
     bench: dict = field(default_factory=dict)  # the whole bench run the p50 figures come from
     tie: tuple[str, ...] = ()  # ids of the files within the budget whose p50 interval overlaps the fastest's
     decided_by: str = ""  # the rule that chose, in one sentence
     timing: dict = field(default_factory=dict)  # the rounds' rule, how many ran and why they stopped
+    chosen_batch: int | None = None  # the batch the chosen file was chosen at (throughput: its best within the budget)
+    gates: list[dict] = field(default_factory=list)  # {id, title, table}: each made file's parity gate (report.md)
 
     def to_dict(self) -> dict:
         return {"settings": self.settings, "machine": self.machine, "reference_top1": self.reference_top1,
                 "images": self.images, "candidates": [asdict(row) for row in self.candidates],
-                "skipped": self.skipped, "chosen": self.chosen, "tie": list(self.tie), "decided_by": self.decided_by,
-                "timing": self.timing, "bench": self.bench}
+                "not_chosen": self.not_chosen, "chosen": self.chosen, "chosen_batch": self.chosen_batch,
+                "tie": list(self.tie), "decided_by": self.decided_by, "timing": self.timing, "bench": self.bench}
 
 
 COLUMNS = ("file", "format", "precision", "MB", "top-1", "drop (pp)", "lost", "p50 ms [95% interval]", "gate",
@@ -67,7 +81,7 @@ def _cells(row: Row, chosen: str | None) -> tuple[str, ...]:
             {True: "yes", False: "no", None: "-"}[row.pareto])
 
 
-def _p50(row: Row) -> str:
+def _p50(row: Row | BatchTiming) -> str:
     if row.p50_ms is None:
         return "-"
     interval = f" [{row.p50_ci_ms[0]:.2f}, {row.p50_ci_ms[1]:.2f}]" if row.p50_ci_ms else ""
@@ -77,34 +91,67 @@ def _p50(row: Row) -> str:
 def _summary(report: Report) -> list[str]:
     settings, machine = report.settings, report.machine
     lines = [f"{report.images} labelled images; FP32 reference (eager PyTorch) top-1 {report.reference_top1:.2%};"
-             f" budget {settings['max_top1_drop']:g} pp; objective {settings['objective']};"
-             f" batch {settings['batch_size']}, {settings['threads']} threads",
+             f" budget {settings['max_top1_drop']:g} pp; objective {settings['objective']}; {_batches(settings)},"
+             f" {settings['threads']} threads",
              f"CPU: {machine.get('cpu')} ({machine.get('cores')} cores; {', '.join(machine.get('cpu_flags') or [])});"
              f" load average {_load(machine.get('load_average'))}"]
-    lines.append(f"chosen: {report.chosen}" if report.chosen else "chosen: none (no candidate is within the budget)")
+    at = f" at batch {report.chosen_batch}" if report.chosen and len(settings.get("batches", ())) > 1 else ""
+    lines.append(f"chosen: {report.chosen}{at}" if report.chosen else "chosen: none (no candidate is within the budget)")
     if report.tie:
-        lines.append(f"tie (95% intervals of p50 overlapping the fastest's): {', '.join(report.tie)}")
+        lines.append(f"tie (95% intervals overlapping the best's): {', '.join(report.tie)}")
     if report.decided_by:
         lines.append(f"decided by: {report.decided_by}")
     if report.timing:
         lines.append(f"timing: {report.timing['rounds']} interleaved rounds ({report.timing['stopped']}); rule:"
                      f" {report.timing['rule']}")
-    lines.extend(f"not measured: {what}: {why}" for what, why in report.skipped.items())
     return lines
+
+
+def _batches(settings: dict) -> str:
+    batches = settings.get("batches") or [settings["batch_size"]]
+    if len(batches) == 1:
+        return f"batch {batches[0]}"
+    budget = settings.get("max_latency_ms")
+    return f"batches {', '.join(map(str, batches))}" + (f", p95 within {budget:g} ms" if budget is not None else "")
 
 
 def _load(load) -> str:
     return f"{load[0]} before the timing, {load[1]} after" if load else "not measured"
 
 
+def _not_chosen(report: Report, kinds: tuple[str, ...] | None = None) -> list[str]:
+    return [f"{entry['id']}: {entry['kind']}: {entry['reason']}" for entry in report.not_chosen
+            if kinds is None or entry["kind"] in kinds]
+
+
+BATCH_COLUMNS = ("file", "batch", "p50 ms [95% interval]", "p95 ms", "images/s")
+
+
+def _batch_rows(report: Report) -> list[tuple[str, ...]]:
+    return [(row.file, str(t.batch), _p50(t), f"{t.p95_ms:.2f}", f"{t.images_per_s:.1f}")
+            for row in report.candidates for t in row.by_batch]
+
+
 def to_text(report: Report) -> str:
-    return "\n".join([text_table(COLUMNS, [_cells(row, report.chosen) for row in report.candidates]),
-                      *_summary(report)])
+    """The terminal's summary: the table, the choice, and the candidates that have no row (not made
+    or failed their gate); report.md has every reason."""
+    parts = [text_table(COLUMNS, [_cells(row, report.chosen) for row in report.candidates])]
+    if len(report.settings.get("batches", ())) > 1:
+        parts.append(text_table(BATCH_COLUMNS, _batch_rows(report)))
+    return "\n".join([*parts, *_summary(report), *_not_chosen(report, ("not made", "failed its gate"))])
 
 
 def to_markdown(report: Report) -> str:
-    table = markdown_table(COLUMNS, [_cells(row, report.chosen) for row in report.candidates])
-    return "\n\n".join([table, "\n".join(f"- {line}" for line in _summary(report))]) + "\n"
+    parts = [markdown_table(COLUMNS, [_cells(row, report.chosen) for row in report.candidates])]
+    if len(report.settings.get("batches", ())) > 1:
+        parts.append(markdown_table(BATCH_COLUMNS, _batch_rows(report)))
+    parts.append("\n".join(f"- {line}" for line in _summary(report)))
+    if report.not_chosen:
+        parts.append("Not chosen:\n\n" + "\n".join(f"- {line}" for line in _not_chosen(report)))
+    gates = [f"{entry['title']}:\n\n```\n{entry['table']}\n```" for entry in report.gates]
+    if gates:
+        parts.append("Parity gates of the files made in this folder:\n\n" + "\n\n".join(gates))
+    return "\n\n".join(parts) + "\n"
 
 
 def write_report(folder: Path, report: Report) -> list[Path]:
@@ -116,37 +163,7 @@ def write_report(folder: Path, report: Report) -> list[Path]:
         import matplotlib  # noqa: F401
     except ImportError:
         return written
+    from alexnet_export.optimize.plot import plot
+
     plot(folder / REPORT_PLOT, report)
     return [*written, folder / REPORT_PLOT]
-
-
-def plot(path: Path, report: Report) -> None:
-    """p50 latency (with its 95% interval) against top-1 drop, one point per file, the Pareto front's
-    ringed, the budget as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7.5, 4.5))
-    for row in (r for r in report.candidates if r.p50_ms is not None):
-        chosen = report.chosen is not None and Path(report.chosen).name == row.file
-        color = "tab:green" if row.within_budget else "tab:red"
-        if row.p50_ci_ms:
-            low, high = row.p50_ci_ms
-            axis.errorbar(row.top1_drop, row.p50_ms, yerr=[[row.p50_ms - low], [high - row.p50_ms]], color=color,
-                          linewidth=1, capsize=2)
-        axis.scatter(row.top1_drop, row.p50_ms, marker="*" if chosen else "o", s=140 if chosen else 40, color=color,
-                     edgecolors="black" if row.pareto else "none", linewidths=1.2)
-        axis.annotate(row.file, (row.top1_drop, row.p50_ms), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    axis.axvline(report.settings["max_top1_drop"], color="grey", linestyle="--", label="budget")
-    axis.scatter([], [], color="white", edgecolors="black", label="Pareto front (p50, top-1 drop, bytes)")
-    axis.set_xlabel("top-1 drop from the FP32 reference (percentage points)")
-    axis.set_ylabel(f"p50 latency at batch {report.settings['batch_size']} (ms)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    figure.suptitle(f"{report.machine.get('cpu')}, {report.settings['threads']} threads", fontsize=9)
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
-    plt.close(figure)

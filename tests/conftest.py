@@ -190,6 +190,7 @@ def _predicts_and_verifies(fp32_path: Path, int8_path: Path, photos: list[Path],
     for path in (fp32_path, int8_path):
         predicted = run_cli("predict", path, photos[0], "--top-k", "2", "--json")
         assert predicted.returncode == 0, predicted.stderr
+        assert not predicted.stderr.strip(), predicted.stderr  # no runtime's log lines (LiteRT's INFO, ...)
         [answer] = json.loads(predicted.stdout)
         assert len(answer["predictions"]) == 2 and answer["predictions"][0]["label"].startswith("class_")
     folder.mkdir()

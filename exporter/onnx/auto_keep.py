@@ -86,6 +86,13 @@ class Int8GateError(ParityError):
         self.failure, self.analysis, self.tried = failure, analysis, tuple(tried)
         super().__init__(self.message("keep_float", "auto_keep_float"), report)
 
+    @property
+    def best_passing_gate(self) -> tuple[str, ...] | None:
+        """The layers of the closest try to FP32 (min cosine) that passed the gate, refused only by the
+        search's accept check (`optimize`'s budget); None when no try passed the gate."""
+        passed = [(layers, report) for layers, report in self.tried if not report.failures(INT8_GATE)]
+        return max(passed, key=lambda t: t[1].min_cosine)[0] if passed else None
+
     def message(self, keep_option: str, auto_option: str) -> str:
         worst = self.analysis.worst
         text = f"{self.failure}; most noise enters at {describe_layer(worst)}"

@@ -18,6 +18,7 @@ import numpy as np
 
 from alexnet_export.errors import InferenceError, ModelLoadError, one_line
 from alexnet_export.extras import import_extra
+from alexnet_export.quiet import captured_stderr
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes import sidecar as sidecars
@@ -87,9 +88,10 @@ class LiteRtRuntime(Runtime):
         facts = read_tflite_facts(self.path)
         check_facts(facts, sidecar, self.path.name)
         Interpreter = import_interpreter()
-        try:
-            self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+        try:  # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" on every load: not the user's concern
+            with captured_stderr():
+                self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except Exception as exc:  # the bindings raise ValueError/RuntimeError with LiteRT's message
             raise ModelLoadError(f"LiteRT cannot load {self.path}: {one_line(exc, 400)}") from None
         self._input = self._interpreter.get_input_details()[0]

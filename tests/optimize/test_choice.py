@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import random
 
-from alexnet_export.optimize.choice import TIE_RULE, choose, tie_of, with_pareto
-from alexnet_export.optimize.report import Report, Row, to_markdown, write_report
+from dataclasses import replace
+
+from alexnet_export.optimize.choice import TIE_RULE, choose, tie_of, why_not, with_pareto
+from alexnet_export.optimize.report import BatchTiming, Report, Row, to_markdown, to_text, write_report
 
 
 def _row(id_, p50, interval, megabytes, drop=0.0, *, within=True, gate="passed"):
@@ -136,12 +138,12 @@ def test_the_size_objective_chooses_the_fewest_bytes_and_still_names_the_tie():
 def test_the_report_shows_each_interval_the_tie_and_the_front(tmp_path):
     rows, choice = _choose(_docs_rows())
     report = Report({"max_top1_drop": 0.5, "objective": "latency", "batch_size": 1, "threads": 2},
-                    {"cpu": "test CPU", "cores": 2, "cpu_flags": [], "load_average": [0.1, 0.2]}, 0.95, 400, rows, {},
+                    {"cpu": "test CPU", "cores": 2, "cpu_flags": [], "load_average": [0.1, 0.2]}, 0.95, 400, rows, [],
                     str(tmp_path / choice.row.file), {}, choice.tie, choice.decided_by,
                     {"rule": "20 rounds", "rounds": 20, "stopped": "20 rounds asked"})
     markdown = to_markdown(report)
     assert "| p50 ms [95% interval] |" in markdown and "3.87 [3.80, 3.96]" in markdown
-    assert "tie (95% intervals of p50 overlapping the fastest's): litert:int8, executorch:int8, openvino:int8" in markdown
+    assert "tie (95% intervals overlapping the best's): litert:int8, executorch:int8, openvino:int8" in markdown
     assert f"decided by: {choice.decided_by}" in markdown and "timing: 20 interleaved rounds" in markdown
     assert markdown.count("| yes |") >= 2  # the Pareto column
     written = write_report(tmp_path, report)
@@ -150,3 +152,78 @@ def test_the_report_shows_each_interval_the_tie_and_the_front(tmp_path):
     assert data["timing"]["rounds"] == 20
     assert all(set(row) >= {"p50_ci_ms", "pareto"} for row in data["candidates"])
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def _timed(row, *batches):
+    """`row` timed at each (batch, p50, p95): images/s and a 3% interval of p50 as bench gives them."""
+    timings = tuple(BatchTiming(b, p50, p95, b * 1e3 / p50, (p50 * 0.985, p50 * 1.015)) for b, p50, p95 in batches)
+    return replace(row, by_batch=timings, p50_ms=timings[0].p50_ms, p50_ci_ms=timings[0].p50_ci_ms)
+
+
+def _server_rows():
+    """The INT8 CPU file is fastest at batch 1; the IR packs batches better; FP32 is slow everywhere."""
+    return [
+        _timed(_row("onnx:int8-cpu", 0, None, 45.5), (1, 3.0, 3.3), (8, 20.0, 22.0), (32, 76.0, 90.0)),
+        _timed(_row("openvino:int8", 0, None, 45.5), (1, 3.5, 3.8), (8, 16.0, 18.0), (32, 56.0, 70.0)),
+        _timed(_row("onnx:fp32", 0, None, 181.5), (1, 10.0, 11.0), (8, 60.0, 64.0), (32, 230.0, 240.0)),
+    ]
+
+
+def test_throughput_takes_the_pair_with_the_most_images_per_second_whose_p95_keeps_the_budget():
+    rows = with_pareto(_server_rows(), "throughput", 80.0)
+    choice = choose(rows, "throughput", 80.0)
+    # openvino:int8 at 32 makes 571 images/s but its p95 (70 ms) keeps 80 ms; onnx:int8-cpu at 32 (90 ms) does not.
+    assert (choice.row.id, choice.batch) == ("openvino:int8", 32) and choice.tie == ("openvino:int8@32",)
+    tight = choose(with_pareto(_server_rows(), "throughput", 20.0), "throughput", 20.0)
+    assert (tight.row.id, tight.batch) == ("openvino:int8", 8)  # 500 images/s, p95 18 ms
+    unbounded = choose(with_pareto(_server_rows(), "throughput"), "throughput")
+    assert (unbounded.row.id, unbounded.batch) == ("openvino:int8", 32) and "no latency budget" in unbounded.decided_by
+    none = choose(rows, "throughput", 3.0)
+    assert none.row is None and "p95 within 3 ms" in none.decided_by
+
+
+def test_throughput_ties_are_broken_by_the_rule_then_the_smaller_batch():
+    rows = [_timed(_row("openvino:int8", 0, None, 45.5), (8, 16.0, 18.0), (32, 64.2, 70.0)),
+            _timed(_row("litert:int8", 0, None, 48.0), (8, 16.1, 17.0))]
+    rows = with_pareto(rows, "throughput", 100.0)
+    choice = choose(rows, "throughput", 100.0)
+    assert set(choice.tie) == {"openvino:int8@8", "openvino:int8@32", "litert:int8@8"}
+    assert (choice.row.id, choice.batch) == ("openvino:int8", 8) and "then the smaller batch" in choice.decided_by
+
+
+def test_the_throughput_pareto_front_uses_the_best_rate_within_the_latency_budget():
+    flags = {row.id: row.pareto for row in with_pareto(_server_rows(), "throughput", 20.0)}
+    assert flags == {"onnx:int8-cpu": False, "openvino:int8": True, "onnx:fp32": False}
+
+
+def test_every_file_not_chosen_has_a_kind_and_a_reason():
+    rows = with_pareto(_server_rows() + [_timed(_row("onnx:int4", 0, None, 43.0, drop=3.0, within=False),
+                                                (1, 2.0, 2.2), (8, 12.0, 13.0))], "throughput", 10.0)
+    choice = choose(rows, "throughput", 10.0)
+    assert (choice.row.id, choice.batch) == ("onnx:int8-cpu", 1)
+    reasons = why_not(rows, choice, "throughput", 1.0, 10.0)
+    assert set(reasons) == {"openvino:int8", "onnx:fp32", "onnx:int4"}
+    assert reasons["onnx:int4"] == ("outside the budget", "top-1 +3.00 pp against FP32, 0 answers lost; the budget is 1 pp")
+    assert reasons["onnx:fp32"][0] == "over the latency budget" and "batch 8: 64.00" in reasons["onnx:fp32"][1]
+    assert reasons["openvino:int8"][0] == "beaten"
+    latency = with_pareto(_docs_rows())
+    tied = why_not(latency, choose(latency, "latency"), "latency", 1.0)
+    assert tied["litert:int8"][0] == "lost the tie-break" and tied["onnx:fp32"][0] == "beaten"
+
+
+def test_the_throughput_report_shows_each_batch_and_the_chosen_one(tmp_path):
+    rows = with_pareto(_server_rows(), "throughput", 80.0)
+    choice = choose(rows, "throughput", 80.0)
+    not_chosen = [{"id": "litert:int8", "kind": "not made", "reason": "litert is not installed"}]
+    report = Report({"max_top1_drop": 1.0, "objective": "throughput", "batch_size": 1, "batches": [1, 8, 32],
+                     "max_latency_ms": 80.0, "threads": 2}, {"cpu": "test CPU", "cores": 2}, 0.95, 400, rows,
+                    not_chosen, str(tmp_path / choice.row.file), {}, choice.tie, choice.decided_by, {}, choice.batch)
+    text = to_text(report)
+    assert "batches 1, 8, 32, p95 within 80 ms" in text and "at batch 32" in text
+    assert "litert:int8: not made: litert is not installed" in text
+    assert "| alexnet.onnx... " not in text and "571.4" in text  # openvino:int8 at 32: 32 / 56 ms
+    write_report(tmp_path, report)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["chosen_batch"] == 32 and data["not_chosen"] == not_chosen
+    assert [t["batch"] for t in data["candidates"][0]["by_batch"]] == [1, 8, 32]
+    assert {"batch", "p50_ms", "p95_ms", "images_per_s"} <= set(data["candidates"][0]["by_batch"][0])

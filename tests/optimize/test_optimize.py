@@ -144,7 +144,7 @@ def _bad_inputs(root, labelled_images):
     ("few", "found 5 labelled images .*expected at least 20"),
     ("unknown", "class folder 'cat' is not among the model's 10 labels"),
     ("empty", "found no image files"),
-    ("objective", "objective 'speed' is unknown; expected one of latency, size"),
+    ("objective", "objective 'speed' is unknown; expected one of latency, throughput, size"),
     ("below", "max_top1_drop -1 is outside 0..100"),
     ("above", "max_top1_drop 101 is outside 0..100"),
 ])
@@ -209,3 +209,64 @@ def test_litert_candidates_are_skipped_with_why_above_the_largest_fixed_batch():
     assert reason is not None and "at most 64" in reason and "batch 65" in reason
     if importlib.util.find_spec("litert_torch") and importlib.util.find_spec("ai_edge_litert"):
         assert all(skip_reason(candidate, calibrating=True, batch=64) is None for candidate in litert)
+
+
+def _copy_of(tight_run, tmp_path, name):
+    """tight_run's folder (the FP32 .onnx and the reference are reused, not made again)."""
+    folder = tmp_path / name
+    shutil.copytree(tight_run[1], folder)
+    return folder
+
+
+def test_two_runs_choose_the_same_file(tight_run, outlier_checkpoint, labelled_images, calibration, tmp_path):
+    """The FP32 .onnx and the .ort hold one graph for one runtime (the .ort without the x86 NCHWc
+    layouts, a few percent slower): either their p50 intervals overlap and the rule picks the smaller
+    file, or they do not and the faster one wins; both runs must land on the same file."""
+    from alexnet_export.optimize import optimize
+
+    folder = _copy_of(tight_run, tmp_path, "tie")
+    runs = [optimize(outlier_checkpoint[0], labelled_images, folder, max_top1_drop=100, calibration=calibration,
+                     candidates=("onnx:fp32", "ort:fp32"), bench_rounds=20, keep_all=True) for _ in range(2)]
+    assert runs[0].chosen == runs[1].chosen, [run.report.decided_by for run in runs]
+    for run in runs:
+        rows = {row.id: row for row in run.report.candidates}
+        if len(run.report.tie) == 2:  # the rule: the fewest bytes
+            assert run.chosen.name == min(rows.values(), key=lambda row: row.bytes).file
+            assert "a tie broken by the fewest bytes" in run.report.decided_by
+        else:
+            assert run.chosen.name == min(rows.values(), key=lambda row: row.p50_ms).file
+
+
+def test_the_throughput_objective_times_every_batch_and_reports_the_chosen_one(tight_run, outlier_checkpoint,
+                                                                             labelled_images, calibration, tmp_path):
+    from alexnet_export.optimize import optimize
+
+    folder = _copy_of(tight_run, tmp_path, "throughput")
+    result = optimize(outlier_checkpoint[0], labelled_images, folder, max_top1_drop=100, calibration=calibration,
+                      candidates=("onnx:fp32",), objective="throughput", batch_sizes=(4, 1), max_latency_ms=10_000,
+                      bench_rounds=3, keep_all=True)
+    report = json.loads((folder / "report.json").read_text())
+    row = next(row for row in report["candidates"] if row["id"] == "onnx:fp32")
+    assert [timing["batch"] for timing in row["by_batch"]] == [1, 4]
+    for timing in row["by_batch"]:
+        assert timing["p50_ms"] <= timing["p95_ms"]
+        assert timing["images_per_s"] == pytest.approx(timing["batch"] * 1e3 / timing["p50_ms"])
+    best = max(row["by_batch"], key=lambda timing: timing["images_per_s"])
+    assert report["chosen_batch"] == result.report.chosen_batch
+    assert report["chosen_batch"] == best["batch"] or len(report["tie"]) > 1
+    assert report["settings"]["batches"] == [1, 4] and report["settings"]["max_latency_ms"] == 10_000
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"batch_sizes": (1, 8)}, "batch_sizes applies to objective throughput"),
+    ({"max_latency_ms": 5}, "max_latency_ms applies to objective throughput"),
+    ({"objective": "throughput", "max_latency_ms": 0}, "max_latency_ms 0 is invalid"),
+    ({"objective": "throughput", "batch_sizes": (0, 8)}, "batch_sizes 0 is invalid"),
+    ({"objective": "throughput", "batch_size": 8}, "objective throughput times batch_sizes, not batch_size"),
+])
+def test_throughput_options_are_checked_before_anything_is_written(options, match, tmp_path, labelled_images):
+    from alexnet_export.optimize import optimize
+
+    with pytest.raises(ArgumentError, match=match):
+        optimize(None, labelled_images, tmp_path / "out", max_top1_drop=1, **options)
+    assert not (tmp_path / "out").exists()
