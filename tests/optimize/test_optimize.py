@@ -270,3 +270,26 @@ def test_throughput_options_are_checked_before_anything_is_written(options, matc
     with pytest.raises(ArgumentError, match=match):
         optimize(None, labelled_images, tmp_path / "out", max_top1_drop=1, **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_keep_float_search_with_nothing_within_the_budget_lists_its_best_gate_passing_file(
+        tight_run, outlier_checkpoint, labelled_images, calibration, tmp_path):
+    """Every set the search tries passes the INT8 gate here, and a budget that refuses them all
+    (accept) leaves the best of them to be made and listed, outside the budget, with its top-1."""
+    from alexnet_export.bench.accuracy import image_set
+    from alexnet_export.exporter.pipeline import ModelSource
+    from alexnet_export.models.spec import default_labels
+    from alexnet_export.optimize import candidates as table
+    from alexnet_export.optimize.making import make
+    from alexnet_export.optimize.progress import MADE
+
+    folder = _copy_of(tight_run, tmp_path, "best-try")
+    (folder / table.KEEP_FLOAT_FILE).unlink(missing_ok=True)
+    refused = []
+    work = table.Work(folder, ModelSource(outlier_checkpoint[0]), calibration, 32, 2,
+                      accept=lambda path: refused.append(path.name) or "outside a budget no file keeps")
+    keep_float = next(c for c in table.CANDIDATES if c.id == table.KEEP_FLOAT)
+    record, final = make(keep_float, work, image_set(labelled_images, default_labels(10)), "key", lambda event: None)
+    assert record.status == MADE and final and len(refused) > 1  # the plain file and the tries were all refused
+    assert record.float_layers and (folder / table.KEEP_FLOAT_FILE).is_file()
+    assert record.accuracy.images > 0 and record.gates and "parity" in record.gates[0]["title"]
