@@ -9,14 +9,15 @@ from alexnet_export.bench.results import BenchResult, ClassifyRow, ModelInfo, Ro
 from alexnet_export.extras import require
 from alexnet_export.atomic import atomic_output
 
-COLUMNS = ("model", "precision", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "roofline")
+COLUMNS = ("model", "precision", "batch", "p50 ms", "p50 95% interval", "p90 ms", "p99 ms", "img/s", "roofline")
 # Added where a row ran on CUDA: the device's share of the call, as trtexec splits it.
 DEVICE_COLUMNS = ("device ms", "H2D ms", "compute ms", "D2H ms")
 
 
 def _cells(row: Row, device: bool = False) -> tuple[str, ...]:
     roofline = f"{row.roofline_fraction:.0%} {row.roofline_basis}" if row.roofline_fraction is not None else "-"
-    cells = (row.model, row.precision, str(row.batch), f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}",
+    interval = f"[{row.p50_ci_ms[0]:.2f}, {row.p50_ci_ms[1]:.2f}]" if row.p50_ci_ms else "-"
+    cells = (row.model, row.precision, str(row.batch), f"{row.p50_ms:.2f}", interval, f"{row.p90_ms:.1f}",
              f"{row.p99_ms:.1f}", f"{row.images_per_s:.1f}", roofline)
     if not device:
         return cells

@@ -63,7 +63,7 @@ def test_json_keeps_its_keys(result):
     assert [tuple(r) for r in data["results"]] == [RESULT_FIELDS] * 4
     assert RESULT_FIELDS == ("model", "precision", "device", "file_mb", "batch", "p50_ms", "p90_ms", "p99_ms",
                              "images_per_s", "roofline_fraction", "rounds", "roofline_basis", "device_ms", "h2d_ms",
-                             "compute_ms", "d2h_ms", "p50_ci_ms", "stopped")
+                             "compute_ms", "d2h_ms", "p50_ci_ms", "stopped", "p95_ms")
     assert [list(r) for r in data["classify"]] == [["model", "precision", "p50_ms", "p90_ms"]] * 2
 
 
@@ -129,4 +129,19 @@ def test_cli_bench(cli, small_onnx, tmp_path):
     bad = cli("bench", small_onnx, "--batch-sizes", "1,x", cwd=tmp_path)
     assert bad.returncode == 2 and "comma-separated list of positive integers" in bad.stderr
     both = cli("bench", small_onnx, "--iterations", "2", "--seconds", "1", cwd=tmp_path)
-    assert both.returncode == 2 and "not both" in both.stderr
+    assert both.returncode == 2 and "not several" in both.stderr
+    both = cli("bench", small_onnx, "--iterations", "2", "--until-stable", cwd=tmp_path)
+    assert both.returncode == 2 and "not several" in both.stderr
+
+
+def test_cli_bench_until_stable_times_by_the_settling_rule(cli, small_onnx, tmp_path):
+    result = cli("bench", small_onnx, "--batch-sizes", "1", "--until-stable", "--warmup", "1", "--threads", "1",
+                 "--no-cold-start", "--json", tmp_path / "b.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "b.json").read_text())
+    (row,) = data["results"]
+    assert data["settings"]["settle"]["window"] == 10 and data["settings"]["iterations"] is None
+    assert row["stopped"] == "stable" or row["stopped"].startswith("maximum")
+    assert row["rounds"] >= 30 and (row["rounds"] % 10 == 0 or row["stopped"] != "stable")
+    low, high = row["p50_ci_ms"]
+    assert low <= row["p50_ms"] <= high and f"[{low:.2f}, {high:.2f}]" in result.stdout
