@@ -16,7 +16,7 @@ import numpy as np
 
 from alexnet_export.errors import InputError
 from alexnet_export.runtimes.verification.parity import ParityReport, compare_logits
-from alexnet_export.runtimes.preprocess import find_images, preprocess_readable
+from alexnet_export.runtimes.preprocess import preprocess_readable, require_images
 
 Tick = Callable[[int], None]
 TOP_K = 5
@@ -57,9 +57,8 @@ def image_set(folder: str | Path, class_names: Sequence[str] | None = None) -> I
     must be one of `class_names`, so a typo or a model with other labels fails before any work.
     """
     folder = Path(folder)
-    paths = tuple(find_images(folder))
-    if not paths:
-        raise InputError(f"found no image files under {folder}")
+    # A folder without images is a mistake in the arguments, as in `classify` (runtimes/preprocess.py).
+    paths = tuple(require_images(folder, argument="folder"))
     if class_names is None:
         return ImageSet(paths, None, 0)
     outside = [p for p in paths if len(p.relative_to(folder).parts) < 2]

@@ -41,6 +41,9 @@ class ParityGate:
     max_abs: float | None = None
     max_rel: float | None = None  # max abs error / max |reference logit|
     min_mean_cosine: float | None = None
+    # Count top-1 agreement over the inputs with a clear FP32 margin (CLEAR_MARGIN) instead of the
+    # decisive ones (runtimes/verification/parity.py): a rule that does not loosen as the file gets noisier.
+    clear_margin_top1: bool = False
 
 
 # The FP32 gate: 1e-4 absolute. The relative bound keeps it meaningful for models whose logits
@@ -50,11 +53,17 @@ FP16_GATE = ParityGate("fp16", min_cosine=0.999, min_top1=0.99)
 # BF16 keeps FP32's exponent and 8 bits of mantissa: near-lossless, so a tighter gate than FP16's.
 BF16_GATE = ParityGate("bf16", min_cosine=0.9999, min_top1=0.995)
 INT8_GATE = ParityGate("int8", min_cosine=0.98, min_top1=0.97, min_mean_cosine=0.99)
+# A clear FP32 margin: the top-1 logit leads the second by at least this many standard deviations of
+# the image's logits. It depends on the reference only, so a noisier file is judged on the same
+# inputs. (The decisive rule counts margins above twice the file's own 95th-percentile error: a
+# flip there needs an error past that percentile, so the rule passes a file that is noisy everywhere.)
+CLEAR_MARGIN = 0.25
 # INT4 weights (fc6-fc8, block-wise scales; exporter/onnx/int4.py): rounding 47 million weights to 16
 # levels alone sets the logits' cosine to FP32 near 0.99 (measured 0.9926 mean, 0.992 min on the
-# seeded 1000-class model), so the gate sits below INT8's; it catches a broken file (wrong scales or
-# layout fall far below it), and `optimize` decides on task accuracy (top-1 on labelled images).
-INT4_GATE = ParityGate("int4", min_cosine=0.97, min_top1=0.95, min_mean_cosine=0.98)
+# seeded 1000-class model), so the cosine bounds sit below INT8's. Its top-1 is counted over clear
+# margins: the seeded models keep 97-100% of those answers, a checkpoint with one outlier input in each
+# MatMulNBits block of fc7 88-92% at a passing cosine (docs/precision.md, tests/exporter/test_int4.py).
+INT4_GATE = ParityGate("int4", min_cosine=0.97, min_top1=0.95, min_mean_cosine=0.98, clear_margin_top1=True)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from alexnet_export.bench.accuracy import ImageSet
-from alexnet_export.errors import ArgumentError, InputError
+from alexnet_export.errors import ArgumentError
 from alexnet_export.exporter.pipeline import CalibrationOptions
 
 LATENCY, THROUGHPUT, SIZE = "latency", "throughput", "size"
@@ -68,21 +68,12 @@ def _batches(objective: str, batch_size: int, batch_sizes: Sequence[int] | None,
 
 
 def check_calibration(calibration: CalibrationOptions) -> None:
-    """The calibration folder exists and holds enough images (no folder: the INT8 candidates are skipped)."""
-    from alexnet_export.exporter.calibration.ranges import MIN_IMAGES
-    from alexnet_export.runtimes.preprocess import find_images
+    """The calibration folder can work (the export commands' own check, exporter/calibration/checks.py);
+    no folder: the INT8 candidates are skipped."""
+    from alexnet_export.exporter.calibration import check_calibration_images
 
-    if calibration.folder is None:
-        return
-    if not Path(calibration.folder).is_dir():
-        raise ArgumentError(f"calibration folder {calibration.folder} does not exist", argument="calibration")
-    if calibration.count < MIN_IMAGES:
-        raise ArgumentError(f"calibration count {calibration.count} is below {MIN_IMAGES}; calibration needs at least"
-                            f" {MIN_IMAGES} images", argument="calib_count")
-    found = len(find_images(calibration.folder, "calibration folder"))
-    if found < MIN_IMAGES:
-        raise InputError(f"found {found} image files under {calibration.folder}; calibration needs at least"
-                         f" {MIN_IMAGES}", argument="calibration")
+    if calibration.folder is not None:
+        check_calibration_images(calibration.folder, calibration.count)
 
 
 def run_settings(settings: dict) -> dict:

@@ -14,7 +14,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from alexnet_export.errors import InputError
+from alexnet_export.errors import ArgumentError, InputError
 from alexnet_export.models.spec import Preprocessing
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
@@ -28,12 +28,38 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
 
 
-def find_images(folder: str | Path, what: str = "image folder") -> list[Path]:
-    """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order."""
+class FolderError(ArgumentError, InputError):
+    """A folder the arguments name is missing or holds no images: a mistake in the arguments (exit 2 in
+    the CLI, with the flag `argument` names), in every command alike; still an InputError to catch."""
+
+
+def find_images(folder: str | Path, what: str = "image folder", argument: str | None = None) -> list[Path]:
+    """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order.
+    A missing folder is a FolderError naming `argument`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"{what} {folder} does not exist or is not a folder")
+        raise FolderError(f"{what} {folder} does not exist or is not a folder", argument=argument)
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def require_images(folder: str | Path, what: str = "image folder", argument: str | None = None) -> list[Path]:
+    """find_images, and a FolderError naming `argument` when the folder holds no image file: the one
+    rule for a named folder without images (`verify --images`, `classify`'s folders)."""
+    paths = find_images(folder, what, argument)
+    if not paths:
+        raise FolderError(f"found no image files under {folder}; expected files with one of the suffixes"
+                          f" {', '.join(IMAGE_SUFFIXES)} (folders are searched recursively)", argument=argument)
+    return paths
+
+
+def image_problem(path: str | Path) -> str | None:
+    """Why the file at `path` cannot be an input image, read from its header alone (nothing is
+    decoded, so a damaged body is found only when it is read), or None."""
+    try:
+        _opened(Path(path), str(path)).close()
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 def load_image(source: ImageSource) -> Image.Image:
@@ -71,6 +97,17 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
     """`file` is a path or an in-memory file; `path` names it in messages."""
+    image = _opened(file, path)
+    try:
+        image.load()
+        # Phones store rotation in EXIF; apply it so the crop sees what the user saw.
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"cannot decode {path}: {exc}") from None
+
+
+def _opened(file: Path | BinaryIO, path: str) -> Image.Image:
+    """The image's header read and checked (format, declared size); the pixels are not decoded yet."""
     try:
         image = Image.open(file)  # reads the header only
     except FileNotFoundError:
@@ -82,18 +119,15 @@ def _open_file(file: Path | BinaryIO, path: str) -> Image.Image:
         raise InputError(f"cannot read {path} as an image: {detail}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path} as an image: {exc}") from None
+    problem = None
     if image.format not in ALLOWED_FORMATS:
-        raise InputError(f"image {path} is {image.format}; expected one of {', '.join(ALLOWED_FORMATS)}")
-    if image.width * image.height > MAX_PIXELS:
-        raise InputError(
-            f"image {path} declares {image.width}x{image.height} pixels; refusing to decode more than {MAX_PIXELS:,}"
-        )
-    try:
-        image.load()
-        # Phones store rotation in EXIF; apply it so the crop sees what the user saw.
-        return ImageOps.exif_transpose(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot decode {path}: {exc}") from None
+        problem = f"image {path} is {image.format}; expected one of {', '.join(ALLOWED_FORMATS)}"
+    elif image.width * image.height > MAX_PIXELS:
+        problem = f"image {path} declares {image.width}x{image.height} pixels; refusing to decode more than {MAX_PIXELS:,}"
+    if problem is not None:
+        image.close()
+        raise InputError(problem)
+    return image
 
 
 def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:

@@ -57,7 +57,8 @@ input_format_option = click.option(
               help="fp16: FP16 with FP32 I/O and LRN; int8: the INT8 file ONNX Runtime runs fastest on CPUs; "
                    "int8-tensorrt: the Q/DQ file TensorRT builds INT8 engines from (what `trt --int8` builds; "
                    "made here without TensorRT). Both INT8 need --calib-dir. int4: fc6-fc8 weights in 4 bits, blocks "
-                   "of 16 (ONNX Runtime's MatMulNBits, CPU), convolutions FP32; no calibration images.")
+                   "of 16 (ONNX Runtime's MatMulNBits, CPU), convolutions FP32; nothing to calibrate: with --calib-dir its "
+                   "gate runs on those images (top-1 on clear margins), else on generated ones.")
 @calibration_options
 @float_layer_options
 @click.option("--lrn", type=click.Choice(["native", "pooled"]), default="native", show_default=True,

@@ -1,9 +1,14 @@
 """Which images a new precision file is calibrated and verified on: a folder's images (calibration
 and held-out ones), or photo-like images made here when there is no folder. Every backend that
-calibrates (the ONNX INT8 files, the .pte, the .tflite) takes the same images from the same folder."""
+calibrates (the ONNX INT8 files, the .pte, the .tflite) takes the same images from the same folder.
+
+A process reads a folder's images once: the set read last is kept and given again while the folder's
+listing (names, sizes, modification times), the count and the preprocessing are the same, so
+`optimize`, which makes several calibrated files from one folder, decodes the images once."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +17,7 @@ import numpy as np
 from alexnet_export.events import Listener, Note, counter, ignore
 from alexnet_export.exporter.calibration.ranges import DEFAULT_METHOD, RECOMMENDED_IMAGES, CalibrationSet, load_calibration_set
 from alexnet_export.models.spec import Preprocessing
-from alexnet_export.runtimes.preprocess import preprocess_batch
+from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
 from alexnet_export.runtimes.verification.samples import synthetic_images
 
 MIN_HOLDOUT = 16  # the fewest held-out images verified on instead of the calibration images
@@ -40,9 +45,30 @@ def images_for(calibration: CalibrationOptions, preprocessing: Preprocessing, ca
     return calibration_set, inputs, verified_on, notes
 
 
+# The calibration set read last, by what it was read from (see above); its arrays are shared, never written.
+_LAST_READ: dict[tuple, CalibrationSet] = {}
+
+
 def _load_images(calibration: CalibrationOptions, preprocessing, on_event: Listener) -> CalibrationSet:
-    return load_calibration_set(calibration.folder, calibration.count, preprocessing,
-                                lambda total: counter(on_event, "reading calibration images", total))
+    paths = find_images(calibration.folder, "calibration folder", argument="calibration")
+    key = (str(Path(calibration.folder).resolve()), _listing(paths), calibration.count, preprocessing.to_json())
+    if key in _LAST_READ:
+        return _LAST_READ[key]
+    calibration_set = load_calibration_set(calibration.folder, calibration.count, preprocessing,
+                                           lambda total: counter(on_event, "reading calibration images", total),
+                                           paths=paths)
+    _LAST_READ.clear()  # one set at a time: a few hundred images are a few hundred MB
+    _LAST_READ[key] = calibration_set
+    return calibration_set
+
+
+def _listing(paths: list[Path]) -> str:
+    """A digest of the image files' names, sizes and modification times: a changed file is read again."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _image_notes(calibration_set: CalibrationSet, calibrating: bool) -> list[Note]:

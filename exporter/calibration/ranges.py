@@ -1,6 +1,6 @@
 """Calibration: images -> preprocessed batches -> activation ranges, cached.
 
-The ranges are computed once per (FP32 model, calibration set, method) with ONNX Runtime's
+The ranges are computed once per (FP32 graph and weights, calibration set, method) with ONNX Runtime's
 calibrators over every float tensor, and saved in ONNX Runtime's own calibration-cache format,
 so the TensorRT INT8 file and the CPU INT8 file quantize from the same ranges and a re-run
 skips the minutes of inference.
@@ -16,7 +16,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -68,24 +68,21 @@ class Ranges:
 
 def load_calibration_set(
     folder: str | Path, count: int, preprocessing: Preprocessing,
-    progress: Callable[[int], Tick] = lambda total: (lambda n: None),
+    progress: Callable[[int], Tick] = lambda total: (lambda n: None), *, paths: Sequence[Path] | None = None,
 ) -> CalibrationSet:
     """Pick `count` images (a seeded sample when there are more), decode and preprocess them;
     up to VERIFY_HOLDOUT further images are kept out of calibration to verify on.
     progress(total) gives the tick called as images are read, once the folder is listed.
+    paths: the folder's images as find_images lists them, when the caller has listed it.
 
     Fails fast, before any inference, when fewer than MIN_IMAGES images can be read.
     """
     if count < MIN_IMAGES:
         raise CalibrationError(f"asked to calibrate on {count} images; calibration needs at least {MIN_IMAGES}")
-    paths = find_images(folder, "calibration folder")
+    paths = list(paths) if paths is not None else find_images(folder, "calibration folder")
     if len(paths) < MIN_IMAGES:
-        raise CalibrationError(
-            f"found {len(paths)} image files under {folder} ({', '.join(IMAGE_SUFFIXES)});"
-            f" calibration needs at least {MIN_IMAGES}"
-        )
-    order = np.random.default_rng(SELECTION_SEED).permutation(len(paths))
-    wanted = [paths[i] for i in order[: count + VERIFY_HOLDOUT]]
+        raise CalibrationError(too_few_files(len(paths), folder))
+    wanted = wanted_paths(paths, count)
     images, kept, skipped = preprocess_readable(wanted, preprocessing, progress(len(wanted)))
     used = [wanted[i] for i in kept]
     # Hold images out for verification even when the folder has fewer than count + holdout,
@@ -100,6 +97,17 @@ def load_calibration_set(
     for path in used[:calibration_count]:
         digest.update(bytes.fromhex(file_sha256(path)))
     return CalibrationSet(images[:calibration_count], images[calibration_count:], digest.hexdigest(), tuple(skipped))
+
+
+def too_few_files(found: int, folder: str | Path) -> str:
+    return (f"found {found} image files under {folder} ({', '.join(IMAGE_SUFFIXES)}); calibration needs at least"
+            f" {MIN_IMAGES}")
+
+
+def wanted_paths(paths: Sequence[Path], count: int) -> list[Path]:
+    """The images read for a calibration set of `count`: a seeded sample of count + VERIFY_HOLDOUT."""
+    order = np.random.default_rng(SELECTION_SEED).permutation(len(paths))
+    return [paths[i] for i in order[: count + VERIFY_HOLDOUT]]
 
 
 def default_cache_dir() -> Path:
@@ -122,14 +130,30 @@ def calibration_ranges(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CalibrationError(f"cannot create the calibration cache folder {folder}: {exc.strerror or exc}") from None
-    # The method's options are in the key: ranges computed with other settings are other ranges.
-    settings = "-".join([method, *(str(value) for value in METHOD_OPTIONS[method].values())])
-    key = f"{file_sha256(fp32_onnx)[:16]}-{calibration.digest[:16]}-{settings}.json"
-    path = folder / key
+    path = folder / cache_name(fp32_onnx, calibration, method)
     if path.is_file():
         return Ranges(path, method, cache_hit=True)
     _calibrate(Path(fp32_onnx), calibration.images, method, path, tick)
     return Ranges(path, method, cache_hit=False)
+
+
+def cache_name(fp32_onnx: str | Path, calibration: CalibrationSet, method: str) -> str:
+    """The cache entry of the ranges of `fp32_onnx` on `calibration` by `method`: what they depend on and
+    nothing else. The method's options are in it: ranges computed with other settings are other ranges."""
+    settings = "-".join([method, *(str(value) for value in METHOD_OPTIONS[method].values())])
+    return f"{graph_digest(fp32_onnx)[:16]}-{calibration.digest[:16]}-{settings}.json"
+
+
+def graph_digest(onnx_file: str | Path) -> str:
+    """sha256 of what a model's activation ranges depend on: its graph, weights and opsets, without the
+    file's metadata (labels, weights' source, tool versions, description), so that exporting again with
+    only other labels or another file name reuses the cached ranges. External data is read in."""
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    del model.metadata_props[:]
+    model.doc_string = model.producer_name = model.producer_version = ""
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
 def ort_method(method: str):

@@ -70,7 +70,8 @@ def export_onnx_file(
     """
     started = time.perf_counter()
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, input_format=input_format))
-    _, keep_float = check_arguments(ONNX.name, precision, calibration, output, input_format, keep_float, auto_keep_float)
+    _, keep_float = check_arguments(ONNX.name, precision, calibration, output, input_format, keep_float, auto_keep_float,
+                                     batch=batch)
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                             " and the INT8 CPU file always uses the pooled form", argument="lrn")
@@ -82,7 +83,8 @@ def export_onnx_file(
         return OnnxFile(output, FP32, fp32.size_bytes, loaded.metadata.num_classes, fp32, None,
                         time.perf_counter() - started)
     # The FP32 file is a step on the way; export is deterministic, so the calibration cache
-    # (keyed by its hash) still hits on a re-run. A pixel file is made from the verified float file.
+    # (keyed by its graph and weights, not its labels) still hits on a re-run. A pixel file is made from the verified
+    # float file.
     with tempfile.TemporaryDirectory(prefix=".alexnet-export-", dir=output.parent) as scratch:
         fp32 = export_onnx(loaded.model, Path(scratch) / "fp32.onnx", loaded.metadata, opset=opset, batch=batch,
                            verify=verify, lrn=lrn, on_event=on_event)

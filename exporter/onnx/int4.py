@@ -22,9 +22,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from alexnet_export.atomic import atomic_output
+from alexnet_export.errors import ParityError
+from alexnet_export.events import Note
 from alexnet_export.exporter.rewrites.lrn_pooled import pool_lrn_nodes
-from alexnet_export.models.precisions import INT4
-from alexnet_export.models.spec import LRN_KEY, PRECISION_KEY
+from alexnet_export.models.precisions import CLEAR_MARGIN, INT4, INT4_GATE
+from alexnet_export.models.spec import LRN_KEY, PRECISION_KEY, Preprocessing
 
 # Weights per scale (and zero point), along the input axis (K). Measured on the seeded 1000-class
 # model (docs/precision.md): blocks of 16 with zero points kept the logits closest to FP32 (mean
@@ -35,6 +37,15 @@ BLOCK_SIZE = 16
 # summed in integers (ONNX Runtime's contrib operator docs); 0 would dequantize to FP32 and multiply
 # in FP32. Measured faster at batch 1 with the same gate figures (docs/precision.md).
 ACCURACY_LEVEL = 4
+# The gate's inputs without a calibration folder: the 32 generated images every precision file is
+# verified on and 64 more of the same seed (the first 32 are the same images). About 60 of 96 have a
+# clear margin on the seeded models, so one changed answer moves top-1 agreement by under 2 points
+# (by 4.5 on 32). With a folder, every image read from it: INT4 is calibrated on none.
+GENERATED_IMAGES, GENERATED_SEED = 96, 4321
+# Fewer clear-margin inputs than this and the command says the top-1 figure rests on few answers.
+MIN_CLEAR_INPUTS = 16
+ADVICE = ("fc6-fc8 lose answers in 4 bits: try INT8 calibrated on your images (`onnx --precision int8 --calib-dir DIR`,"
+          " precision int8-cpu) or FP16 (`--precision fp16`)")
 
 
 def gemms_to_matmuls(model: onnx.ModelProto) -> int:
@@ -97,3 +108,42 @@ def to_int4(fp32_onnx: str | Path, output: str | Path, *, block_size: int = BLOC
     with atomic_output(output) as temporary:
         onnx.save_model(quantized, str(temporary))
     return count
+
+
+def gate_inputs(calibration_set, preprocessing: Preprocessing) -> tuple[np.ndarray, str]:
+    """What the INT4 file is gated on, and what those inputs are: every image read from the calibration
+    folder (calibration and held-out ones: INT4 is calibrated on none), else GENERATED_IMAGES photo-like ones."""
+    if calibration_set is not None:
+        images = np.concatenate([calibration_set.images, calibration_set.holdout]) if len(calibration_set.holdout) \
+            else calibration_set.images
+        return images, f"the {len(images)} calibration-folder images (INT4 is calibrated on none of them)"
+    from alexnet_export.runtimes.preprocess import preprocess_batch
+    from alexnet_export.runtimes.verification.samples import synthetic_images
+
+    images = preprocess_batch(synthetic_images(GENERATED_IMAGES, seed=GENERATED_SEED), preprocessing)
+    return images, f"{GENERATED_IMAGES} generated photo-like images (no calibration folder: not real images)"
+
+
+def check_gate(report, what: str, *, generated: bool) -> list[Note]:
+    """Hold the INT4 file to its gate (models/precisions.py INT4_GATE: cosine, and top-1 agreement over
+    the inputs whose FP32 margin is clear): a ParityError in one line with the figures and what to try, or
+    a note of how far top-1 moved, a warning where the gate's inputs were generated images, few had a
+    clear margin, or more answers changed overall than the gate allows among the clear ones."""
+    problems = report.failures(INT4_GATE)
+    if problems:
+        raise ParityError(f"{what} fails the {INT4_GATE.name} parity gate: {'; '.join(problems)}; {ADVICE}", report)
+    changed = round((1 - report.top1_agreement) * report.samples)
+    kept = round(report.clear_top1_agreement * report.clear)
+    moved = (f"{kept} of the {report.clear} answers with a clear FP32 margin (>= {CLEAR_MARGIN} std of the logits)"
+             f" kept, {changed} of all {report.samples} changed ({1 - report.top1_agreement:.1%}),"
+             f" {changed - (report.clear - kept)} of them near ties")
+    if generated:
+        return [Note(f"top-1 was gated on generated images, not real ones: {moved}; give calibration images"
+                     " (--calib-dir DIR) to gate INT4 on yours", warning=True)]
+    if report.clear < MIN_CLEAR_INPUTS:
+        return [Note(f"top-1 rests on only {report.clear} inputs with a clear FP32 margin, too few to say much:"
+                     f" {moved}", warning=True)]
+    if 1 - report.top1_agreement > 1 - INT4_GATE.min_top1:
+        return [Note(f"top-1: {moved}; measure accuracy on labelled images before deploying"
+                     " (`verify FILE --images DIR --labels-from-folders --reference MODEL`)", warning=True)]
+    return [Note(f"top-1: {moved}")]

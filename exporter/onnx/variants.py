@@ -61,7 +61,9 @@ def make_variant(
     keep_float: INT8 only, layer names (runtimes/verification/layers.py: conv1..conv5, fc6..fc8) whose weights
     and input activations stay float. auto_keep_float: when the INT8 file fails its gate, keep the
     fewest more layers in float that make it pass (exporter/onnx/auto_keep.py). A failed INT8 gate
-    raises Int8GateError, which names the layer where the noise enters. accept: with
+    raises Int8GateError, which names the layer where the noise enters. INT4 is gated on every image
+    read from the calibration folder (it calibrates on none), else on generated ones, its top-1 counted
+    over clear margins (exporter/onnx/int4.py `gate_inputs`, `check_gate`). accept: with
     auto_keep_float, a check beyond the gate that the file, or each try, must pass (why it is
     refused, or None): `optimize`'s top-1 budget.
 
@@ -80,8 +82,9 @@ def make_variant(
             if clamped:
                 notes.append(Note(f"{clamped} weights smaller than FP16 can hold were clamped to +-1e-7", warning=True))
         elif precision == INT4:
-            from alexnet_export.exporter.onnx.int4 import BLOCK_SIZE, to_int4
+            from alexnet_export.exporter.onnx.int4 import BLOCK_SIZE, gate_inputs, to_int4
 
+            inputs, verified_on = gate_inputs(calibration_set, preprocessing)
             on_event(Step(f"quantizing fc6-fc8 weights to INT4 in blocks of {BLOCK_SIZE} (MatMulNBits)"))
             to_int4(fp32_onnx, staged)
         else:
@@ -96,7 +99,11 @@ def make_variant(
         on_event(Step(f"verifying {output.name} against the FP32 reference on {verified_on}"))
         report = _compare(reference, staged, inputs)
         what = f"{output.name} ({precision})"
-        if not row.is_int8:
+        if precision == INT4:
+            from alexnet_export.exporter.onnx.int4 import check_gate
+
+            notes.extend(check_gate(report, what, generated=calibration_set is None))
+        elif not row.is_int8:
             enforce(report, row.gate, what)
         elif report.failures(INT8_GATE) or (auto_keep_float and accept is not None and accept(staged) is not None):
             if not auto_keep_float:

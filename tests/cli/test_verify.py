@@ -113,3 +113,15 @@ def test_usage_and_input_errors_are_one_line(cli, small_onnx, calib_dir, tmp_pat
     result = cli("verify", small_onnx, "--images", tmp_path / "photos", "--labels-from-folders")
     assert result.returncode == 1
     assert re.match(r"Error: class folder 'cats' is not among the model's 10 labels .*`verify --labels` for a checkpoint", _last_line(result))
+
+
+def test_an_empty_image_folder_is_a_usage_mistake_as_in_classify(cli, one_line_error, small_onnx, tmp_path):
+    """The same mistake gets the same exit code in every command (bench/accuracy.py asks runtimes/preprocess.py)."""
+    empty = tmp_path / "empty"
+    (empty / "class_0").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    result = cli("verify", small_onnx, "--images", empty, "--reference", small_onnx)
+    one_line_error(result, r"^Error: found no image files under .*empty; expected files with one of the suffixes .jpg,"
+                           r" .* \(folders are searched recursively\) \(--images\)$", code=2)
+    classified = cli("classify", small_onnx, empty, "-o", tmp_path / "out" / "r.parquet")
+    assert classified.returncode == result.returncode == 2 and "no images found in" in classified.stderr

@@ -126,3 +126,57 @@ def test_the_methods_options_are_part_of_the_cache_key(small_onnx, calib_dir, tm
     other = calibration_ranges(small_onnx, calibration, "percentile", tmp_path)
     assert not other.cache_hit and other.path != first.path and other.path.name.endswith("-percentile-99.0.json")
     assert _ranges(other.path) != _ranges(first.path)
+
+
+def test_the_cache_key_ignores_what_does_not_change_the_ranges(small_onnx, tmp_path):
+    """Exporting again with only --labels (or another name, or another tool version) reuses the ranges; other
+    weights are other ranges. (test_cache_hits_and_invalidates shows that one name is one cache entry.)"""
+    import onnx
+
+    from alexnet_export.exporter.calibration.ranges import CalibrationSet, cache_name
+
+    none = np.empty((0, 3, 224, 224), np.float32)
+    calibration = CalibrationSet(none, none, "0123456789abcdef" * 4, ())  # the key reads the set's digest only
+    model = onnx.load(str(small_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "labels":
+            prop.value = json.dumps([f"kind {i}" for i in range(10)])
+    model.metadata_props.add(key="note", value="exported again")
+    model.doc_string, model.producer_version = "other words", "9.9"
+    relabelled = tmp_path / "relabelled.onnx"
+    onnx.save(model, str(relabelled))
+    assert relabelled.read_bytes() != small_onnx.read_bytes()
+    original = cache_name(small_onnx, calibration, "percentile")
+    assert cache_name(relabelled, calibration, "percentile") == original
+    model.graph.initializer[0].raw_data = bytes(len(model.graph.initializer[0].raw_data))  # other weights
+    onnx.save(model, str(tmp_path / "other.onnx"))
+    assert cache_name(tmp_path / "other.onnx", calibration, "percentile") != original
+
+
+def test_a_process_reads_a_folders_calibration_images_once(calib_dir, tmp_path):
+    """`optimize` makes several calibrated files from one folder: the images are decoded once, and again only
+    when a file in the folder changes."""
+    import os
+
+    from alexnet_export.events import Advance
+    from alexnet_export.exporter.calibration.images import CalibrationOptions, images_for
+
+    folder = tmp_path / "photos"
+    shutil.copytree(calib_dir, folder)
+    options = CalibrationOptions(folder, 64)
+    reads = []
+
+    def read():
+        events = []
+        calibration_set, inputs, verified_on, _ = images_for(options, SPEC, True, events.append)
+        reads.append(max((e.done for e in events if isinstance(e, Advance) and e.task == "reading calibration images"),
+                         default=0))
+        return calibration_set, inputs
+
+    first, inputs = read()
+    again, inputs_again = read()
+    assert again is first and inputs_again is inputs and reads == [90, 0]
+    changed = find_images(folder)[5]
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    third, _ = read()
+    assert reads[-1] > 0 and third.digest == first.digest  # read again; the same bytes, the same set

@@ -1,7 +1,10 @@
 """The commands as library calls (exporter/pipeline.py), run in-process."""
 
 import importlib.util
+import os
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ from alexnet_export.exporter.tensorrt.convert import build_engine
 from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.spec import Preprocessing
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
-from alexnet_export.runtimes.preprocess import preprocess_batch
+from alexnet_export.runtimes.preprocess import find_images, preprocess_batch
 from alexnet_export.runtimes.tensorrt.support import TensorRTUnavailable
 
 HAS_TENSORRT = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx", "tensorrt_rtx_bindings"))
@@ -64,6 +67,7 @@ def test_export_onnx_file_names_files_by_format_and_reports_events(tmp_path, mon
     assert any(isinstance(e, Step) and "FP16" in e.text for e in events)
     checks = [e for e in events if isinstance(e, Verified)]  # both gates, in order, with their figures
     assert [c.report for c in checks] == [result.fp32.report, result.variant.report] and "fp16" in checks[1].title
+    assert "  9 (1 + 8: batch 1 and batch 8)\n" in checks[0].report.table()  # what "inputs 9" were
 
 
 def test_model_source_labels_may_be_a_list(tmp_path):
@@ -91,6 +95,32 @@ def test_pipeline_arguments_are_checked_before_any_work(tmp_path, small_onnx, ca
     refused("keep_float", "apply to INT8 files", make_precision_file, small_onnx, "fp16", tmp_path / "m.onnx",
             keep_float=["conv4"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_images_output_folder_and_batch_are_checked_before_any_work(tmp_path, small_onnx, calib_dir):
+    """The Python API runs the CLI's checks (exporter/arguments.py), in milliseconds: nothing is loaded or written."""
+    from alexnet_export.exporter.calibration.checks import CalibrationArgumentError
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in find_images(calib_dir)[:26]:
+        os.link(path, few / path.name)
+    events, started = [], time.perf_counter()
+    with pytest.raises(CalibrationArgumentError, match=r"^found 26 image files under .*few \(.*\); calibration needs at"
+                                                       r" least 64$") as caught:
+        export_onnx_file(tmp_path / "m.onnx", precision="int8-cpu", calibration=CalibrationOptions(few),
+                         on_event=events.append)
+    assert caught.value.argument == "calibration" and isinstance(caught.value, ArgumentError)
+    with pytest.raises(CalibrationArgumentError, match="found 26 image files"):  # FP16 verifies on the folder's images
+        make_precision_file(small_onnx, "fp16", tmp_path / "m.onnx", calibration=CalibrationOptions(few))
+    with pytest.raises(PipelineError, match=r"^batch 0 is invalid; expected a positive integer") as caught:
+        export_onnx_file(tmp_path / "m.onnx", batch=0, on_event=events.append)
+    assert caught.value.argument == "batch"
+    if Path("/sys").is_dir():  # sysfs: no file can be made there, even by root
+        with pytest.raises(PipelineError, match=r"^cannot write in the output folder /sys: ") as caught:
+            export_onnx_file(Path("/sys/m.onnx"), on_event=events.append)
+        assert caught.value.argument == "output"
+    assert time.perf_counter() - started < 2 and events == [] and list(tmp_path.iterdir()) == [few]
 
 
 def test_make_precision_file_from_an_fp32_onnx(tmp_path, small_onnx, real_images):

@@ -147,6 +147,7 @@ def _bad_inputs(root, labelled_images):
     ("objective", "objective 'speed' is unknown; expected one of latency, throughput, size"),
     ("below", "max_top1_drop -1 is outside 0..100"),
     ("above", "max_top1_drop 101 is outside 0..100"),
+    ("calibration", "found 5 image files under .*calibration needs at least 64"),
 ])
 def test_bad_input_is_refused_before_anything_is_written(case, match, tmp_path, outlier_checkpoint, labelled_images,
                                                         calibration):
@@ -157,12 +158,14 @@ def test_bad_input_is_refused_before_anything_is_written(case, match, tmp_path, 
     images = {"flat": flat, "few": few, "unknown": unknown, "empty": tmp_path / "empty"}.get(case, labelled_images)
     options = {"objective": "speed"} if case == "objective" else {}
     budget = {"below": -1, "above": 101}.get(case, 1)
+    if case == "calibration":  # the export commands' own check, before the work (exit 2 in the CLI)
+        calibration = type(calibration)(few / "class_1", 64)
     output = tmp_path / "out"
     with pytest.raises(AlexNetExportError, match=match) as caught:
         optimize(outlier_checkpoint[0], images, output, max_top1_drop=budget, calibration=calibration, **options)
     assert "\n" not in str(caught.value)
     assert not output.exists()
-    if case in ("objective", "below", "above"):
+    if case in ("objective", "below", "above", "calibration"):
         assert isinstance(caught.value, ArgumentError)
 
 
