@@ -72,7 +72,7 @@ def classify_collection(
     **runtime_options: Any,
 ) -> ClassifyResult:
     """Classify every image `inputs` names (batch/inputs.py) with `model` into `output`, a folder of
-    Parquet (`.parquet`) or JSON Lines (`.jsonl`) parts with batch/schema.py's columns.
+    Parquet parts (`.parquet`) or one JSON Lines file (`.jsonl`) with batch/schema.py's columns.
 
     Paths already in `output` are skipped, so the same call finishes an interrupted run; an output
     made by another model file is refused unless `allow_model_change` (each row names its model).

@@ -1,14 +1,16 @@
-"""Where results go: a folder of numbered parts, each renamed into place whole.
+"""Where results go: a folder of numbered Parquet parts, each renamed into place whole, or one JSON
+Lines file appended to in whole lines (batch/formats.py).
 
 `-o results.parquet` is a folder of `part-00000.parquet`, `part-00001.parquet`, ... (pyarrow,
 pandas, Spark and Ray read such a folder as one table, DuckDB and polars its `*.parquet`; Ray's
-`write_parquet` writes the same shape); `-o results.jsonl` a folder of `part-00000.jsonl`, ... (`cat
-results.jsonl/part-*.jsonl` is one JSON Lines file). Every part is written under a hidden
-temporary name and renamed in (core/atomic.py), so a reader, and a resumed run, sees whole parts
-or none; the hidden temporaries a killed run leaves are skipped by those readers and removed by
-the next run. The paths in the parts are what is done: a resumed run skips them, and the writer
-drops any row whose path a part already holds, so nothing is written twice. One run writes a
-folder at a time (an advisory lock on the folder, POSIX).
+`write_parquet` writes the same shape). Every part is written under a hidden temporary name and
+renamed in (core/atomic.py), so a reader, and a resumed run, sees whole parts or none; the hidden
+temporaries a killed run leaves are skipped by those readers and removed by the next run.
+`-o results.jsonl` is one file: each batch of rows is appended in one write and synced, and a last
+line a killed run left without its newline is cut off by the next run, which redoes its image.
+The paths in the output are what is done: a resumed run skips them, and the writer drops any row
+whose path the output already holds, so nothing is written twice. One run writes an output at a
+time (an advisory lock on the folder or file, POSIX).
 
 Ray's Parquet writer (batch/ray_job.py) writes its files in place, not renamed, so it writes into a
 hidden staging folder of the output (`.staging-*`, skipped by readers) and `PartWriter.adopt` takes
@@ -18,20 +20,19 @@ is swept the same way by the next run, local or Ray, and what does not read back
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from alexnet_export.atomic import atomic_output, move_into_place
-from alexnet_export.batch.schema import (MODEL_SHA256, NAMES, PATH, arrow_schema, require_pyarrow, to_arrow_table,
-                                         to_rows)
+from alexnet_export.batch.formats import PARQUET, Format, jsonl_bytes, output_format, whole_parquet, write_table
+from alexnet_export.batch.schema import MODEL_SHA256, NAMES, PATH
 from alexnet_export.errors import ArgumentError, ExportError, InputError, one_line
 
 try:
@@ -43,80 +44,11 @@ PART_NAME = re.compile(r"^part-(\d+)\.")
 STAGING_PREFIX = ".staging-"  # a folder of the output where another writer (Ray's) puts files to adopt
 
 
-@dataclass(frozen=True)
-class Format:
-    name: str  # "Parquet", "JSON Lines"
-    suffix: str  # of the output folder and of its parts
-    needs_pyarrow: bool
-    write: Callable[[Mapping[str, np.ndarray], Path], None]
-    read: Callable[[Path, tuple[str, ...]], dict[str, list]]  # the named columns of one part
-
-
-def _write_parquet(columns, path: Path) -> None:
-    _write_table(to_arrow_table(columns), path)
-
-
-def _write_table(table, path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, path)
-
-
-def _whole_parquet(path: Path):
-    """`path` read back whole as a Table of the output's columns, or None (a file that is cut off has no
-    footer; every page is decoded, so a file whose data never reached the disk fails too)."""
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).select(list(NAMES)).cast(arrow_schema())
-    except Exception:  # pyarrow's errors for a truncated file, a missing column or another type; OSError
-        return None
-
-
-def _read_parquet(path: Path, names) -> dict[str, list]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path, columns=list(names)).to_pydict()
-
-
-def _write_jsonl(columns, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in to_rows(columns):
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path, names) -> dict[str, list]:
-    values: dict[str, list] = {name: [] for name in names}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            for name in names:
-                values[name].append(row[name])
-    return values
-
-
-PARQUET = Format("Parquet", ".parquet", True, _write_parquet, _read_parquet)
-JSONL = Format("JSON Lines", ".jsonl", False, _write_jsonl, _read_jsonl)
-FORMATS = (PARQUET, JSONL)
-
-
-def output_format(output: str | Path) -> Format:
-    """The format `output`'s suffix names; ArgumentError for another suffix or a missing pyarrow."""
-    suffix = Path(output).suffix.lower()
-    for candidate in FORMATS:
-        if suffix == candidate.suffix:
-            if candidate.needs_pyarrow:
-                require_pyarrow(f"writing {candidate.name}", "output")
-            return candidate
-    raise ArgumentError(f"output {output} has suffix {Path(output).suffix or '(none)'!r}; expected "
-                        + " or ".join(f"{f.suffix} (a folder of {f.name} parts)" for f in FORMATS), argument="output")
-
-
 @dataclass
 class ExistingOutput:
-    """What an output folder holds already (nothing, for a folder that does not exist yet)."""
+    """What an output holds already (nothing, for one that does not exist yet)."""
 
-    folder: Path
+    folder: Path  # the output: a folder of parts, or the one file (JSON Lines)
     format: Format
     paths: set[str] = field(default_factory=set)
     model_sha256s: Counter = field(default_factory=Counter)  # rows per model file
@@ -129,12 +61,15 @@ class ExistingOutput:
 
 
 def read_existing(output: str | Path, format: Format | None = None) -> ExistingOutput:
-    """The parts in `output` and the paths and model hashes they hold. ArgumentError for an output
-    that cannot be a classify output (its folder missing, a file, a folder with other files)."""
+    """The parts in `output` (or its one file) and the paths and model hashes they hold. ArgumentError for
+    an output that cannot be a classify output (its folder missing, a file for a folder and a folder for a
+    file, a folder with other files)."""
     output = Path(output)
     format = format or output_format(output)
     if not output.parent.is_dir():
         raise ArgumentError(f"output folder {output.parent} does not exist; create it first", argument="output")
+    if format.one_file:
+        return _read_one_file(output, format)
     if output.exists() and not output.is_dir():
         raise ArgumentError(f"output {output} is a file; classify writes a folder of {format.name} parts there "
                             f"(choose a new name, or move the file away)", argument="output")
@@ -155,6 +90,19 @@ def read_existing(output: str | Path, format: Format | None = None) -> ExistingO
     return existing
 
 
+def _read_one_file(output: Path, format: Format) -> ExistingOutput:
+    if output.is_dir():
+        raise ArgumentError(f"output {output} is a folder; classify writes {format.shape} there (an earlier release"
+                            f" wrote a folder of parts: cat {output}/part-*{format.suffix} > one{format.suffix});"
+                            " choose a file name", argument="output")
+    existing = ExistingOutput(output, format)
+    if output.is_file():
+        columns = format.read(output, (PATH.name, MODEL_SHA256.name))
+        existing.paths.update(columns[PATH.name])
+        existing.model_sha256s.update(columns[MODEL_SHA256.name])
+    return existing
+
+
 def _read_part(part: Path, format: Format) -> dict[str, list]:
     try:
         return format.read(part, (PATH.name, MODEL_SHA256.name))
@@ -164,10 +112,11 @@ def _read_part(part: Path, format: Format) -> dict[str, list]:
 
 
 class PartWriter:
-    """Buffers result columns and writes them as the next numbered part every `rows_per_part` rows.
+    """Buffers result columns and writes them as the next numbered part every `rows_per_part` rows (to
+    a one-file output: appends them, synced).
 
-    The folder is created, locked and cleared of stale temporaries at the first part (or at once
-    when it exists), so a run that fails before any result leaves nothing behind.
+    The output is created, locked and cleared of stale temporaries (a cut-off last line) at the first
+    part, or at once when it exists, so a run that fails before any result leaves nothing behind.
     """
 
     def __init__(self, existing: ExistingOutput, rows_per_part: int):
@@ -180,7 +129,7 @@ class PartWriter:
         self._pending_rows = 0
         self._taken = False
         self._lock: int | None = None
-        if self.folder.is_dir():
+        if self.folder.exists():
             self._take_folder()
 
     def add(self, columns: Mapping[str, np.ndarray]) -> None:
@@ -205,9 +154,15 @@ class PartWriter:
         fresh = np.fromiter((path not in self.done for path in columns[PATH.name]), bool, len(columns[PATH.name]))
         columns = {name: values[fresh] for name, values in columns.items()}
         part = self.folder / f"part-{self._next_index:05d}{self.format.suffix}"
-        if len(columns[PATH.name]):
+        if len(columns[PATH.name]) and self.format.one_file:
+            data = memoryview(jsonl_bytes(columns))  # O_APPEND: whole lines, in one write where the OS allows
+            while data:
+                data = data[os.write(self._lock, data):]
+            os.fsync(self._lock)
+        elif len(columns[PATH.name]):
             with atomic_output(part) as temporary:
                 self.format.write(columns, temporary)
+        if len(columns[PATH.name]):
             self._next_index += 1
             self.parts_written += 1
             self.rows_written += len(columns[PATH.name])
@@ -220,7 +175,7 @@ class PartWriter:
         path is written already. Returns the rows it added (a pyarrow Table); None, and the file left
         as it is, when it does not read back whole with the output's columns (still being written, or
         cut off by a kill)."""
-        table = _whole_parquet(finished)
+        table = whole_parquet(finished)
         if table is None:
             return None
         if not self._taken:
@@ -237,7 +192,7 @@ class PartWriter:
             move_into_place(finished, part)
         elif added.num_rows:
             with atomic_output(part) as temporary:
-                _write_table(added, temporary)
+                write_table(added, temporary)
             finished.unlink()
         else:
             finished.unlink()
@@ -267,6 +222,8 @@ class PartWriter:
     def _take_folder(self) -> None:
         """Create and lock the folder; then read it again, since another run may have written parts
         between this run's start and now, and remove the temporaries of runs that were killed."""
+        if self.format.one_file:
+            return self._take_file()
         self.folder.mkdir(exist_ok=True)
         self._lock = _lock_folder(self.folder)
         self._taken = True
@@ -282,14 +239,36 @@ class PartWriter:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+    def _take_file(self) -> None:
+        """Open (create) and lock the one file, read it again, and cut off a last line left without its
+        newline by a run that was killed while appending it."""
+        self._lock = os.open(self.folder, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        _lock(self._lock, self.folder)
+        self._taken = True
+        self.done |= read_existing(self.folder, self.format).paths
+        size = os.fstat(self._lock).st_size
+        if size:
+            tail = os.pread(self._lock, min(size, 1 << 20), max(0, size - (1 << 20)))
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                os.ftruncate(self._lock, size - len(tail) + cut + 1 if cut >= 0 else max(0, size - len(tail)))
+
+
 def _lock_folder(folder: Path) -> int | None:
     if fcntl is None:
         return None
     descriptor = os.open(folder, os.O_RDONLY)
+    _lock(descriptor, folder)
+    return descriptor
+
+
+def _lock(descriptor: int, output: Path) -> None:
+    """An exclusive advisory lock on the open output; ExportError (closing it) when another run holds one."""
+    if fcntl is None:
+        return
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
-        raise ExportError(f"{folder} is being written by another classify run; wait for it to finish, or choose "
+        raise ExportError(f"{output} is being written by another classify run; wait for it to finish, or choose "
                           "another output") from None
-    return descriptor

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 from alexnet_export.batch.classifier import Classifier
 from alexnet_export.batch.inputs import DEFAULT_PATH_COLUMN, collect_paths
-from alexnet_export.batch.output import ExistingOutput, Format, output_format, read_existing
+from alexnet_export.batch.formats import Format, output_format
+from alexnet_export.batch.output import ExistingOutput, read_existing
 from alexnet_export.errors import ArgumentError
 from alexnet_export.runtimes.table import backend_for
 

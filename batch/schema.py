@@ -1,5 +1,5 @@
 """The columns of a batch classification, stated once: what `Classifier` returns per batch and
-what every output (Parquet parts, JSON Lines parts, later Ray's writer) holds per image.
+what every output (Parquet parts, the JSON Lines file, Ray's writer) holds per image.
 
 A row per image: its path, its top-k labels and probabilities (most likely first), the model
 file's sha256 and the precision it ran in, and `error`, the reason when the image could not be

@@ -10,7 +10,7 @@ from typing import Sequence
 from alexnet_export.errors import ArgumentError
 from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.exporter.onnx.convert import ExportResult, export_onnx
-from alexnet_export.models.spec import ArtifactMetadata, default_labels
+from alexnet_export.models.spec import DEFAULT_NUM_CLASSES, ArtifactMetadata, default_labels
 from alexnet_export.models.precisions import FP32
 from alexnet_export.runtimes.base import Runtime
 
@@ -20,7 +20,8 @@ class ModelSource:
     """Where the model comes from: a checkpoint, or seeded random weights when `weights` is None.
 
     num_classes: None reads it from the checkpoint (1000 for random weights).
-    labels: class names, or a file with one per line (default: ImageNet's names at 1000 classes).
+    labels: class names, or a file with one per line (default: the names the checkpoint carries, else
+    ImageNet's at 1000 classes and placeholders class_N, with a warning, otherwise).
     """
 
     weights: Path | None = None
@@ -47,14 +48,29 @@ def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = igno
         on_event(Note(f"no weights given: this AlexNet has random weights (seed {source.seed}); "
                       "its predictions are meaningless.", warning=True))
     classes = loaded.model.num_classes
-    if source.labels is None:
-        names = default_labels(classes)
-    elif isinstance(source.labels, (str, Path)):
+    if isinstance(source.labels, (str, Path)):
         names = read_labels_file(source.labels, classes)
-    else:
+    elif source.labels is not None:
         names = tuple(source.labels)
+    else:
+        names = _labels_of(loaded, source, on_event)
     metadata = ArtifactMetadata(classes, names, loaded.source, tool_versions=tool_versions())
     return ModelToExport(loaded.model, metadata)
+
+
+def _labels_of(loaded, source: ModelSource, on_event: Listener) -> tuple[str, ...]:
+    """The labels a checkpoint carries, else the defaults: said in one line where those are placeholders
+    (a trained model of another class count than ImageNet's 1000)."""
+    classes = loaded.model.num_classes
+    carried = loaded.labels
+    if carried is not None:
+        on_event(Note(f"labels: the {classes} class names {Path(source.weights).name} carries ({loaded.carried[0]!r})"))
+        return carried
+    if not loaded.random_init and classes != DEFAULT_NUM_CLASSES:
+        on_event(Note(f"{Path(source.weights).name} has {classes} classes and carries no labels: the file will carry"
+                      f" placeholder labels class_0..class_{classes - 1}; give the real ones with --labels FILE"
+                      " (one name per line)", warning=True))
+    return default_labels(classes)
 
 
 def fp32_start(fp32_onnx: Path | None, source: ModelSource | None, export_path: Path, opset: int,

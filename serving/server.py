@@ -60,15 +60,17 @@ def threads_per_worker(workers: int) -> int | None:
 
 
 def serve(model: Path, settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          access_log: bool = False, say: Callable[[str], None] = print, trusted_key: Path | None = None) -> None:
+          access_log: bool = False, say: Callable[[str], None] = print, trusted_key: Path | None = None,
+          labels: Path | None = None) -> None:
     """Load `model`, listen, serve until SIGTERM or Ctrl-C, answer what is in flight, return.
     trusted_key: the model's signature must verify with it before it is loaded (None: the file
-    $ALEXNET_EXPORT_TRUSTED_KEY names, when set; runtimes/signing/sign.py)."""
+    $ALEXNET_EXPORT_TRUSTED_KEY names, when set; runtimes/signing/sign.py). labels: for a checkpoint,
+    a file of its class names (TorchRuntime's `labels`)."""
     import uvicorn
 
     backend = backend_for(model)
     # Spinning threads would take the cores from the event loop between batches.
-    runtime = open_runtime(model, trusted_key=trusted_key,
+    runtime = open_runtime(model, trusted_key=trusted_key, **({"labels": labels} if labels is not None else {}),
                            **backend.taken(threads=threads_per_worker(settings.workers), spinning=False))
     if not is_loopback(host):
         say(f"warning: listening on {host}, reachable from other machines; the server has no authentication"

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from alexnet_export import __version__
-from alexnet_export.cli.options import trusted_key_option
+from alexnet_export.cli.options import checkpoint_labels, checkpoint_labels_option, trusted_key_option
 from alexnet_export.errors import AlexNetExportError, ArgumentError, one_line
 from alexnet_export.extras import missing_message
 
@@ -51,8 +51,9 @@ def _flag_hint(group: click.Group, ctx: click.Context, argument: str | None) -> 
     error names in API terms; "" when it has none."""
     command = group.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
     name = ARGUMENT_OPTIONS.get(argument, argument)
+    flag = f"--{name.replace('_', '-')}" if name else None
     flags = [max(param.opts, key=len) for param in getattr(command, "params", ())  # --output, not -o
-             if param.name == name and isinstance(param, click.Option)]
+             if (param.name == name or flag in param.opts) and isinstance(param, click.Option)]
     return f" ({flags[0]})" if flags else ""
 
 
@@ -62,7 +63,7 @@ def main():
     """Export the seed AlexNet to ONNX, verified against PyTorch, and run it.
 
     \b
-    alexnet-export onnx --weights model.pt -o alexnet.onnx
+    alexnet-export onnx --weights model.pt --labels classes.txt -o alexnet.onnx
     alexnet-export onnx --weights model.pt --precision int8 --calib-dir photos/     # alexnet.int8-cpu.onnx
     alexnet-export trt --int8 --weights model.pt --calib-dir photos/ -o alexnet.engine
     alexnet-export inspect alexnet.engine                                           # each layer's precision
@@ -70,10 +71,10 @@ def main():
     alexnet-export executorch --weights model.pt --precision int8 --calib-dir photos/   # alexnet.int8.pte
     alexnet-export litert --weights model.pt --precision int8 --calib-dir photos/       # alexnet.int8.tflite
     alexnet-export predict alexnet.onnx cat.jpg dog.png
-    alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
+    alexnet-export classify alexnet.onnx photos/ -o results.jsonl                   # resumable batch job
     alexnet-export bench alexnet.onnx alexnet.int8-cpu.onnx alexnet.xml model.pt --json bench.json
     alexnet-export verify alexnet.int8-cpu.onnx --images val/ --labels-from-folders --reference model.pt
-    alexnet-export optimize --weights model.pt --images val/ --labels-from-folders --calib-dir photos/ \
+    alexnet-export optimize --weights model.pt --images val/ --labels-from-folders --calib-dir photos/ \\
         --max-top1-drop 1 -o best/                                    # the fastest file within 1 point
     alexnet-export sign alexnet.onnx --key private.pem                              # alexnet.onnx.sig
     alexnet-export verify-signature models/ --trusted-key public.pem
@@ -113,27 +114,30 @@ def _register_commands():
 @main.command("predict")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Labels to print per image.")
+@click.option("--top-k", type=click.IntRange(min=1),
+              help="Labels to print per image.  [default: 5, or the model's class count when smaller]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="For a checkpoint MODEL: its class count (else read from it).")
+@checkpoint_labels_option
 @click.option("--sandbox", is_flag=True,
               help="For an .onnx from elsewhere: load and run it once in a child process with memory and time "
                    "limits first, so a file that crashes ONNX Runtime cannot take this process down.")
 @trusted_key_option
-def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted_key):
+def predict_command(model, images, top_k, as_json, num_classes, labels_file, sandbox, trusted_key):
     """Classify images with an exported .onnx file or a checkpoint (run eagerly).
 
     Preprocessing and labels come from the .onnx file's metadata (a .pte's or .tflite's sidecar, an
-    engine's sidecar); a checkpoint uses the ImageNet defaults.
+    engine's sidecar); a checkpoint uses the ImageNet preprocessing and the labels it carries (or
+    --labels FILE).
 
     \b
     Examples:
       alexnet-export predict alexnet.onnx cat.jpg dog.png
-    alexnet-export classify alexnet.onnx photos/ -o results.parquet                 # resumable batch job
       alexnet-export predict alexnet.onnx photos/*.jpg --top-k 1 --json
-      alexnet-export predict checkpoint.pt cat.jpg
+      alexnet-export predict checkpoint.pt cat.jpg --labels classes.txt
       alexnet-export predict downloaded.onnx cat.jpg --sandbox
       alexnet-export predict alexnet.onnx cat.jpg --trusted-key public.pem   # refused unless signed with its key
+      alexnet-export classify alexnet.onnx photos/ -o results.jsonl          # many images: a resumable batch job
     """
     from alexnet_export.runtimes.table import ONNX, backend_for, backends_taking
     from alexnet_export.runtimes.registry import open_runtime
@@ -144,6 +148,7 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
         if not backend.takes("num_classes"):
             raise click.BadParameter(f"only applies to {backends_taking('num_classes')}", param_hint="--num-classes")
         options["num_classes"] = num_classes
+    options.update(checkpoint_labels(model, labels_file))
     if sandbox:
         if backend is not ONNX:  # the sandbox probes ONNX Runtime's native code
             raise click.BadParameter(f"applies to {ONNX.kind}",
@@ -153,7 +158,9 @@ def predict_command(model, images, top_k, as_json, num_classes, sandbox, trusted
         runtime = load_untrusted(model, trusted_key=trusted_key)
     else:
         runtime = open_runtime(model, trusted_key=trusted_key, **options)
-    if top_k > runtime.metadata.num_classes:
+    if top_k is None:
+        top_k = min(5, runtime.metadata.num_classes)
+    elif top_k > runtime.metadata.num_classes:
         raise click.BadParameter(f"{top_k} is more than the model's {runtime.metadata.num_classes} classes",
                                  param_hint="--top-k")
     results = [(image, runtime.classify([image], top_k=top_k)[0]) for image in images]

@@ -20,7 +20,8 @@ def say(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    click.secho(message if message.startswith("warning") else f"note: {message}", fg="yellow", err=True)
+    """A warning line on stderr: "warning: ..." (in yellow on a terminal)."""
+    click.secho(message if message.startswith("warning") else f"warning: {message}", fg="yellow", err=True)
 
 
 def batch_sizes_option(value: str) -> tuple[int, ...]:
@@ -53,11 +54,35 @@ def source_options(command):
                      help="Class count. Read from --weights when not given; 1000 for random weights."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (no --weights)."),
         click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Class names, one per line, stored in the file (default: ImageNet's 1000 names)."),
+                     help="Class names, one per line, stored in the file (default: the names the checkpoint "
+                          "carries, else ImageNet's at 1000 classes; other counts get class_N, with a warning)."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def checkpoint_labels_option(command):
+    """--labels for a MODEL that is a checkpoint (predict, classify, serve, verify): one option, one help."""
+    return click.option(
+        "--labels", "labels_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="For a checkpoint MODEL: its class names, one per line (default: the names the checkpoint carries, "
+             "else ImageNet's at 1000 classes and class_N otherwise). An exported file carries its own.",
+    )(command)
+
+
+def checkpoint_labels(model: Path, labels_file: Path | None) -> dict:
+    """The runtime option --labels sets ({} without it); a usage error for a MODEL that carries its labels.
+    Its count is checked against the model's classes when the runtime opens it (exit 2, naming --labels)."""
+    if labels_file is None:
+        return {}
+    from alexnet_export.runtimes.table import backend_for, backends_taking
+
+    backend = backend_for(model)
+    if not backend.takes("labels"):
+        raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
+                                 " labels", param_hint="--labels")
+    return {"labels": labels_file}
 
 
 def model_options(command):

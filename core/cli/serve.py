@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from alexnet_export.cli.options import batch_sizes_option, lists_model_files, say, trusted_key_option
+from alexnet_export.cli.options import (batch_sizes_option, checkpoint_labels, checkpoint_labels_option,
+                                        lists_model_files, say, trusted_key_option)
 
 
 @click.command("triton")
@@ -108,10 +109,11 @@ def triton_command(repo, onnx_files, engines, max_batch, instances, kind, prefer
               help="Answer ready at once, without first running the model at batch 1 and --max-batch "
                    "(for comparison: the first requests then pay for the first runs).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@checkpoint_labels_option
 @trusted_key_option
 @lists_model_files
 def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_batching, workers, max_body_mb,
-                  max_connections, no_warmup, access_log, trusted_key):
+                  max_connections, no_warmup, access_log, labels_file, trusted_key):
     """Serve MODEL over HTTP with the Open Inference Protocol (KServe v2, as Triton speaks it,
     binary tensors included), with dynamic batching. MODEL is MODEL_FILES.
 
@@ -129,6 +131,7 @@ def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_bat
       alexnet-export serve alexnet.onnx
       alexnet-export serve alexnet.int8-cpu.onnx --port 8080 --max-batch 16 --max-queue-delay-ms 10
       alexnet-export serve alexnet.onnx --trusted-key public.pem      # serves it only if its signature verifies
+      alexnet-export serve checkpoint.pt --labels classes.txt        # a checkpoint, eagerly, with its class names
       curl -H "Content-Type: image/jpeg" --data-binary @cat.jpg "localhost:8000/v2/models/alexnet/classify?top_k=3"
     """
     from alexnet_export.serving.server import ServeSettings, serve
@@ -138,4 +141,5 @@ def serve_command(model, host, port, name, max_batch, max_queue_delay_ms, no_bat
     settings = ServeSettings(name=name, max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms,
                              batching=not no_batching, workers=workers, max_body_bytes=int(max_body_mb * 2**20),
                              max_connections=max_connections, warmup=not no_warmup)
-    serve(model, settings, host=host, port=port, access_log=access_log, say=say, trusted_key=trusted_key)
+    serve(model, settings, host=host, port=port, access_log=access_log, say=say, trusted_key=trusted_key,
+          **checkpoint_labels(model, labels_file))

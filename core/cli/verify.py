@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from alexnet_export.cli.options import ProgressLine, lists_model_files, say, trusted_key_option
+from alexnet_export.cli.options import (ProgressLine, checkpoint_labels, checkpoint_labels_option, lists_model_files,
+                                        say, trusted_key_option)
 from alexnet_export.errors import InputError
 from alexnet_export.runtimes.verification.layer_errors import describe_layer
 from alexnet_export.runtimes.verification.layers import LAYERS
@@ -23,8 +23,7 @@ from alexnet_export.runtimes.verification.layers import LAYERS
                    "Folder names must be the model's labels.")
 @click.option("--reference", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Another form of the same model (e.g. the checkpoint, or the FP32 .onnx): report agreement with it.")
-@click.option("--labels", "labels_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="For a checkpoint MODEL: its class names, one per line (an .onnx carries its own).")
+@checkpoint_labels_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--min-accuracy", type=click.FloatRange(0, 100),
               help="Exit 1 when top-1 accuracy (percent) is below this.")
@@ -64,8 +63,7 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
       alexnet-export verify alexnet.int8-cpu.onnx --images photos/ --on aarch64
     """
     from alexnet_export.bench.accuracy import evaluate, image_set
-    from alexnet_export.models.labels import read_labels_file
-    from alexnet_export.runtimes.table import backend_for, backends_taking
+    from alexnet_export.runtimes.table import backend_for
     from alexnet_export.runtimes.registry import open_runtime
 
     if per_layer and reference is None:
@@ -80,17 +78,9 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
     if platform is not None and not labels_from_folders and reference is None:
         return _check_platform(model, folder, trusted_key, as_json, None)
     backend = backend_for(model)
-    if labels_file is not None and not backend.takes("labels"):
-        raise click.BadParameter(f"only applies to {backends_taking('labels')}; {backend.description} carries its"
-                                 " labels", param_hint="--labels")
+    labels = checkpoint_labels(model, labels_file)
     # Verification measures the file, not the GPU's fast math: strict FP32 (TF32 off) where a backend has the switch.
-    runtime = open_runtime(model, trusted_key=trusted_key, **backend.taken(tf32=False))
-    if labels_file is not None:
-        try:
-            names = read_labels_file(labels_file, runtime.metadata.num_classes)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--labels") from None
-        runtime.metadata = replace(runtime.metadata, labels=names)
+    runtime = open_runtime(model, trusted_key=trusted_key, **backend.taken(tf32=False), **labels)
     reference_runtime = None
     if reference is not None:
         reference_runtime = open_runtime(reference, trusted_key=trusted_key, **backend_for(reference).taken(tf32=False))

@@ -6,14 +6,16 @@ torch is imported when a TorchRuntime is created, never when this module is impo
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from alexnet_export.errors import OptionError, ProviderError
+from alexnet_export.errors import ArgumentError, OptionError, ProviderError
 from alexnet_export.extras import require
+from alexnet_export.models.labels import read_labels_file
 from alexnet_export.models.spec import ArtifactMetadata, default_labels
 from alexnet_export.models.precisions import FP16, FP32
 from alexnet_export.runtimes.base import Runtime
@@ -29,6 +31,8 @@ class TorchRuntime(Runtime):
 
     model: a checkpoint path (.pt, .pth, .safetensors), an `nn.Module`, or None for the seeded
     random init. The model is put in eval mode and run under `torch.inference_mode`.
+    labels: class names, or a file of them (one a line), one per class; default: the names the
+    checkpoint carries (models/weights.py), else ImageNet's at 1000 classes and class_N otherwise.
     device: "cpu", "cuda" or "cuda:N"; CUDA where torch has none is a ProviderError.
     dtype: "float32" or "float16" (CUDA only: the eager FP16 baseline); channels_last: NHWC memory
     layout for the weights and each batch, which cuDNN's FP16 kernels prefer.
@@ -49,7 +53,7 @@ class TorchRuntime(Runtime):
         *,
         num_classes: int | None = None,
         seed: int = 0,
-        labels: Sequence[str] | None = None,
+        labels: Sequence[str] | str | os.PathLike | None = None,
         threads: int | None = None,
         device: str = "cpu",
         dtype: str = "float32",
@@ -71,6 +75,7 @@ class TorchRuntime(Runtime):
             raise OptionError("dtype float16 runs on CUDA only (device='cuda'); use float32 on the CPU", argument="dtype")
         self._dtype = getattr(torch, dtype)
         self._format = torch.channels_last if channels_last else torch.contiguous_format
+        loaded = None
         if isinstance(model, torch.nn.Module):
             self.model, source = model.eval(), "in-memory module"
         else:
@@ -82,11 +87,8 @@ class TorchRuntime(Runtime):
             self.model = copy.deepcopy(self.model).to(device=self._device, dtype=self._dtype, memory_format=self._format)
         self.path = Path(model) if isinstance(model, (str, Path)) else None
         classes = self.model.classifier[-1].out_features
-        self.metadata = ArtifactMetadata(
-            num_classes=classes,
-            labels=tuple(labels) if labels is not None else default_labels(classes),
-            source_weights=source,
-        )
+        self.metadata = ArtifactMetadata(num_classes=classes, labels=_labels(labels, loaded, classes),
+                                         source_weights=source)
         on_cuda = self._device.type == "cuda"
         self.cuda_device = self._device.index if on_cuda else None
         self.device = f"torch eager {self._device} ({torch.cuda.get_device_name(self._device)})" if on_cuda else (
@@ -129,6 +131,20 @@ class TorchRuntime(Runtime):
                     return self.model(batch).float()
                 finally:
                     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _labels(labels, loaded, classes: int) -> tuple[str, ...]:
+    """The class names: `labels` (names, or a file of them, one a line), else those the checkpoint carries,
+    else the defaults; ArgumentError (naming `labels`) when they are not one per class."""
+    if isinstance(labels, (str, os.PathLike)):
+        return read_labels_file(labels, classes)
+    if labels is not None:
+        if len(labels) != classes:
+            raise ArgumentError(f"{len(labels)} labels for a model of {classes} classes; expected one per class",
+                                argument="labels")
+        return tuple(labels)
+    carried = loaded.labels if loaded is not None else None
+    return carried or default_labels(classes)
 
 
 def _torch_device(torch, device: str):

@@ -15,7 +15,11 @@ def test_help_teaches_with_examples(cli):
     result = cli("classify", "--help")
     assert result.returncode == 0 and "Examples:" in result.stdout
     assert "alexnet-export classify alexnet.onnx photos/ -o results.parquet" in result.stdout
-    assert "run the same command again" in " ".join(result.stdout.split())
+    text = " ".join(result.stdout.split())
+    assert "run the same command again" in text
+    # what -o makes, said plainly: the .jsonl is that one file, the .parquet a folder (issue 35 item 7)
+    assert "NAME.jsonl is that one JSON Lines file" in text and "NAME.parquet is a FOLDER of Parquet parts" in text
+    assert "-o results.jsonl writes that one file. -o results.parquet makes a FOLDER named results.parquet" in text
 
 
 def test_a_run_prints_its_progress_and_summary(cli, small_onnx, collection, tmp_path):
@@ -27,8 +31,30 @@ def test_a_run_prints_its_progress_and_summary(cli, small_onnx, collection, tmp_
     assert "images/s (fp32, model sha256 " in summary
     assert "classifying: 17/17 images, " in result.stderr and "images/s" in result.stderr
     assert "first error: " in result.stderr
-    rows = [json.loads(line) for part in output.glob("part-*.jsonl") for line in part.read_text().splitlines()]
+    rows = [json.loads(line) for line in output.read_text().splitlines()]  # -o results.jsonl: that one file
     assert len(rows) == 17 and all(len(row["labels"]) == 2 for row in rows if row["error"] is None)
+
+
+def test_a_jsonl_output_is_one_file_that_a_rerun_finishes(cli, one_line_error, small_onnx, collection, tmp_path):
+    """A run killed while appending leaves a cut-off last line: the same command cuts it off and redoes
+    that image; a folder given as the .jsonl is refused in one line, with nothing written."""
+    output = tmp_path / "results.jsonl"
+    first = cli("classify", small_onnx, *collection.good[:3], "-o", output, "--rows-per-part", "2")
+    assert first.returncode == 0, first.stderr
+    whole = output.read_text()
+    assert output.is_file() and len(whole.splitlines()) == 3
+    cut = whole.splitlines(keepends=True)
+    output.write_text("".join(cut[:2]) + cut[2][:40])  # what a kill in the middle of the last append leaves
+    again = cli("classify", small_onnx, *collection.good[:4], "-o", output)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1].startswith(f"{output}: 2 classified, 0 errors, 2 skipped")
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(row["path"] for row in rows) == sorted(map(str, collection.good[:4]))
+    (tmp_path / "folder.jsonl").mkdir()
+    refused = cli("classify", small_onnx, collection.good[0], "-o", tmp_path / "folder.jsonl")
+    one_line_error(refused, r"folder.jsonl is a folder; classify writes one JSON Lines file there .* choose a file name"
+                            r" \(--output\)$", code=2)
+    assert list((tmp_path / "folder.jsonl").iterdir()) == []
 
 
 @pytest.mark.parametrize("arguments, pattern", [

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -9,10 +11,15 @@ import onnx
 import pytest
 import torch
 
+from click.testing import CliRunner
+
 from alexnet_export import __version__
+from alexnet_export.cli.main import main
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.runtimes import OnnxRuntime, TorchRuntime
 from alexnet_export.runtimes.preprocess import preprocess_batch
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_version_and_help_teach(cli):
@@ -26,6 +33,10 @@ def test_default_export_works_and_warns(cli_default_export):
     folder, result = cli_default_export
     assert result.returncode == 0, result.stderr
     assert "random weights (seed 0); its predictions are meaningless" in result.stderr
+    # the README promises a warning: a warning line it is, and it is the only one about labels (1000 classes)
+    assert result.stderr.splitlines()[1] == ("warning: no weights given: this AlexNet has random weights (seed 0); its"
+                                             " predictions are meaningless.")
+    assert "placeholder labels" not in result.stderr
     assert "top-1 agreement" in result.stdout and "wrote alexnet.onnx" in result.stdout
     assert [p.name for p in folder.iterdir()] == ["alexnet.onnx"]
     proto = onnx.load(str(folder / "alexnet.onnx"))
@@ -77,7 +88,7 @@ def test_predict_with_a_checkpoint_runs_eagerly(cli, tmp_path, photos):
     "args, pattern",
     [
         (["onnx", "--weights", "absent.pt"], r"^Error: weights file absent.pt does not exist"),
-        (["onnx", "--weights", "garbage.pt"], r"^Error: cannot read garbage.pt as a PyTorch checkpoint"),
+        (["onnx", "--weights", "garbage.pt"], r"^Error: garbage.pt is not a PyTorch checkpoint \(torch.load: Unsupported"),
         (["onnx", "--weights", "garbage.txt"], r"^Error: .*expected one of \.pt, \.pth, \.safetensors"),
         (["predict", "garbage.txt", "x.jpg"], r"^Error: don't know how to run garbage.txt"),
         (["predict", "garbage.onnx", "x.jpg"], r"^Error: ONNX Runtime cannot load garbage.onnx"),
@@ -161,3 +172,115 @@ def test_trt_from_an_existing_onnx_refuses_precision_files(cli, tmp_path, small_
     to_fp16(tmp_path / "model.onnx", tmp_path / "model.fp16.onnx")
     result = cli("trt", "--fp16", "--onnx", "model.fp16.onnx", "-o", "x.engine", cwd=tmp_path)
     one_line_error(result, r"model.fp16.onnx is a fp16 file; give the FP32 export, the precision file is made from it \(--onnx\)$", code=2)
+
+
+def test_help_keeps_its_examples_as_written(cli):
+    """Click rewraps help paragraphs: the examples stay one command a line, continuation lines included."""
+    top = cli("--help").stdout
+    assert re.search(r"--calib-dir photos/ \\\n\s+--max-top1-drop 1 -o best/", top), top
+    examples = [line for line in cli("predict", "--help").stdout.split("Examples:\n")[1].split("Options:")[0].splitlines()
+                if line.strip()]
+    assert examples and all(line.startswith("    alexnet-export ") for line in examples), examples
+    assert any(" classify " in line for line in examples)
+
+
+def _invoke(*arguments):
+    """The command in this process (torch is imported once for the module, not per run)."""
+    return CliRunner().invoke(main, [str(argument) for argument in arguments], catch_exceptions=False)
+
+
+def _last_error(result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_folder(tmp_path_factory):
+    """A 10-class checkpoint with no labels, its class names in a file, and a labels file of the wrong count."""
+    folder = tmp_path_factory.mktemp("checkpoint-labels")
+    torch.save(seeded_alexnet(10, seed=2).state_dict(), folder / "ckpt.pt")
+    (folder / "classes.txt").write_text("".join(f"kind {i}\n" for i in range(10)))
+    (folder / "three.txt").write_text("cat\ndog\nbird\n")
+    return folder
+
+
+def test_an_export_without_labels_says_so_in_one_warning_line(checkpoint_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _invoke("onnx", "--weights", checkpoint_folder / "ckpt.pt", "--no-verify", "-o", "m.onnx")
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if "labels" in line.replace(str(checkpoint_folder), "")]
+    assert line == ("warning: ckpt.pt has 10 classes and carries no labels: the file will carry placeholder labels"
+                    " class_0..class_9; give the real ones with --labels FILE (one name per line)")
+    assert OnnxRuntime(tmp_path / "m.onnx").metadata.labels[9] == "class_9"
+
+
+@pytest.mark.parametrize("command", [["predict", "{model}", "{photo}"], ["classify", "{model}", "{photo}", "-o", "r.jsonl"],
+                                     ["serve", "{model}", "--port", "0"],
+                                     ["verify", "{model}", "--images", "{photos}", "--reference", "{model}"]],
+                         ids=lambda command: command[0])
+def test_labels_for_a_checkpoint_in_every_command_that_runs_one(command, checkpoint_folder, small_onnx, photos,
+                                                                  tmp_path, monkeypatch):
+    """--labels is one option: for a checkpoint a count that does not fit is a usage error naming it, for a
+    file that carries its labels it is refused; the same line and exit 2 in predict, classify, serve and verify."""
+    monkeypatch.chdir(tmp_path)
+    values = dict(photo=photos[0], photos=photos[0].parent)
+
+    def run(model, labels):
+        return _invoke(*(part.format(model=model, **values) for part in command), "--labels", labels)
+
+    line = _last_error(run(checkpoint_folder / "ckpt.pt", checkpoint_folder / "three.txt"), 2)
+    assert line == f"Error: labels file {checkpoint_folder / 'three.txt'} has 3 labels; expected 10, one per line (--labels)"
+    line = _last_error(run(small_onnx, checkpoint_folder / "classes.txt"), 2)
+    assert line == ("Error: Invalid value for --labels: only applies to a PyTorch checkpoint (.pt, .pth, .safetensors);"
+                    " an ONNX model carries its labels")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_names_a_checkpoints_classes_from_labels(checkpoint_folder, photos):
+    result = _invoke("predict", checkpoint_folder / "ckpt.pt", photos[0], "--labels", checkpoint_folder / "classes.txt",
+                     "--json")
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.stdout)
+    expected = TorchRuntime(checkpoint_folder / "ckpt.pt").classify(photos[0], top_k=5)[0]
+    assert [(p["label"], p["probability"]) for p in entry["predictions"]] == [
+        (f"kind {label.removeprefix('class_')}", pytest.approx(p)) for label, p in expected]
+
+
+def test_the_documented_model_trains_saves_and_carries_its_labels(photos, tmp_path, monkeypatch):
+    """docs/cli.md's "The model, to train and save" as written: its checkpoint's class names reach predict and
+    the exported files' metadata, and an explicit --labels wins over them."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", text[text.index("## The model, to train and save"):], re.S)[:1]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(snippet, "docs/cli.md", "exec"), namespace)
+    assert namespace["loaded"].labels == ("cat", "dog", "bird")
+    predicted = _invoke("predict", "checkpoint.pt", photos[0], "--json")  # top-k: 3, the model's classes
+    assert predicted.exit_code == 0, predicted.output
+    assert sorted(p["label"] for p in json.loads(predicted.stdout)[0]["predictions"]) == ["bird", "cat", "dog"]
+    (tmp_path / "names.txt").write_text("one\ntwo\nthree\n")
+    explicit = _invoke("predict", "checkpoint.pt", photos[0], "--json", "--labels", "names.txt")
+    assert sorted(p["label"] for p in json.loads(explicit.stdout)[0]["predictions"]) == ["one", "three", "two"]
+    from alexnet_export.events import Note
+    from alexnet_export.exporter.pipeline import ModelSource, load_model
+
+    notes = []  # what every export command loads: the metadata its files carry (the export itself is tested above)
+    loaded = load_model(ModelSource(Path("checkpoint.pt")), on_event=notes.append)
+    assert loaded.metadata.labels == ("cat", "dog", "bird")
+    assert [note.text for note in notes if isinstance(note, Note)] == [
+        "labels: the 3 class names checkpoint.pt carries ('classes')"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"at.coffee is a word\n" + b"plain words\n" * 19, "is not a PyTorch checkpoint: it is a text file (it begins"
+                                                       " 'at.coffee is a word')"),
+    (b"\x80\x02.", "is not a PyTorch checkpoint (torch.load: IndexError: pop from empty list)"),
+], ids=["text", "pop-from-empty-list"])
+def test_a_file_that_is_no_checkpoint_is_one_line_in_every_command(content, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "garbage.pt").write_bytes(content)
+    for command in (["onnx", "--weights", "garbage.pt", "-o", "m.onnx"], ["predict", "garbage.pt", "x.jpg"]):
+        assert _last_error(_invoke(*command), 1) == f"Error: garbage.pt {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pt"]

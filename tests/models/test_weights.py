@@ -1,4 +1,5 @@
 import os
+import zipfile
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from safetensors.torch import save_file
 from alexnet_export.errors import WeightsError
 from alexnet_export.models.alexnet import seeded_alexnet
 from alexnet_export.hashing import file_sha256
+from alexnet_export.models.labels import carried_labels
 from alexnet_export.models.weights import load_alexnet, read_state_dict
 
 
@@ -25,7 +27,7 @@ def test_plain_state_dict_loads(tmp_path, state, suffix):
     torch.save(state, path)
     loaded = load_alexnet(path)
     assert loaded.model.num_classes == 10 and _same_weights(loaded.model, state)
-    assert not loaded.random_init and not loaded.model.training
+    assert not loaded.random_init and not loaded.model.training and loaded.labels is None
     assert loaded.source == f"sha256:{file_sha256(path)} (model{suffix})"
 
 
@@ -109,9 +111,11 @@ def test_code_running_pickle_is_refused_and_never_runs(tmp_path, state):
     sentinel = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({**state, "payload": _WritesSentinel(sentinel)}, path)
-    with pytest.raises(WeightsError, match="refused to load .*could run code"):
+    with pytest.raises(WeightsError, match=r"refused to load .*could run code \(it needs posix.system,") as caught:
         load_alexnet(path)
     assert not sentinel.exists()
+    # torch's advice (allow-list the global, or load without weights_only) is never passed on
+    assert "safe_globals" not in str(caught.value) and "weights_only" not in str(caught.value)
     # The file really is hostile: an unsafe load would have run it.
     torch.load(path, weights_only=False)
     assert sentinel.exists()
@@ -122,7 +126,7 @@ def test_code_running_pickle_is_refused_and_never_runs(tmp_path, state):
 def test_unreadable_files_give_a_clear_error(tmp_path, suffix, content):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
-    with pytest.raises(WeightsError, match=r"cannot read .*bad"):
+    with pytest.raises(WeightsError, match=r"bad\.pt is not a PyTorch checkpoint|cannot read .*bad\.safetensors"):
         load_alexnet(path)
 
 
@@ -130,7 +134,58 @@ def test_truncated_checkpoint_gives_a_clear_error(tmp_path, state):
     path = tmp_path / "m.pt"
     torch.save(state, path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match="m.pt is not a PyTorch checkpoint: it is a damaged or truncated zip archive"):
+        load_alexnet(path)
+
+
+def _zip(path, names):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, "x")
+
+
+# What users hand over as a checkpoint: each is called what it is, in one line, before torch reads it (or,
+# for bytes torch chokes on, whatever torch.load raises: "pop from empty list" is no message).
+NOT_CHECKPOINTS = [
+    (lambda p: p.write_text("at.coffee is a word\n" + "plain words, nothing else\n" * 19),
+     r"garbage.pt is not a PyTorch checkpoint: it is a text file \(it begins 'at.coffee is a word'\)$"),
+    (lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 9\n"),
+     r"it is a Git LFS pointer, not the weights \(fetch them: git lfs pull\)$"),
+    (lambda p: p.write_text("<!DOCTYPE html>\n<html><body>403 Forbidden</body></html>\n"), r"it is an HTML page"),
+    (lambda p: p.write_bytes(b"\x08\x0a\x12\x0ealexnet-export\x1a\x050.1.0" + bytes(64)), r"it is an ONNX model"),
+    (lambda p: _zip(p, ["weights.npy", "README"]), r"it is a zip archive without data.pkl \(it holds weights.npy, README\)$"),
+    (lambda p: _zip(p, ["m/data.pkl", "m/constants.pkl", "m/code/__torch__/m.py"]), r"it is a TorchScript archive"),
+    (lambda p: p.write_bytes(b"\x80\x02."), r"garbage.pt is not a PyTorch checkpoint \(torch.load: IndexError: pop from empty"
+                                           r" list\)$"),
+    (lambda p: p.write_bytes(b"\x80\x04garbage" * 20), r"is not a PyTorch checkpoint \(torch.load: Unsupported operand"),
+]
+
+
+@pytest.mark.parametrize("write, message", NOT_CHECKPOINTS, ids=["text", "lfs", "html", "onnx", "zip", "torchscript",
+                                                                  "pop-from-empty-list", "pickle-junk"])
+def test_a_file_that_is_no_checkpoint_is_called_what_it_is(tmp_path, write, message, recwarn):
+    path = tmp_path / "garbage.pt"
+    write(path)
+    with pytest.raises(WeightsError, match=message) as caught:
+        load_alexnet(path)
+    text = str(caught.value)
+    assert "\n" not in text and "safe_globals" not in text and "weights_only" not in text
+    assert not [w for w in recwarn if "torch" in str(w.filename)]  # torch's pickle-protocol warning is not shown
+
+
+def test_a_state_dict_of_another_network_is_not_an_alexnet_state_dict(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, path)
+    with pytest.raises(WeightsError, match=r"^.*other.pt is not an AlexNet state dict: expected keys features.0.bias,"
+                                           r" features.4.weight, features.4.bias and 12 more, found only features.0.weight$"):
+        load_alexnet(path)
+    # torchvision's AlexNet: no LRN, so its convolutions sit at other indices
+    layout = ["features.0", "features.3", "features.6", "features.8", "features.10", "classifier.1", "classifier.4",
+              "classifier.6"]
+    torch.save({f"{layer}.{kind}": torch.zeros(1) for layer in layout for kind in ("weight", "bias")}, path)
+    with pytest.raises(WeightsError, match=r"not an AlexNet state dict: expected keys features.4.weight, features.4.bias,"
+                                           r" features.12.weight and 1 more, found features.3.weight, features.3.bias,"
+                                           r" features.6.weight and 1 more$"):
         load_alexnet(path)
 
 
@@ -155,3 +210,34 @@ def test_no_weights_gives_seeded_random_model():
     loaded = load_alexnet(None, num_classes=4, seed=9)
     assert loaded.random_init and loaded.source == "random init, seed 9"
     assert _same_weights(loaded.model, seeded_alexnet(4, seed=9).state_dict())
+
+
+def test_labels_a_checkpoint_carries_come_with_the_model(tmp_path, state):
+    names = [f"flower {i}" for i in range(10)]
+    path = tmp_path / "wrapped.pt"  # torchvision's ImageFolder mapping beside the state dict, as training scripts save it
+    torch.save({"state_dict": state, "epoch": 9, "class_to_idx": {name: i for i, name in enumerate(names)}}, path)
+    loaded = load_alexnet(path)
+    assert loaded.labels == tuple(names) and _same_weights(loaded.model, state)
+    torch.save({**state, "classes": names[::-1]}, path)  # a list among the tensors is no weight
+    assert load_alexnet(path).labels == tuple(names[::-1])
+
+
+@pytest.mark.parametrize("value, names", [
+    (["cat", "dog"], ("cat", "dog")),
+    ({1: "dog", 0: "cat"}, ("cat", "dog")),  # idx_to_class
+    ({"0": "cat", "1": "dog"}, ("cat", "dog")),
+    ({"dog": 1, "cat": 0}, ("cat", "dog")),  # class_to_idx
+])
+def test_the_forms_of_a_labels_entry(value, names):
+    assert carried_labels("classes", value, 2, "m.pt") == names
+
+
+@pytest.mark.parametrize("value, message", [
+    (["cat", "dog", "bird"], r"^m.pt's 'classes' entry names 3 classes; the model has 2: fix it, or give the labels"
+                             r" explicitly \(--labels FILE\)$"),
+    ([1, 2], r"^m.pt's 'classes' entry is not a list of class names nor an index/name mapping \(list\)"),
+    ({0: "cat", 2: "dog"}, r"is not a list of class names nor an index/name mapping \(dict\)"),
+])
+def test_a_labels_entry_that_does_not_fit_is_one_line(value, message):
+    with pytest.raises(WeightsError, match=message):
+        carried_labels("classes", value, 2, "m.pt")
