@@ -17,7 +17,7 @@ from alexnet_export.events import Advance, Event, Note, Step, Verified
 class StatusLine:
     def __init__(self):
         self.interactive = sys.stderr.isatty()
-        self._shown = False
+        self._shown = 0  # the length of the status line on the screen; 0: none
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Verified):  # report.md keeps the tables
@@ -41,14 +41,14 @@ class StatusLine:
     def _status(self, text: str) -> None:
         if not self.interactive:
             return
-        width = max(shutil.get_terminal_size((100, 20)).columns - 1, 20)
-        click.echo("\r\033[K" + text[:width], err=True, nl=False)
-        self._shown = True
+        text = text[:max(shutil.get_terminal_size((100, 20)).columns - 1, 20)]
+        click.echo("\r" + text.ljust(self._shown), err=True, nl=False)  # blanks a longer line's tail
+        self._shown = max(len(text), self._shown)  # what the screen holds, padding included
 
     def _clear(self) -> None:
         if self._shown:
-            click.echo("\r\033[K", err=True, nl=False)
-            self._shown = False
+            click.echo("\r" + " " * self._shown + "\r", err=True, nl=False)
+            self._shown = 0
 
 
 def _status_text(event: Advance | Step) -> str:
