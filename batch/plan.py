@@ -39,6 +39,9 @@ def plan_job(model: str | Path, inputs: str | Path | Sequence[str | Path], outpu
     list what is left to do: the paths `inputs` name that `output` does not hold."""
     if not Path(model).is_file():
         raise ArgumentError(f"model {model} does not exist or is not a file", argument="model")
+    threads = runtime_options.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ArgumentError(f"threads is {threads!r}; expected a positive integer", argument="threads")
     format = output_format(output)
     existing = read_existing(output, format)
     classifier = Classifier(model, top_k, trusted_key=trusted_key, **shared_core_defaults(model, runtime_options))

@@ -21,7 +21,7 @@ from alexnet_export.bench.coldstart import cold_start
 from alexnet_export.bench.recommend import check_gates, recommend
 from alexnet_export.bench.machine import ALEXNET_GFLOP_PER_IMAGE, describe_machine, matmul_gflops
 from alexnet_export.bench.results import RESULT_FIELDS, BenchResult, ClassifyRow, ModelInfo, Roofline, Row, Settings  # noqa: F401 (Settings: re-exported)
-from alexnet_export.errors import ModelLoadError
+from alexnet_export.errors import ModelArgumentError
 from alexnet_export.events import Advance, Listener, Step, ignore
 from alexnet_export.models.precisions import FP16, FP32, is_int8
 from alexnet_export.runtimes.base import Runtime
@@ -57,7 +57,7 @@ def check_models(paths: list[Path]) -> None:
     """Refuse missing files and unknown suffixes before any timing starts."""
     for path in paths:
         if not path.is_file():
-            raise ModelLoadError(f"model {path} does not exist or is not a file")
+            raise ModelArgumentError(f"model {path} does not exist or is not a file", argument="models")
         backend_for(path)
 
 
@@ -72,9 +72,10 @@ def open_subject(path: Path, threads: int, trusted_key: Path | None = None) -> S
 def run_benchmark(paths: list[Path], settings: Settings, on_event: Listener = ignore) -> BenchResult:
     paths = [Path(p) for p in paths]
     check_models(paths)
+    # Opened first: a file that cannot be loaded fails before any measurement, its error the only line.
+    subjects = [open_subject(path, settings.threads, settings.trusted_key) for path in paths]
     on_event(Step(f"measuring the FP32 matrix-multiply rate at {settings.threads} threads"))
     gflops_before = matmul_gflops(settings.threads)
-    subjects = [open_subject(path, settings.threads, settings.trusted_key) for path in paths]
     device_gflops = {}
     if any(s.on_cuda for s in subjects):
         on_event(Step("measuring the GPU's matrix-multiply rate in each precision"))

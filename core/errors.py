@@ -30,6 +30,17 @@ class ModelLoadError(AlexNetExportError, ValueError):
     """A model file of any kind the backend table (runtimes/table.py) opens could not be loaded."""
 
 
+class WeightsArgumentError(ArgumentError, WeightsError):
+    """A checkpoint the arguments name is missing, has a suffix no loader reads, or contradicts another
+    argument (its class count): known before it is read, a usage error (exit 2). A file that is read
+    and is no checkpoint, or not an AlexNet's, stays a WeightsError (exit 1)."""
+
+
+class ModelArgumentError(ArgumentError, ModelLoadError):
+    """A model file the arguments name is missing, or of a kind no backend runs (by its name): known before
+    it is read, a usage error (exit 2). A file that is read and cannot be loaded stays a ModelLoadError."""
+
+
 class ProviderError(AlexNetExportError, RuntimeError):
     """An execution provider that was asked for is missing or failed to load."""
 

@@ -37,14 +37,17 @@ _STDERR = threading.RLock()  # file descriptor 2 and sys.stderr are the process'
 
 
 @contextlib.contextmanager
-def captured_stderr() -> Iterator[io.StringIO]:
+def captured_stderr(native_only: bool = False) -> Iterator[io.StringIO]:
     """What is written to stderr inside the block, by Python (`sys.stderr`) or by native code (file
     descriptor 2), kept in the yielded buffer instead of printed (native text after Python's).
 
     For a native loader that logs each failure before it raises (ExecuTorch's bindings write their
     C++ log through `sys.stderr`; other libraries write to fd 2): the caller folds what matters into
     its one-line error. Process-wide while it runs, as stderr is: keep the block to one short step.
-    Captures take turns (one lock), so two threads loading at once cannot restore each other's fd."""
+    Captures take turns (one lock), so two threads loading at once cannot restore each other's fd.
+    native_only: only fd 2 is captured; Python's `sys.stderr` (the toolkit's own progress) still
+    reaches the terminal, through a copy of the original descriptor (a long native step's chatter
+    hidden, its progress lines not)."""
     captured = io.StringIO()
     with _STDERR, tempfile.TemporaryFile() as native:
         if sys.stderr is not None:
@@ -55,10 +58,16 @@ def captured_stderr() -> Iterator[io.StringIO]:
             saved = None
         if saved is not None:
             os.dup2(native.fileno(), 2)
+        python = captured
+        if native_only:
+            python = (open(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+                      if saved is not None else sys.stderr)
         try:
-            with contextlib.redirect_stderr(captured):
+            with contextlib.redirect_stderr(python):
                 yield captured
         finally:
+            if python is not captured and saved is not None:
+                python.close()
             if saved is not None:
                 os.dup2(saved, 2)
                 os.close(saved)

@@ -16,7 +16,7 @@ from alexnet_export.exporter.source import ModelSource
 from alexnet_export.exporter.onnx.variants import check_float_layers
 from alexnet_export.exporter.calibration.images import CalibrationOptions
 from alexnet_export.models.precisions import Precision
-from alexnet_export.runtimes.table import backend_named
+from alexnet_export.runtimes.table import ONNX, backend_named
 from alexnet_export.models.spec import INPUT_FORMATS
 
 DEFAULT_STEM = "alexnet"
@@ -50,6 +50,8 @@ def check_arguments(kind: str, precision: str, calibration: CalibrationOptions, 
     if fp32_onnx is not None and source is not None:
         raise PipelineError("give an FP32 .onnx or a model source, not both: the FP32 .onnx already holds the model",
                             argument="fp32_onnx")
+    if fp32_onnx is not None and fp32_onnx.suffix.lower() not in ONNX.suffixes:
+        raise PipelineError(f"{fp32_onnx.name} is not an ONNX file; expected the FP32 .onnx", argument="fp32_onnx")
     if fp32_onnx is not None and not fp32_onnx.is_file():
         raise PipelineError(f"FP32 .onnx {fp32_onnx} does not exist or is not a file", argument="fp32_onnx")
     if calibration.folder is not None:  # last: it lists the folder and reads image headers

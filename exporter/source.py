@@ -37,32 +37,34 @@ class ModelToExport:
 
 
 def load_model(source: ModelSource = ModelSource(), *, on_event: Listener = ignore) -> ModelToExport:
-    """The eager model and the metadata its files will carry."""
+    """The eager model and the metadata its files will carry. A checkpoint or labels that cannot work
+    fail before any event, so that their error is a command's only line."""
     from alexnet_export.exporter.onnx.convert import tool_versions
     from alexnet_export.models.labels import read_labels_file
     from alexnet_export.models.weights import load_alexnet
 
-    on_event(Step(f"loading {'weights from ' + str(source.weights) if source.weights else 'random weights'}"))
     loaded = load_alexnet(source.weights, num_classes=source.num_classes, seed=source.seed)
-    if loaded.random_init:
-        on_event(Note(f"no weights given: this AlexNet has random weights (seed {source.seed}); "
-                      "its predictions are meaningless.", warning=True))
     classes = loaded.model.num_classes
     if isinstance(source.labels, (str, Path)):
         names = read_labels_file(source.labels, classes)
     elif source.labels is not None:
         names = tuple(source.labels)
     else:
-        names = _labels_of(loaded, source, on_event)
+        names = loaded.labels  # those the checkpoint carries (None: it carries none)
+    on_event(Step(f"loaded {'weights from ' + str(source.weights) if source.weights else 'random weights'}"))
+    if loaded.random_init:
+        on_event(Note(f"no weights given: this AlexNet has random weights (seed {source.seed}); "
+                      "its predictions are meaningless.", warning=True))
+    if source.labels is None:
+        names = _labels_of(loaded, names, source, on_event)
     metadata = ArtifactMetadata(classes, names, loaded.source, tool_versions=tool_versions())
     return ModelToExport(loaded.model, metadata)
 
 
-def _labels_of(loaded, source: ModelSource, on_event: Listener) -> tuple[str, ...]:
+def _labels_of(loaded, carried: tuple[str, ...] | None, source: ModelSource, on_event: Listener) -> tuple[str, ...]:
     """The labels a checkpoint carries, else the defaults: said in one line where those are placeholders
     (a trained model of another class count than ImageNet's 1000)."""
     classes = loaded.model.num_classes
-    carried = loaded.labels
     if carried is not None:
         on_event(Note(f"labels: the {classes} class names {Path(source.weights).name} carries ({loaded.carried[0]!r})"))
         return carried

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from alexnet_export.errors import WeightsError, one_line
+from alexnet_export.errors import WeightsArgumentError, WeightsError, one_line
 from alexnet_export.hashing import file_sha256
 from alexnet_export.models.alexnet import FINAL_LAYER, AlexNet, seeded_alexnet
 from alexnet_export.models.file_kinds import not_a_checkpoint
@@ -66,16 +66,16 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     """The state dict of a checkpoint file and the labels entry saved beside it, if any."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist or is not a file")
+        raise WeightsArgumentError(f"weights file {path} does not exist or is not a file", argument="weights")
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raw = _load_pickle(path)
     elif suffix in SAFETENSORS_SUFFIXES:
         raw = _load_safetensors(path)
     else:
-        raise WeightsError(
-            f"weights file {path} has suffix {path.suffix!r}; expected one of {', '.join(CHECKPOINT_SUFFIXES)}"
-        )
+        raise WeightsArgumentError(
+            f"weights file {path} has suffix {path.suffix!r}; expected one of {', '.join(CHECKPOINT_SUFFIXES)}",
+            argument="weights")
     return Checkpoint(_strip_prefixes(_unwrap(raw, path), path), _labels_entry(raw))
 
 
@@ -227,8 +227,8 @@ def load_alexnet(weights: str | Path | None = None, num_classes: int | None = No
     check_layout(state, weights)
     found = num_classes_of(state)
     if num_classes is not None and num_classes != found:
-        raise WeightsError(f"asked for {num_classes} classes, but {weights} has {found} ({FINAL_LAYER});"
-                           " leave the class count out to read it from the checkpoint")
+        raise WeightsArgumentError(f"asked for {num_classes} classes, but {weights} has {found} ({FINAL_LAYER});"
+                                   " leave the class count out to read it from the checkpoint", argument="num_classes")
     model = AlexNet(found)
     check_state_dict(model, state)
     model.load_state_dict({key: value.float() for key, value in state.items()})

@@ -15,6 +15,7 @@ from alexnet_export.events import Listener, Note, Step, ignore
 from alexnet_export.exporter.pipeline import CalibrationOptions, ModelSource, load_model
 from alexnet_export.exporter.source import torch_reference
 from alexnet_export.hashing import file_sha256
+from alexnet_export.runtimes.preprocess import require_images
 from alexnet_export.optimize import candidates as table
 from alexnet_export.optimize.checks import (
     MIN_LABELLED_IMAGES,
@@ -85,9 +86,18 @@ def optimize(
                                max_latency_ms, threads, bench_rounds)
     check_calibration(calibration)
     wanted = table.select(candidates)
+    require_images(images, argument="images")  # an empty folder is known before the checkpoint is read
     source = ModelSource(Path(weights) if weights is not None else None, num_classes, seed, labels)
-    loaded = load_model(source, on_event=on_event)
-    labelled = image_set(images, loaded.metadata.labels)
+    loading: list = []  # shown once the images are known to fit the model, so a mistake is one line
+    loaded = load_model(source, on_event=loading.append)
+    try:
+        labelled = image_set(images, loaded.metadata.labels)
+    except InputError as exc:
+        if exc.argument != "class_names":
+            raise
+        raise InputError(str(exc), argument="labels") from None  # the model's labels are --labels's
+    for event in loading:
+        on_event(event)
     if len(labelled.paths) < MIN_LABELLED_IMAGES:
         raise InputError(f"found {len(labelled.paths)} labelled images under {images}; expected at least"
                          f" {MIN_LABELLED_IMAGES}, so that a top-1 budget means something", argument="images")

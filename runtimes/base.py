@@ -10,7 +10,7 @@ from typing import Iterable
 
 import numpy as np
 
-from alexnet_export.errors import InferenceError, InputError, ModelLoadError
+from alexnet_export.errors import InferenceError, InputError, ModelArgumentError
 from alexnet_export.models.spec import ArtifactMetadata
 from alexnet_export.runtimes.checks import BatchBounds, check_array, check_batch
 from alexnet_export.runtimes.preprocess import ImageSource, preprocess_batch
@@ -50,13 +50,14 @@ class Runtime(ABC):
     _lock: threading.Lock | None = None
 
     def __init__(self, path: str | Path | None = None):
-        """The state every runtime has; with `path`, ModelLoadError unless it is a file."""
+        """The state every runtime has; with `path`, ModelArgumentError (a ModelLoadError) unless it is a file."""
         self._closed = False
         self._lock = threading.Lock() if self.serialised else None
         if path is not None:
             self.path = Path(path)
             if not self.path.is_file():
-                raise ModelLoadError(f"{self.file_noun} {self.path} does not exist or is not a file")
+                raise ModelArgumentError(f"{self.file_noun} {self.path} does not exist or is not a file",
+                                         argument="model")
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits, float32 (batch, num_classes), for a preprocessed float32 NCHW batch; for a file

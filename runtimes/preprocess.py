@@ -33,6 +33,11 @@ class FolderError(ArgumentError, InputError):
     the CLI, with the flag `argument` names), in every command alike; still an InputError to catch."""
 
 
+class MissingImageError(ArgumentError, InputError):
+    """An image file the arguments name does not exist: a mistake in the arguments (exit 2 in the CLI), as a
+    missing folder is; still an InputError to catch (a batch job records it as that image's error)."""
+
+
 def find_images(folder: str | Path, what: str = "image folder", argument: str | None = None) -> list[Path]:
     """Image files below `folder`, recursively (an ImageFolder tree works), in a stable order.
     A missing folder is a FolderError naming `argument`."""
@@ -111,7 +116,7 @@ def _opened(file: Path | BinaryIO, path: str) -> Image.Image:
     try:
         image = Image.open(file)  # reads the header only
     except FileNotFoundError:
-        raise InputError(f"image {path} does not exist") from None
+        raise MissingImageError(f"image {path} does not exist") from None
     except Image.DecompressionBombError as exc:  # Pillow's own check, at twice its pixel limit
         raise InputError(f"image {path} is too large to decode safely ({exc}); refusing to decode it") from None
     except UnidentifiedImageError as exc:  # for an in-memory file Pillow's message shows an object address

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
-from alexnet_export.errors import ModelLoadError, OptionError
+from alexnet_export.errors import ModelArgumentError, OptionError
 from alexnet_export.models import precisions as rows
 from alexnet_export.models.precisions import (BF16, FP16, FP32, INT4, INT8_CPU, INT8_EXECUTORCH, INT8_LITERT,
                                               INT8_OPENVINO, INT8_TENSORRT, Precision, PrecisionError)
@@ -146,13 +146,13 @@ def backend_named(name: str) -> Backend:
 
 def backend_for(path: str | Path) -> Backend:
     """The backend that runs `path`, by how its name ends (a suffix may hold two dots: ".ncnn.param");
-    ModelLoadError for a file no backend runs."""
+    ModelArgumentError (a ModelLoadError) for a file no backend runs."""
     backend = _by_name(path)
     if backend is not None:
         return backend
-    raise ModelLoadError(
+    raise ModelArgumentError(
         f"don't know how to run {path}: suffix {Path(path).suffix or '(none)'!r};"
-        f" expected one of {', '.join(KNOWN_SUFFIXES)}"
+        f" expected one of {', '.join(KNOWN_SUFFIXES)}", argument="model"
     )
 
 

@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from alexnet_export.errors import AlexNetExportError
+from alexnet_export.errors import AlexNetExportError, ArgumentError
 from alexnet_export.models.precisions import precision as precision_row
 from alexnet_export.models.spec import INPUT_NAME, OUTPUT_NAME, ArtifactMetadata
 from alexnet_export.runtimes.table import ENGINE, ONNX, backend_for
@@ -40,6 +40,11 @@ KINDS = ("cpu", "gpu")
 
 class RepositoryError(AlexNetExportError, ValueError):
     """The repository cannot be written as asked."""
+
+
+class RepositoryArgumentError(RepositoryError, ArgumentError):
+    """Arguments that cannot work (options that do not fit together, a file that is no .onnx, a folder to
+    create in one that does not exist, a model there already without force), found before anything is written."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +58,20 @@ class ServingOptions:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise RepositoryError(f"instance kind {self.kind!r} is unknown; expected cpu or gpu", argument="kind")
+            raise RepositoryArgumentError(f"instance kind {self.kind!r} is unknown; expected cpu or gpu",
+                                          argument="kind")
         for name in ("max_batch", "instances"):
             if getattr(self, name) < 1:
-                raise RepositoryError(f"{name} is {getattr(self, name)}; expected at least 1", argument=name)
+                raise RepositoryArgumentError(f"{name} is {getattr(self, name)}; expected at least 1", argument=name)
         if self.max_queue_delay_us < 0:
-            raise RepositoryError(f"max_queue_delay_us is {self.max_queue_delay_us}; expected 0 or more",
-                                  argument="max_queue_delay_us")
+            raise RepositoryArgumentError(f"max_queue_delay_us is {self.max_queue_delay_us}; expected 0 or more",
+                                          argument="max_queue_delay_us")
         too_big = [size for size in self.preferred_batch if not 1 <= size <= self.max_batch]
         if too_big:
-            raise RepositoryError(f"preferred batch sizes {too_big} must lie in 1..{self.max_batch} (max_batch)",
-                                  argument="preferred_batch")
+            raise RepositoryArgumentError(f"preferred batch sizes {too_big} must lie in 1..{self.max_batch}"
+                                          " (max_batch)", argument="preferred_batch")
         if self.onnx_tensorrt and self.kind != "gpu":
-            raise RepositoryError("the TensorRT accelerator (onnx_tensorrt) needs kind 'gpu'", argument="kind")
+            raise RepositoryArgumentError("the TensorRT accelerator (onnx_tensorrt) needs kind 'gpu'", argument="kind")
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,15 @@ def model_name(path: Path, suffix: str = "") -> str:
 def add_onnx(repo: Path, onnx_path: Path, options: ServingOptions, *, force: bool = False) -> ModelEntry:
     from alexnet_export.runtimes.onnx.runtime import OnnxRuntime
 
+    if Path(onnx_path).suffix.lower() not in ONNX.suffixes:
+        raise RepositoryArgumentError(f"{Path(onnx_path).name} is not an ONNX file; expected an .onnx",
+                                      argument="onnx_path")
+    name = model_name(onnx_path)
+    _check_target(repo, name, force)
     runtime = OnnxRuntime(onnx_path, providers=["CPUExecutionProvider"])
     if runtime.bounds.maximum is not None:
         raise RepositoryError(f"{onnx_path} has a fixed batch of {runtime.bounds.maximum}; Triton batching needs an "
                               "export with a dynamic batch")
-    name = model_name(onnx_path)
     accelerator = _tensorrt_accelerator(runtime.precision) if options.onnx_tensorrt else ""
     files, model_file = _version_files(onnx_path, "model.onnx")
     config = _config(name, ONNX.platform, runtime.metadata, options, accelerator, model_file)
@@ -105,7 +115,9 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
     from alexnet_export.runtimes.tensorrt.support import TENSORRT
 
     if options.kind != "gpu":
-        raise RepositoryError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")
+        raise RepositoryArgumentError("a TensorRT engine runs on a GPU: use kind 'gpu'", argument="kind")
+    name = model_name(engine_path, "_trt")
+    _check_target(repo, name, force)
     sidecar = read_sidecar(engine_path)
     if sidecar["builder"]["name"] != TENSORRT.name:  # Triton's tensorrt_plan backend loads engines with TensorRT
         raise RepositoryError(f"{engine_path} was built by {builder_description(sidecar)}, whose engines Triton's"
@@ -118,7 +130,6 @@ def add_engine(repo: Path, engine_path: Path, options: ServingOptions, *, force:
         metadata = ArtifactMetadata.from_props(sidecar.metadata)
     except ValueError as exc:
         raise RepositoryError(f"{engine_path}: {exc}") from None
-    name = model_name(engine_path, "_trt")
     files, model_file = _version_files(engine_path, "model.plan")
     config = _config(name, ENGINE.platform, metadata, options, "", model_file)
     return _write_model(repo, name, ENGINE.platform, options.kind, files, config, metadata.labels, force)
@@ -171,12 +182,21 @@ def _tensorrt_accelerator(precision: str) -> str:
             f'parameters {{ key: "precision_mode" value: "{mode}" }} }} ] }} }}')
 
 
+def _check_target(repo: Path, name: str, force: bool) -> None:
+    """The model folder `name` can be written in `repo` (made if missing, in a folder that exists), before any
+    model file is read."""
+    if (repo / name).exists() and not force:
+        raise RepositoryArgumentError(f"{repo / name} already exists; pass force=True to replace it", argument="force")
+    if not Path(repo).parent.is_dir():
+        raise RepositoryArgumentError(f"repository folder {repo}: its parent {Path(repo).parent} does not exist; create"
+                                      " it first", argument="repo")
+
+
 def _write_model(repo: Path, name, platform, kind, files: dict[str, Path], config, labels, force) -> ModelEntry:
     """Build the model folder beside its final place, then rename it in: never half a model."""
     folder = repo / name
-    if folder.exists() and not force:
-        raise RepositoryError(f"{folder} already exists; pass force=True to replace it", argument="force")
-    repo.mkdir(parents=True, exist_ok=True)
+    _check_target(repo, name, force)
+    repo.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=repo))
     try:
         (staging / "1").mkdir()

@@ -41,6 +41,7 @@ def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, unt
       alexnet-export bench alexnet.onnx --batch-sizes 1,16 --seconds 10 --json bench.json --plot bench.png
       alexnet-export bench alexnet.int8-cpu.onnx alexnet.int8.xml --batch-sizes 1 --until-stable
     """
+    from alexnet_export.atomic import check_output_path
     from alexnet_export.bench.harness import Settings, run_benchmark
     from alexnet_export.bench.report import format_table, plot as write_plot, to_markdown, write_json, write_text
 
@@ -48,6 +49,9 @@ def bench_command(models, batch_sizes, threads, warmup, iterations, seconds, unt
 
     if sum((iterations is not None, seconds is not None, until_stable)) > 1:
         raise click.UsageError("give one of --iterations, --seconds and --until-stable, not several")
+    for argument, path in (("json_path", json_path), ("markdown", markdown), ("plot", plot)):
+        if path is not None:  # before the measurement, not after it
+            check_output_path(path, argument=argument)
     settings = Settings(batch_sizes, threads, warmup, None if seconds or until_stable else (iterations or 20), seconds,
                         not no_cold_start, trusted_key, settle=Settle() if until_stable else None)
     result = run_benchmark(list(models), settings, on_event=TerminalReporter())

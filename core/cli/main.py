@@ -16,7 +16,7 @@ from alexnet_export.extras import missing_message
 
 DEBUG_ENV = "ALEXNET_EXPORT_DEBUG"
 # Library arguments whose option has another name; every other argument is its option's name.
-ARGUMENT_OPTIONS = {"calibration": "calib_dir", "address": "ray"}
+ARGUMENT_OPTIONS = {"calibration": "calib_dir", "address": "ray", "onnx_path": "onnx_files", "engine_path": "engines"}
 
 
 class _Group(click.Group):
@@ -25,6 +25,8 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # one line, as every error: the message, which names the flag, without the
+            raise click.UsageError(exc.format_message()) from None  # synopsis and help hint above it (--help has them)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except ArgumentError as exc:  # found before any work: a usage error, with the flag that sets it

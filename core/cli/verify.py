@@ -75,6 +75,10 @@ def verify_command(model, folder, labels_from_folders, reference, labels_file, b
         raise click.UsageError("--min-accuracy needs --labels-from-folders")
     if min_agreement is not None and reference is None:
         raise click.UsageError("--min-agreement needs --reference")
+    if per_layer:
+        from alexnet_export.bench.layers import check_layer_files
+
+        check_layer_files(model, reference)
     if platform is not None and not labels_from_folders and reference is None:
         return _check_platform(model, folder, trusted_key, as_json, None)
     backend = backend_for(model)

@@ -29,7 +29,7 @@ from alexnet_export.errors import ExportError, one_line
 from alexnet_export.events import Listener, Note, Step, counter, ignore
 from alexnet_export.models.precisions import FP16, precision as precision_row
 from alexnet_export.models.spec import IMAGE_SIZE, CHANNELS, ArtifactMetadata
-from alexnet_export.quiet import quiet
+from alexnet_export.quiet import captured_stderr, quiet
 from alexnet_export.exporter.verified import Gate, labelled_props, write_verified
 from alexnet_export.runtimes.litert.runtime import SIDECAR, LiteRtRuntime, check_facts, read_sidecar
 from alexnet_export.runtimes.sidecar import new_sidecar, sidecar_path, write_sidecar
@@ -64,11 +64,15 @@ def versions() -> dict[str, str]:
 @contextmanager
 def converter_quiet():
     """litert-torch prints its progress with rich unless LITERT_TORCH_SHOW_PROGRESS says no, and library
-    code never prints: off while converting."""
+    code never prints: off while converting. TensorFlow's C++ log (oneDNN's notice when it loads, the
+    converter's op count, absl's "log messages before InitializeLog" line) goes to file descriptor 2
+    whatever TF_CPP_MIN_LOG_LEVEL says: captured, with the converter imported inside the block, while
+    the toolkit's own progress still shows."""
     saved = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
     os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
     try:
-        with quiet("torch", "torchao", "litert_torch", "ai_edge_quantizer", "absl", "root"):
+        with quiet("torch", "torchao", "litert_torch", "ai_edge_quantizer", "absl", "root"), \
+                captured_stderr(native_only=True):
             yield
     finally:
         if saved is None:
@@ -83,7 +87,6 @@ def convert(model, precision: str, batch: int, calibration: np.ndarray | None = 
 
     calibration: preprocessed NCHW images for an INT8 precision (observed `batch` at a time).
     """
-    import litert_torch
     import torch
 
     from alexnet_export.exporter.rewrites.lrn_banded import for_litert
@@ -91,6 +94,8 @@ def convert(model, precision: str, batch: int, calibration: np.ndarray | None = 
     example = (torch.zeros(batch, IMAGE_SIZE, IMAGE_SIZE, CHANNELS),)
     rewritten = for_litert(model)
     with converter_quiet():
+        import litert_torch
+
         try:
             if precision_row(precision).calibrated:
                 converted = _convert_int8(rewritten, example, calibration, on_event)

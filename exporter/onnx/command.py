@@ -72,6 +72,7 @@ def export_onnx_file(
     output = Path(output) if output is not None else Path(precision_file_name(DEFAULT_STEM, precision, input_format=input_format))
     _, keep_float = check_arguments(ONNX.name, precision, calibration, output, input_format, keep_float, auto_keep_float,
                                      batch=batch)
+    _check_onnx_name(output)
     if lrn != "native" and precision != FP32:
         raise PipelineError(f"lrn={lrn!r} applies to FP32 only: FP16 keeps each LRN native and in FP32,"
                             " and the INT8 CPU file always uses the pooled form", argument="lrn")
@@ -122,9 +123,16 @@ def make_precision_file(
     output = Path(output) if output is not None else fp32_onnx.with_name(precision_file_name(onnx_stem(fp32_onnx), precision))
     _, keep_float = check_arguments(ONNX.name, precision, calibration, output, FLOAT_INPUT, keep_float, auto_keep_float,
                                      fp32_onnx=fp32_onnx)
+    _check_onnx_name(output)
     if precision == FP32:
         raise PipelineError(f"{fp32_onnx} is the FP32 file already; ask for a precision it is converted to",
                             argument="precision")
     reference = fp32_reference(fp32_onnx)
     return make_variant(fp32_onnx, precision, output, reference, calibration, reference.metadata.preprocessing,
                         keep_float=keep_float, auto_keep_float=auto_keep_float, accept=accept, on_event=on_event)
+
+
+def _check_onnx_name(output: Path) -> None:
+    """An ONNX file is written as NAME.onnx, the name every command opens it by: refuse any other before any work."""
+    if output.suffix.lower() not in ONNX.suffixes:
+        raise PipelineError(f"an ONNX model is an .onnx file; got {output.name}", argument="output")

@@ -73,6 +73,9 @@ def build_tensorrt_engine(
     fp32_onnx = Path(fp32_onnx) if fp32_onnx is not None else None
     _, keep_float = check_arguments(ENGINE.name, precision, calibration, output, input_format, keep_float, auto_keep_float,
                                      fp32_onnx=fp32_onnx, source=source)
+    if output.suffix.lower() not in ENGINE.suffixes:
+        raise PipelineError(f"a TensorRT engine is an {' or '.join(ENGINE.suffixes)} file; got {output.name}",
+                            argument="output")
     with contextlib.suppress(TensorRTUnavailable):  # without the builder the verified ONNX is still made
         check_build_settings(import_tensorrt(settings.builder), settings)
     fp32_path, reference, fp32_result = fp32_start(fp32_onnx, source, output.with_name(precision_file_name(output.stem, FP32)),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet_export.errors import ModelLoadError
+from alexnet_export.errors import ModelArgumentError, ModelLoadError
 from alexnet_export.events import Listener, ignore
 from alexnet_export.runtimes.verification.layers import WEIGHTED, find_layers
 from alexnet_export.exporter.tensorrt.convert import parse_onnx
@@ -109,7 +109,7 @@ def inspect_model(path: str | Path, *, builder: str | None = None, on_event: Lis
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"{path} does not exist or is not a file", argument="path")
+        raise ModelArgumentError(f"{path} does not exist or is not a file", argument="path")
     if path.suffix.lower() in ENGINE.suffixes:
         sidecar = read_sidecar(path)
         onnx_path = _source_onnx(path, sidecar)
@@ -119,7 +119,7 @@ def inspect_model(path: str | Path, *, builder: str | None = None, on_event: Lis
         onnx_path, trt = path, import_tensorrt(builder)
         batch, targets, built_by = BuildSettings().batch, _default_targets(trt), None
     else:
-        raise ModelLoadError(f"{path.name} is neither an .onnx file nor an engine ({', '.join(ENGINE.suffixes)})",
+        raise ModelArgumentError(f"{path.name} is neither an .onnx file nor an engine ({', '.join(ENGINE.suffixes)})",
                              argument="path")
     facts = read_graph_facts(onnx_path)
     with tensorrt_log(trt).listening(on_event):

@@ -15,7 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Iterable
 
-from alexnet_export.errors import AlexNetExportError, MissingDependencyError, one_line
+from alexnet_export.errors import AlexNetExportError, ArgumentError, MissingDependencyError, one_line
 from alexnet_export.extras import install_hint
 
 INSTALL_HINT = install_hint("signing")
@@ -24,6 +24,11 @@ _CERTIFICATE_PEM = b"-----BEGIN CERTIFICATE-----"
 
 class SignatureError(AlexNetExportError, ValueError):
     """A model is unsigned, altered, or signed by another key; or a key cannot be used."""
+
+
+class SignatureArgumentError(SignatureError, ArgumentError):
+    """A model, key or folder the arguments name is missing (or a folder holds no model, a certificate comes
+    without its chain): a usage error (exit 2), found before any signature is made or read."""
 
 
 class SigningUnavailable(MissingDependencyError):
@@ -51,10 +56,10 @@ def signer(key: SigningKey):
     signing = import_model_signing("signing")
     for path, name in ((key.key, "key"), (key.certificate, "certificate"), *((c, "chain") for c in key.chain)):
         if path is not None and not Path(path).is_file():
-            raise SignatureError(f"signing {name} {path} does not exist or is not a file", argument="sign_key")
+            raise SignatureArgumentError(f"signing {name} {path} does not exist or is not a file", argument="sign_key")
     if key.certificate is not None and not key.chain:
-        raise SignatureError(f"signing with the certificate {key.certificate} needs its chain: at least the"
-                             " certificate of the CA that issued it", argument="sign_key")
+        raise SignatureArgumentError(f"signing with the certificate {key.certificate} needs its chain: at least the"
+                                     " certificate of the CA that issued it", argument="sign_key")
     try:
         if key.certificate is None:
             return signing.Config().use_elliptic_key_signer(private_key=key.key, password=key.password)
@@ -71,7 +76,7 @@ def verifier(key: Path):
     """model-signing's verifying configuration for a PEM public key or a PEM CA certificate (chain)."""
     verifying = import_model_signing("verifying")
     if not key.is_file():
-        raise SignatureError(f"trusted key {key} does not exist or is not a file", argument="trusted_key")
+        raise SignatureArgumentError(f"trusted key {key} does not exist or is not a file", argument="trusted_key")
     try:
         if _CERTIFICATE_PEM in key.read_bytes():
             return verifying.Config().use_certificate_verifier(certificate_chain=[key])

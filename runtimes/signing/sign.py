@@ -22,7 +22,7 @@ from alexnet_export.runtimes.signing.files import (
     signature_bytes,
     signature_path,
 )
-from alexnet_export.runtimes.signing.keys import SignatureError, SigningKey, signer
+from alexnet_export.runtimes.signing.keys import SignatureArgumentError, SignatureError, SigningKey, signer
 
 
 def sign_model(model: str | Path, key: SigningKey | str | Path) -> SignatureCheck:
@@ -30,7 +30,7 @@ def sign_model(model: str | Path, key: SigningKey | str | Path) -> SignatureChec
     started = time.perf_counter()
     model = Path(model)
     if not model.is_file():
-        raise SignatureError(f"model file {model} does not exist or is not a file", argument="model")
+        raise SignatureArgumentError(f"model file {model} does not exist or is not a file", argument="model")
     config = signer(SigningKey.of(key))
     files = model_files(model)
     if links(files):

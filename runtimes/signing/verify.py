@@ -28,7 +28,7 @@ from alexnet_export.runtimes.signing.files import (
     model_files,
     signature_path,
 )
-from alexnet_export.runtimes.signing.keys import SignatureError, exact_files, verifier
+from alexnet_export.runtimes.signing.keys import SignatureArgumentError, SignatureError, exact_files, verifier
 
 # Names a trusted key (PEM public key or CA certificate) for every open that is not given one.
 TRUSTED_KEY_ENV = "ALEXNET_EXPORT_TRUSTED_KEY"
@@ -65,7 +65,7 @@ def verify_model(model: str | Path, trusted_key: str | Path) -> SignatureCheck:
     model, key = Path(model), Path(trusted_key)
     config = verifier(key)
     if not model.is_file():
-        raise SignatureError(f"refused {model}: it does not exist or is not a file")
+        raise SignatureArgumentError(f"refused {model}: it does not exist or is not a file", argument="model")
     signature = signature_path(model)
     if not signature.is_file():
         raise SignatureError(f"refused {model}: it is not signed (no {signature.name} beside it); expected a"
@@ -100,9 +100,9 @@ def verify_tree(root: str | Path, trusted_key: str | Path) -> TreeCheck:
     elif root.is_dir():
         models = sorted(path for path in root.rglob("*") if path.is_file() and is_model_file(path))
         if not models:
-            raise SignatureError(f"{root} holds no model file ({', '.join(KNOWN_SUFFIXES)})", argument="root")
+            raise SignatureArgumentError(f"{root} holds no model file ({', '.join(KNOWN_SUFFIXES)})", argument="root")
     else:
-        raise SignatureError(f"{root} does not exist", argument="root")
+        raise SignatureArgumentError(f"{root} does not exist", argument="root")
     verified, refused = [], []
     for model in models:
         try:

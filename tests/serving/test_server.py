@@ -458,8 +458,8 @@ def test_unexpected_failures_are_logged_not_shown(console, cli, tmp_path, server
 def test_cli_failures_are_one_line(cli, server, tmp_path):
     help_text = cli("serve", "--help")
     assert help_text.returncode == 0 and "Examples:" in help_text.stdout and "alexnet-export serve" in help_text.stdout
-    result = cli("serve", tmp_path / "absent.onnx")
-    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+    result = cli("serve", tmp_path / "absent.onnx")  # a file the arguments name is missing: a usage mistake
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"Error: model file {tmp_path / 'absent.onnx'} does not exist or is not a file"]
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     result = cli("serve", tmp_path / "broken.onnx")

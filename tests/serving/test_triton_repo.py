@@ -125,8 +125,8 @@ def test_cli(cli, tmp_path, small_onnx):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "repo" / "small" / "config.pbtxt").is_file()
     again = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx)
-    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.returncode == 2 and "Traceback" not in again.stderr  # refused before any work, as --force says
     assert again.stderr.strip().endswith("already exists; pass force=True to replace it (--force)")
     gpu_only = cli("triton", "--repo", tmp_path / "repo", "--onnx", small_onnx, "--onnx-tensorrt")
-    assert gpu_only.returncode == 1 and gpu_only.stderr.strip().endswith("needs kind 'gpu' (--kind)")
+    assert gpu_only.returncode == 2 and gpu_only.stderr.strip().endswith("needs kind 'gpu' (--kind)")
     assert cli("triton", "--repo", tmp_path / "repo").returncode == 2
