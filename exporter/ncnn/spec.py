@@ -16,7 +16,7 @@ COMMAND = ExportCommand(
     passed its precision's gate. Running the files needs `pip install 'alexnet-export[ncnn]'`
     (numpy and ncnn, no torch); an app needs only ncnn itself (docs/ncnn.md).
 
-    \\b
+    \b
     Examples:
       alexnet-export ncnn --weights checkpoint.pt                                 # alexnet.ncnn.param + .bin + .json
       alexnet-export ncnn --weights checkpoint.pt --precision int8 --calib-dir photos/   # alexnet.int8.ncnn.param

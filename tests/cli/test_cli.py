@@ -186,6 +186,17 @@ def test_help_keeps_its_examples_as_written(cli):
     assert any(" classify " in line for line in examples)
 
 
+def test_every_commands_examples_keep_their_lines():
+    """A help text whose \\b marker is escaped shows it and runs its examples into one paragraph."""
+    for name in main.commands:
+        text = CliRunner().invoke(main, [name, "--help"]).output
+        assert "\\b" not in text, name
+        if "Examples:" in text:
+            block = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0]
+            assert block.splitlines()[0].lstrip().startswith(("alexnet-export ", "openssl ")), (name, block)
+            assert len(block.splitlines()) > 1 or "alexnet-export" not in block.split("alexnet-export", 2)[-1], name
+
+
 def _invoke(*arguments):
     """The command in this process (torch is imported once for the module, not per run)."""
     return CliRunner().invoke(main, [str(argument) for argument in arguments], catch_exceptions=False)
