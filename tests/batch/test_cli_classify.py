@@ -74,6 +74,13 @@ def test_bad_input_is_one_line_and_no_output(cli, one_line_error, small_onnx, co
     assert list(out.iterdir()) == []
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default. An ignored SIGINT is inherited across
+    exec, and Python then keeps it ignored; something earlier in a full test session can leave it
+    ignored in this process, and the child would finish instead of stopping."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_whole_parts_and_the_same_command_finishes(console, small_onnx, many_images, tmp_path):
     output = tmp_path / "results.parquet"
     command = [console, "classify", str(small_onnx), str(many_images), "-o", str(output),
@@ -84,7 +91,8 @@ def test_ctrl_c_keeps_whole_parts_and_the_same_command_finishes(console, small_o
     # the run longer, and a run that ended first is started again.
     for _ in range(3):
         shutil.rmtree(output, ignore_errors=True)
-        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_interruptible)
         seen = []
         for line in run.stderr:
             seen.append(line)
